@@ -1,0 +1,331 @@
+/* Copy-up: making a lower object writable by copying it to the upper layer.
+ *
+ * Regular files are copied into an unnamed O_TMPFILE in the target upper
+ * directory, given their owner, mode, xattrs and timestamps, fsync'ed, and
+ * only then linked under their name: a crash leaves either no upper copy or
+ * a complete one.  Data moves by reflink (FICLONE) when the filesystem can
+ * share extents, else by copy_file_range over the data segments only, so
+ * sparse files stay sparse.
+ *
+ * Locking: only the node being copied is locked, so a long copy does not
+ * hold up work on other files.  Parents are copied first, outside the lock.
+ *
+ * Later work (block-level lazy copy-up) plugs in at copy_up_regular(): the
+ * node state machine (layer 1.. -> 0) stays the same. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "cowfs.h"
+
+static bool xattr_copy_optional(const char *name)
+{
+	/* Security labels and other privileged namespaces may be refused by
+	 * the upper filesystem; user data (user.*) and ACLs (system.*) may not. */
+	return strncmp(name, "security.", 9) == 0 || strncmp(name, "trusted.", 8) == 0;
+}
+
+/* Copies xattrs between two paths; `nofollow` selects the l*xattr calls. */
+static int copy_xattrs(const char *src, const char *dst, bool nofollow)
+{
+	ssize_t len = nofollow ? llistxattr(src, NULL, 0) : listxattr(src, NULL, 0);
+	if (len < 0)
+		return errno == ENOTSUP ? 0 : -errno;
+	if (len == 0)
+		return 0;
+	cleanup_free char *names = malloc(len);
+	if (!names)
+		return -ENOMEM;
+	len = nofollow ? llistxattr(src, names, len) : listxattr(src, names, len);
+	if (len < 0)
+		return -errno;
+	for (char *name = names; name < names + len; name += strlen(name) + 1) {
+		if (layer_is_private_xattr(name))
+			continue;
+		ssize_t vlen = nofollow ? lgetxattr(src, name, NULL, 0) : getxattr(src, name, NULL, 0);
+		if (vlen < 0) {
+			if (errno == ENODATA)
+				continue;
+			return -errno;
+		}
+		cleanup_free char *value = malloc(vlen ? vlen : 1);
+		if (!value)
+			return -ENOMEM;
+		vlen = nofollow ? lgetxattr(src, name, value, vlen) : getxattr(src, name, value, vlen);
+		if (vlen < 0)
+			return -errno;
+		int r = nofollow ? lsetxattr(dst, name, value, vlen, 0) : setxattr(dst, name, value, vlen, 0);
+		if (r < 0 && !(xattr_copy_optional(name) && (errno == EPERM || errno == ENOTSUP)))
+			return -errno;
+	}
+	return 0;
+}
+
+/* Copies [0, size) of src to dst, skipping holes. */
+static int copy_data(int src, int dst, off_t size)
+{
+	if (ioctl(dst, FICLONE, src) == 0)
+		return 0;
+
+	off_t data = 0;
+	while (data < size) {
+		data = lseek(src, data, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break; /* only a hole remains */
+			return -errno;
+		}
+		off_t hole = lseek(src, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		off_t in = data, out = data;
+		while (in < hole) {
+			ssize_t n = copy_file_range(src, &in, dst, &out, hole - in, 0);
+			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
+				/* Different filesystems on old kernels: plain copy. */
+				char buf[1 << 16];
+				ssize_t r = pread(src, buf, sizeof(buf) < (size_t)(hole - in) ? sizeof(buf) : (size_t)(hole - in), in);
+				if (r < 0)
+					return -errno;
+				if (r == 0)
+					break;
+				if (pwrite(dst, buf, r, out) != r)
+					return errno ? -errno : -EIO;
+				in += r;
+				out += r;
+				continue;
+			}
+			if (n < 0)
+				return -errno;
+			if (n == 0)
+				break; /* file shrank under us: the lower is read-only, so no */
+		}
+		data = hole;
+	}
+	return 0;
+}
+
+/* Owner, mode, timestamps of `st` onto an open regular file or directory. */
+static int apply_attrs_fd(int fd, const struct stat *st, bool chmod_after)
+{
+	if (fchown(fd, st->st_uid, st->st_gid) < 0)
+		return -errno;
+	if (chmod_after && fchmod(fd, st->st_mode & 07777) < 0)
+		return -errno;
+	struct timespec ts[2] = { st->st_atim, st->st_mtim };
+	if (futimens(fd, ts) < 0)
+		return -errno;
+	return 0;
+}
+
+static int copy_up_regular(struct cowfs *fs, struct cowfs_node *n, int pfd, const char *name,
+			   const struct stat *st, int flags, bool anonymous, int *ret_fd)
+{
+	char src_path[64], dst_path[64];
+	cleanup_close int src = reopen_fd(fs, node_fd(n), O_RDONLY);
+	if (src < 0)
+		return src;
+
+	cleanup_close int dst = openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (dst < 0)
+		return -errno;
+
+	if (!(flags & COPY_UP_NO_DATA)) {
+		int r = copy_data(src, dst, st->st_size);
+		if (r < 0)
+			return r;
+		if (ftruncate(dst, st->st_size) < 0)
+			return -errno;
+	}
+	fd_path(src_path, src);
+	fd_path(dst_path, dst);
+	int r = copy_xattrs(src_path, dst_path, false);
+	if (r < 0)
+		return r;
+	r = apply_attrs_fd(dst, st, true);
+	if (r < 0)
+		return r;
+	if (fs->sync_copy_up && fsync(dst) < 0)
+		return -errno;
+
+	if (anonymous) {
+		/* Deleted while open: the copy stays unnamed, like the file. */
+		*ret_fd = take_fd(dst);
+		return 0;
+	}
+	if (linkat(AT_FDCWD, dst_path, pfd, name, AT_SYMLINK_FOLLOW) < 0)
+		return -errno;
+	int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*ret_fd = fd;
+	return 0;
+}
+
+static int copy_up_dir(struct cowfs *fs, struct cowfs_node *n, int pfd, const char *name,
+		       const struct stat *st, int *ret_fd)
+{
+	char src_path[64], dst_path[64];
+
+	if (mkdirat(pfd, name, 0700) < 0)
+		return -errno;
+	cleanup_close int dst = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dst < 0)
+		return -errno;
+	fd_path(src_path, node_fd(n));
+	fd_path(dst_path, dst);
+	int r = copy_xattrs(src_path, dst_path, false);
+	if (r < 0)
+		return r;
+	r = apply_attrs_fd(dst, st, true);
+	if (r < 0)
+		return r;
+	int fd = openat(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*ret_fd = fd;
+	return 0;
+}
+
+/* Symlinks, fifos, sockets and device nodes: created in place. */
+static int copy_up_other(struct cowfs *fs, struct cowfs_node *n, int lower_pfd, int pfd,
+			 const char *name, const struct stat *st, int *ret_fd)
+{
+	char src_path[PATH_MAX], dst_path[PATH_MAX];
+
+	if (S_ISLNK(st->st_mode)) {
+		char target[PATH_MAX];
+		ssize_t len = readlinkat(node_fd(n), "", target, sizeof(target) - 1);
+		if (len < 0)
+			return -errno;
+		target[len] = '\0';
+		if (symlinkat(target, pfd, name) < 0)
+			return -errno;
+	} else {
+		if (mknodat(pfd, name, st->st_mode, st->st_rdev) < 0)
+			return -errno;
+	}
+	if (fchownat(pfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISLNK(st->st_mode) && fchmodat(pfd, name, st->st_mode & 07777, 0) < 0)
+		return -errno;
+	snprintf(src_path, sizeof(src_path), "/proc/self/fd/%d/%s", lower_pfd, name);
+	snprintf(dst_path, sizeof(dst_path), "/proc/self/fd/%d/%s", pfd, name);
+	int r = lower_pfd >= 0 ? copy_xattrs(src_path, dst_path, true) : 0;
+	if (r < 0)
+		return r;
+	struct timespec ts[2] = { st->st_atim, st->st_mtim };
+	if (utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*ret_fd = fd;
+	return 0;
+}
+
+int copy_up(struct cowfs *fs, struct cowfs_node *n, int flags)
+{
+	if (node_is_upper(n))
+		return 0;
+
+	cleanup_free char *name = NULL;
+	struct cowfs_node *parent = node_get_parent(fs, n, &name);
+	bool anonymous = atomic_load(&n->deleted) || !parent;
+	int r = 0;
+
+	if (anonymous && n->type != S_IFREG) {
+		r = -ESTALE;
+		goto out;
+	}
+	if (!anonymous) {
+		r = copy_up(fs, parent, COPY_UP_DATA);
+		if (r < 0)
+			goto out;
+	}
+
+	pthread_mutex_lock(&n->lock);
+	if (node_is_upper(n))
+		goto unlock;
+
+	int lower = node_layer(n);
+	struct stat st;
+	r = layer_stat_fd(n->fds[lower], &st);
+	if (r < 0)
+		goto unlock;
+
+	int pfd = anonymous ? fs->layers[0].root_fd : parent->fds[0];
+	int fd = -1;
+	switch (n->type) {
+	case S_IFREG:
+		r = copy_up_regular(fs, n, pfd, name, &st, flags, anonymous, &fd);
+		break;
+	case S_IFDIR:
+		r = copy_up_dir(fs, n, pfd, name, &st, &fd);
+		break;
+	default:
+		r = copy_up_other(fs, n, parent->fds[lower], pfd, name, &st, &fd);
+		break;
+	}
+	if (r < 0)
+		goto unlock;
+
+	struct stat ust;
+	if (layer_stat_fd(fd, &ust) == 0) {
+		origin_remember(fs, ust.st_ino, n->st_ino);
+		node_rekey(fs, n, ust.st_dev, ust.st_ino);
+	}
+	n->fds[0] = fd;
+	atomic_store_explicit(&n->layer, 0, memory_order_release);
+unlock:
+	pthread_mutex_unlock(&n->lock);
+out:
+	if (parent)
+		node_unref(fs, parent, 1);
+	return r;
+}
+
+int copy_up_tree(struct cowfs *fs, struct cowfs_node *dir)
+{
+	struct cowfs_dirlist list = { 0 };
+	int r = copy_up(fs, dir, COPY_UP_DATA);
+	if (r < 0)
+		return r;
+	if (atomic_load(&dir->opaque))
+		return 0;
+	r = dirlist_build(fs, dir, &list, false);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < list.count && r == 0; i++) {
+		struct cowfs_node *child;
+		struct stat st;
+		r = cowfs_lookup_child(fs, dir, list.entries[i].name, &child, &st);
+		if (r < 0)
+			break;
+		if (child->type == S_IFDIR)
+			r = copy_up_tree(fs, child);
+		else
+			r = copy_up(fs, child, COPY_UP_DATA);
+		node_unref(fs, child, 1);
+	}
+	dirlist_release(&list);
+	if (r < 0)
+		return r;
+	/* Every visible entry now lives in the upper: hide the lower dirs. */
+	r = layer_set_opaque(fs, dir->fds[0]);
+	if (r == 0)
+		atomic_store(&dir->opaque, true);
+	return r;
+}

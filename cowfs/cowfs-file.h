@@ -1,0 +1,34 @@
+/* Open file handles (fi->fh).
+ *
+ * A handle opened while its file was still in a lower layer keeps reading
+ * correct data after another handle copies the file up: the read path
+ * notices the node moved to the upper layer and reopens it there. */
+#ifndef COWFS_FILE_H
+#define COWFS_FILE_H
+
+#include "cowfs.h"
+
+struct cowfs_file {
+	struct cowfs_node *node;	/* referenced for the handle's life */
+	_Atomic int fd;			/* real descriptor serving reads/writes */
+	_Atomic int layer;		/* layer fd belongs to */
+	int open_flags;			/* flags fd was opened with */
+	int stale_fd;			/* replaced lower fd, closed at release */
+	pthread_mutex_t lock;		/* serializes the reopen */
+	int backing_id;			/* FUSE passthrough id, 0 if none */
+};
+
+static inline struct cowfs_file *cowfs_file_of(struct fuse_file_info *fi)
+{
+	return (struct cowfs_file *)(uintptr_t)fi->fh;
+}
+
+/* Real flags for opening the upper/lower object behind a FUSE open. */
+int cowfs_real_open_flags(struct cowfs *fs, int flags);
+/* Allocates a handle owning fd; stores it in fi and sets caching flags. */
+int cowfs_file_attach(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, int fd, int layer,
+		      int flags, struct fuse_file_info *fi);
+/* The descriptor of an open handle if it refers to the upper copy, else -1. */
+int cowfs_file_upper_fd(struct cowfs *fs, struct fuse_file_info *fi);
+
+#endif

@@ -1,0 +1,78 @@
+/* Layer format: kernel overlayfs's on-disk conventions, and helpers to
+ * reach real objects through their O_PATH descriptors.
+ *
+ * Whiteout:  a 0:0 character device.
+ * Opaque:    trusted.overlay.opaque="y" on a directory, or the
+ *            user.overlay.opaque form when trusted.* cannot be written
+ *            (unprivileged mounts, as overlayfs's "userxattr" option).
+ * Both forms are always read; the form written is chosen at mount time. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cowfs.h"
+
+#define XATTR_TRUSTED_OPAQUE "trusted.overlay.opaque"
+#define XATTR_USER_OPAQUE "user.overlay.opaque"
+
+void fd_path(char buf[64], int fd)
+{
+	snprintf(buf, 64, "/proc/self/fd/%d", fd);
+}
+
+int reopen_fd(struct cowfs *fs, int fd, int flags)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "%d", fd);
+	int r = openat(fs->proc_fd, name, flags | O_CLOEXEC);
+	return r < 0 ? -errno : r;
+}
+
+int layer_stat_fd(int fd, struct stat *st)
+{
+	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+static bool xattr_says_yes(const char *path, const char *name)
+{
+	char v[4];
+	ssize_t n = getxattr(path, name, v, sizeof(v));
+	return n == 1 && v[0] == 'y';
+}
+
+int layer_is_opaque_dir(struct cowfs *fs, int dirfd)
+{
+	char path[64];
+	fd_path(path, dirfd);
+	(void)fs;
+	return xattr_says_yes(path, XATTR_TRUSTED_OPAQUE) || xattr_says_yes(path, XATTR_USER_OPAQUE);
+}
+
+int layer_set_opaque(struct cowfs *fs, int dirfd)
+{
+	char path[64];
+	fd_path(path, dirfd);
+	const char *name = fs->xattr_trusted ? XATTR_TRUSTED_OPAQUE : XATTR_USER_OPAQUE;
+	return setxattr(path, name, "y", 1, 0) < 0 ? -errno : 0;
+}
+
+int layer_make_whiteout(struct cowfs *fs, int dirfd, const char *name)
+{
+	(void)fs;
+	if (mknodat(dirfd, name, S_IFCHR | 0000, makedev(0, 0)) < 0)
+		return -errno;
+	return 0;
+}
+
+/* overlayfs's own xattrs on real objects are never shown nor settable. */
+bool layer_is_private_xattr(const char *name)
+{
+	return strncmp(name, "trusted.overlay.", 16) == 0 || strncmp(name, "user.overlay.", 13) == 0;
+}

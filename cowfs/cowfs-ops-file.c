@@ -1,0 +1,246 @@
+/* FUSE operations on open files: open, read, write, sync, fallocate,
+ * lseek, copy_file_range, release. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "cowfs.h"
+#include "cowfs-file.h"
+
+int cowfs_real_open_flags(struct cowfs *fs, int flags)
+{
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
+	if (fs->writeback) {
+		/* The kernel may read pages of a write-only file to fill the
+		 * cache, and it positions appends itself. */
+		if ((flags & O_ACCMODE) == O_WRONLY)
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		flags &= ~O_APPEND;
+	}
+	return flags | O_CLOEXEC;
+}
+
+int cowfs_file_attach(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, int fd, int layer,
+		      int flags, struct fuse_file_info *fi)
+{
+	struct cowfs_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->node = n;
+	node_ref(fs, n);
+	atomic_store(&f->fd, fd);
+	atomic_store(&f->layer, layer);
+	f->open_flags = flags;
+	f->stale_fd = -1;
+	pthread_mutex_init(&f->lock, NULL);
+	fi->fh = (uint64_t)(uintptr_t)f;
+	/* Every change to the data goes through this mount: the page cache
+	 * stays valid across opens. */
+	fi->keep_cache = 1;
+#ifdef HAVE_FUSE_PASSTHROUGH
+	if (fs->passthrough) {
+		int id = fuse_passthrough_open(req, fd);
+		if (id > 0) {
+			f->backing_id = id;
+			fi->backing_id = id;
+		}
+	}
+#else
+	(void)req;
+#endif
+	return 0;
+}
+
+/* The handle's descriptor, reopened in the upper layer if the file was
+ * copied up since the handle was opened. */
+static int file_fd(struct cowfs *fs, struct cowfs_file *f)
+{
+	if (atomic_load(&f->layer) == 0 || !node_is_upper(f->node))
+		return atomic_load(&f->fd);
+	pthread_mutex_lock(&f->lock);
+	if (atomic_load(&f->layer) != 0) {
+		int fd = reopen_fd(fs, f->node->fds[0], f->open_flags);
+		if (fd >= 0) {
+			f->stale_fd = atomic_load(&f->fd);
+			atomic_store(&f->fd, fd);
+			atomic_store(&f->layer, 0);
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	return atomic_load(&f->fd);
+}
+
+int cowfs_file_upper_fd(struct cowfs *fs, struct fuse_file_info *fi)
+{
+	struct cowfs_file *f = cowfs_file_of(fi);
+	if (!f)
+		return -1;
+	int fd = file_fd(fs, f);
+	return atomic_load(&f->layer) == 0 ? fd : -1;
+}
+
+static bool wants_write(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	struct cowfs_node *n = cowfs_node_of(fs, ino);
+
+	if (wants_write(fi->flags)) {
+		int r = copy_up(fs, n, (fi->flags & O_TRUNC) ? COPY_UP_NO_DATA : COPY_UP_DATA);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
+	int layer = node_layer(n);
+	int flags = cowfs_real_open_flags(fs, fi->flags);
+	int fd = reopen_fd(fs, n->fds[layer], flags);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	int r = cowfs_file_attach(req, fs, n, fd, layer, flags & ~O_TRUNC, fi);
+	if (r < 0) {
+		close(fd);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fuse_reply_open(req, fi) != 0) {
+		/* Interrupted: the kernel will not send a release. */
+		struct cowfs_file *f = cowfs_file_of(fi);
+		close(fd);
+		node_unref(fs, n, 1);
+		free(f);
+	}
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	struct cowfs_file *f = cowfs_file_of(fi);
+	(void)ino;
+#ifdef HAVE_FUSE_PASSTHROUGH
+	if (f->backing_id > 0)
+		fuse_passthrough_close(req, f->backing_id);
+#endif
+	close(atomic_load(&f->fd));
+	if (f->stale_fd >= 0)
+		close(f->stale_fd);
+	node_unref(fs, f->node, 1);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+	fuse_reply_err(req, 0);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	(void)ino;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = file_fd(fs, cowfs_file_of(fi));
+	buf.buf[0].pos = off;
+	/* Spliced straight from the real file when the kernel allows it. */
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	(void)ino;
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = file_fd(fs, cowfs_file_of(fi));
+	out.buf[0].pos = off;
+	ssize_t n = fuse_buf_copy(&out, in, 0);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	/* Locks are kept by the kernel and data is written through: nothing
+	 * to do on close. */
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	int fd = file_fd(fs, cowfs_file_of(fi));
+	(void)ino;
+	int r = datasync ? fdatasync(fd) : fsync(fd);
+	fuse_reply_err(req, r < 0 ? errno : 0);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	int fd = cowfs_file_upper_fd(fs, fi);
+	(void)ino;
+	if (fd < 0) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	fuse_reply_err(req, fallocate(fd, mode, off, len) < 0 ? errno : 0);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	(void)ino;
+	off_t r = lseek(file_fd(fs, cowfs_file_of(fi)), off, whence);
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	int in = file_fd(fs, cowfs_file_of(fi_in));
+	int out = cowfs_file_upper_fd(fs, fi_out);
+	(void)ino_in;
+	(void)ino_out;
+	if (out < 0) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	ssize_t n = copy_file_range(in, &off_in, out, &off_out, len, flags);
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+void cowfs_ops_file(struct fuse_lowlevel_ops *ops)
+{
+	ops->open = op_open;
+	ops->release = op_release;
+	ops->read = op_read;
+	ops->write_buf = op_write_buf;
+	ops->flush = op_flush;
+	ops->fsync = op_fsync;
+	ops->fallocate = op_fallocate;
+	ops->lseek = op_lseek;
+	ops->copy_file_range = op_copy_file_range;
+}

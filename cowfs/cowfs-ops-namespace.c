@@ -1,0 +1,518 @@
+/* FUSE operations that change the namespace: create, mknod, mkdir,
+ * symlink, link, unlink, rmdir, rename.
+ *
+ * Each works on the upper layer only.  Removing a name that a lower layer
+ * also shows leaves a whiteout; a directory created where a lower one was
+ * deleted is made opaque.  With a work directory (on the upper fs), the
+ * whiteout replaces the upper object atomically (RENAME_WHITEOUT) and an
+ * opaque directory appears complete (built in the work dir, then renamed
+ * into place); without one, the same steps run in place. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "cowfs.h"
+#include "cowfs-file.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+#ifndef RENAME_WHITEOUT
+#define RENAME_WHITEOUT (1 << 2)
+#endif
+
+static _Atomic unsigned long work_counter;
+
+static void work_name(char buf[64])
+{
+	snprintf(buf, 64, "#cowfs.%d.%lu", (int)getpid(), atomic_fetch_add(&work_counter, 1));
+}
+
+/* Makes `name` in `dir` ready to receive a new object: the dir is copied
+ * up and a whiteout in the way is noted (and removed unless the caller
+ * replaces it atomically).  Fails with EEXIST if the name is visible. */
+static int prepare_new_name(struct cowfs *fs, struct cowfs_node *dir, const char *name,
+			    bool keep_whiteout, bool *ret_was_whiteout)
+{
+	struct cowfs_name_state ns;
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
+	int r = copy_up(fs, dir, COPY_UP_DATA);
+	if (r < 0)
+		return r;
+	r = cowfs_name_state(fs, dir, name, &ns);
+	if (r < 0)
+		return r;
+	if (ns.exists)
+		return -EEXIST;
+	*ret_was_whiteout = ns.upper_whiteout;
+	if (ns.upper_whiteout && !keep_whiteout && unlinkat(dir->fds[0], name, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+/* New objects are created by the daemon (root) and handed to the caller:
+ * uid always, gid unless the directory is setgid (the fs already gave the
+ * directory's group). */
+static int chown_to_caller(fuse_req_t req, int dirfd, const char *name)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat dst;
+	if (fstat(dirfd, &dst) < 0 && fstatat(dirfd, "", &dst, AT_EMPTY_PATH) < 0)
+		return -errno;
+	gid_t gid = (dst.st_mode & S_ISGID) ? (gid_t)-1 : ctx->gid;
+	if (fchownat(dirfd, name, ctx->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The caller's umask applies unless the directory has a default ACL, in
+ * which case the upper filesystem applies the ACL (as the kernel would). */
+static mode_t effective_mode(fuse_req_t req, int dirfd, mode_t mode)
+{
+	char path[64];
+	fd_path(path, dirfd);
+	if (getxattr(path, "system.posix_acl_default", NULL, 0) > 0)
+		return mode;
+	return mode & ~fuse_req_ctx(req)->umask;
+}
+
+int cowfs_finish_create(fuse_req_t req, struct cowfs *fs, struct cowfs_node *dir,
+			const char *name, struct fuse_entry_param *e, struct cowfs_node **ret)
+{
+	struct cowfs_node *n;
+	int r = chown_to_caller(req, dir->fds[0], name);
+	if (r < 0)
+		return r;
+	r = cowfs_lookup_child(fs, dir, name, &n, &e->attr);
+	if (r < 0)
+		return r;
+	e->ino = (fuse_ino_t)(uintptr_t)n;
+	e->attr_timeout = fs->attr_timeout;
+	e->entry_timeout = fs->entry_timeout;
+	*ret = n;
+	return 0;
+}
+
+static void reply_new_entry(fuse_req_t req, struct cowfs *fs, struct cowfs_node *dir, const char *name)
+{
+	struct fuse_entry_param e;
+	struct cowfs_node *n;
+	int r = cowfs_finish_create(req, fs, dir, name, &e, &n);
+	if (r < 0) {
+		unlinkat(dir->fds[0], name, 0);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fuse_reply_entry(req, &e) != 0)
+		node_unref(fs, n, 1);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	struct cowfs_node *dir = cowfs_node_of(fs, parent);
+	bool wh;
+	int r = prepare_new_name(fs, dir, name, false, &wh);
+	if (r == 0 && mknodat(dir->fds[0], name, effective_mode(req, dir->fds[0], mode), rdev) < 0)
+		r = -errno;
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	reply_new_entry(req, fs, dir, name);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	struct cowfs_node *dir = cowfs_node_of(fs, parent);
+	bool wh;
+	int r = prepare_new_name(fs, dir, name, false, &wh);
+	if (r == 0 && symlinkat(target, dir->fds[0], name) < 0)
+		r = -errno;
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	reply_new_entry(req, fs, dir, name);
+}
+
+/* A directory replacing a whiteout hides what the lower layers had. */
+static int mkdir_over_whiteout(fuse_req_t req, struct cowfs *fs, int dirfd, const char *name, mode_t mode)
+{
+	if (fs->work_fd < 0) {
+		if (unlinkat(dirfd, name, 0) < 0 || mkdirat(dirfd, name, mode) < 0)
+			return -errno;
+		cleanup_close int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		return fd < 0 ? -errno : layer_set_opaque(fs, fd);
+	}
+	char tmp[64];
+	work_name(tmp);
+	if (mkdirat(fs->work_fd, tmp, mode) < 0)
+		return -errno;
+	cleanup_close int fd = openat(fs->work_fd, tmp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int r = fd < 0 ? -errno : layer_set_opaque(fs, fd);
+	if (r == 0 && renameat2(fs->work_fd, tmp, dirfd, name, RENAME_EXCHANGE) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(fs->work_fd, tmp, AT_REMOVEDIR);
+		return r;
+	}
+	unlinkat(fs->work_fd, tmp, 0); /* the old whiteout */
+	(void)req;
+	return 0;
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	struct cowfs_node *dir = cowfs_node_of(fs, parent);
+	bool wh;
+	int r = prepare_new_name(fs, dir, name, true, &wh);
+	if (r == 0) {
+		mode_t m = effective_mode(req, dir->fds[0], mode);
+		if (wh)
+			r = mkdir_over_whiteout(req, fs, dir->fds[0], name, m);
+		else if (mkdirat(dir->fds[0], name, m) < 0)
+			r = -errno;
+	}
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	struct fuse_entry_param e;
+	struct cowfs_node *n;
+	r = cowfs_finish_create(req, fs, dir, name, &e, &n);
+	if (r < 0) {
+		unlinkat(dir->fds[0], name, AT_REMOVEDIR);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fuse_reply_entry(req, &e) != 0)
+		node_unref(fs, n, 1);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	struct cowfs_node *dir = cowfs_node_of(fs, parent);
+	bool wh;
+	int r = prepare_new_name(fs, dir, name, false, &wh);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	int flags = cowfs_real_open_flags(fs, fi->flags);
+	int fd = openat(dir->fds[0], name, flags | O_CREAT | O_EXCL,
+			effective_mode(req, dir->fds[0], mode));
+	if (fd < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	struct fuse_entry_param e;
+	struct cowfs_node *n;
+	r = cowfs_finish_create(req, fs, dir, name, &e, &n);
+	if (r == 0)
+		r = cowfs_file_attach(req, fs, n, fd, 0, flags & ~O_TRUNC, fi);
+	if (r < 0) {
+		close(fd);
+		unlinkat(dir->fds[0], name, 0);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		struct cowfs_file *f = cowfs_file_of(fi);
+		close(fd);
+		node_unref(fs, n, 2);
+		free(f);
+	}
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	struct cowfs_node *n = cowfs_node_of(fs, ino);
+	struct cowfs_node *dir = cowfs_node_of(fs, newparent);
+	bool wh;
+	int r = copy_up(fs, n, COPY_UP_DATA);
+	if (r == 0)
+		r = prepare_new_name(fs, dir, newname, false, &wh);
+	if (r == 0 && linkat(node_fd(n), "", dir->fds[0], newname, AT_EMPTY_PATH) < 0)
+		r = -errno;
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	struct cowfs_node *linked;
+	struct stat st;
+	r = cowfs_lookup_child(fs, dir, newname, &linked, &st);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	cowfs_reply_entry(req, fs, linked, &st);
+}
+
+/* Removes the upper object at `name` and leaves a whiteout in its place. */
+static int replace_with_whiteout(struct cowfs *fs, int dirfd, const char *name, bool is_dir)
+{
+	if (fs->work_fd >= 0) {
+		char tmp[64];
+		work_name(tmp);
+		if (renameat2(dirfd, name, fs->work_fd, tmp, RENAME_WHITEOUT) == 0) {
+			if (unlinkat(fs->work_fd, tmp, is_dir ? AT_REMOVEDIR : 0) < 0)
+				return -errno;
+			return 0;
+		}
+		if (errno != EINVAL && errno != EXDEV)
+			return -errno;
+		/* Filesystem without RENAME_WHITEOUT: fall through. */
+	}
+	if (unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) < 0)
+		return -errno;
+	return layer_make_whiteout(fs, dirfd, name);
+}
+
+/* Removes `name` (known to exist) from the merged view. */
+static int remove_name(struct cowfs *fs, struct cowfs_node *dir, const char *name,
+		       const struct cowfs_name_state *ns, bool is_dir)
+{
+	int r = copy_up(fs, dir, COPY_UP_DATA);
+	if (r < 0)
+		return r;
+	if (ns->upper_exists) {
+		if (!is_dir && ns->st.st_nlink <= 1)
+			origin_forget(fs, ns->st.st_ino);
+		else if (is_dir)
+			origin_forget(fs, ns->st.st_ino);
+		if (ns->lower_exists)
+			return replace_with_whiteout(fs, dir->fds[0], name, is_dir);
+		return unlinkat(dir->fds[0], name, is_dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+	}
+	return layer_make_whiteout(fs, dir->fds[0], name);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	struct cowfs_node *dir = cowfs_node_of(fs, parent);
+	struct cowfs_node *n;
+	struct stat st;
+
+	int r = cowfs_lookup_child(fs, dir, name, &n, &st);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	struct cowfs_name_state ns;
+	r = cowfs_name_state(fs, dir, name, &ns);
+	if (r == 0 && S_ISDIR(ns.st.st_mode))
+		r = -EISDIR;
+	if (r == 0)
+		r = remove_name(fs, dir, name, &ns, false);
+	if (r == 0 && (!ns.upper_exists || ns.st.st_nlink <= 1))
+		atomic_store(&n->deleted, true);
+	node_unref(fs, n, 1);
+	fuse_reply_err(req, -r);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	struct cowfs_node *dir = cowfs_node_of(fs, parent);
+	struct cowfs_node *n;
+	struct stat st;
+	struct cowfs_name_state ns;
+
+	int r = cowfs_lookup_child(fs, dir, name, &n, &st);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (n->type != S_IFDIR)
+		r = -ENOTDIR;
+	if (r == 0)
+		r = dirlist_check_empty(fs, n);
+	if (r == 0)
+		r = cowfs_name_state(fs, dir, name, &ns);
+	if (r == 0 && ns.upper_exists)
+		r = dirlist_purge_upper_whiteouts(fs, n->fds[0]);
+	if (r == 0)
+		r = remove_name(fs, dir, name, &ns, true);
+	if (r == 0)
+		atomic_store(&n->deleted, true);
+	node_unref(fs, n, 1);
+	fuse_reply_err(req, -r);
+}
+
+/* A directory arriving at a name that lower layers also use must hide them. */
+static int hide_lower_at_target(struct cowfs *fs, struct cowfs_node *moved, bool target_has_lower)
+{
+	if (moved->type != S_IFDIR || !target_has_lower || atomic_load(&moved->opaque))
+		return 0;
+	int r = layer_set_opaque(fs, moved->fds[0]);
+	if (r == 0)
+		atomic_store(&moved->opaque, true);
+	return r;
+}
+
+static bool dir_has_lower(struct cowfs *fs, struct cowfs_node *n)
+{
+	if (n->type != S_IFDIR || atomic_load(&n->opaque))
+		return false;
+	for (int l = 1; l < fs->nlayers; l++)
+		if (n->fds[l] >= 0)
+			return true;
+	return false;
+}
+
+static int copy_up_for_rename(struct cowfs *fs, struct cowfs_node *n)
+{
+	/* A directory with lower contents moves as a whole: copy the subtree
+	 * and make it opaque, so it no longer depends on its old path. */
+	return dir_has_lower(fs, n) ? copy_up_tree(fs, n) : copy_up(fs, n, COPY_UP_DATA);
+}
+
+static int do_rename(struct cowfs *fs, struct cowfs_node *odir, const char *oname,
+		     struct cowfs_node *ndir, const char *nname, unsigned flags)
+{
+	struct cowfs_node *src = NULL, *dst = NULL;
+	struct cowfs_name_state os, ds;
+	struct stat st;
+	int r;
+
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if (strlen(nname) > NAME_MAX)
+		return -ENAMETOOLONG;
+	r = cowfs_lookup_child(fs, odir, oname, &src, &st);
+	if (r < 0)
+		return r;
+	r = cowfs_name_state(fs, ndir, nname, &ds);
+	if (r < 0)
+		goto out;
+	if ((flags & RENAME_NOREPLACE) && ds.exists) {
+		r = -EEXIST;
+		goto out;
+	}
+	if ((flags & RENAME_EXCHANGE) && !ds.exists) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (ds.exists) {
+		r = cowfs_lookup_child(fs, ndir, nname, &dst, &st);
+		if (r < 0)
+			goto out;
+		if (dst == src) { /* hard links of one inode: nothing to do */
+			r = 0;
+			goto out;
+		}
+		if (!(flags & RENAME_EXCHANGE) && dst->type == S_IFDIR) {
+			r = dirlist_check_empty(fs, dst);
+			if (r < 0)
+				goto out;
+		}
+	}
+
+	r = copy_up(fs, odir, COPY_UP_DATA);
+	if (r == 0)
+		r = copy_up(fs, ndir, COPY_UP_DATA);
+	if (r == 0)
+		r = copy_up_for_rename(fs, src);
+	if (r == 0 && dst && (flags & RENAME_EXCHANGE))
+		r = copy_up_for_rename(fs, dst);
+	if (r < 0)
+		goto out;
+	/* Re-read both names now that copy-ups are done. */
+	r = cowfs_name_state(fs, odir, oname, &os);
+	if (r == 0)
+		r = cowfs_name_state(fs, ndir, nname, &ds);
+	if (r < 0)
+		goto out;
+
+	int ofd = odir->fds[0], nfd = ndir->fds[0];
+	if (flags & RENAME_EXCHANGE) {
+		r = hide_lower_at_target(fs, src, ds.lower_exists);
+		if (r == 0)
+			r = hide_lower_at_target(fs, dst, os.lower_exists);
+		if (r == 0 && renameat2(ofd, oname, nfd, nname, RENAME_EXCHANGE) < 0)
+			r = -errno;
+		if (r == 0) {
+			node_set_parent(fs, src, ndir, nname);
+			node_set_parent(fs, dst, odir, oname);
+		}
+		goto out;
+	}
+
+	if (ds.upper_exists && dst && dst->type == S_IFDIR) {
+		r = dirlist_purge_upper_whiteouts(fs, dst->fds[0]);
+		if (r < 0)
+			goto out;
+	}
+	if (ds.upper_whiteout && src->type == S_IFDIR && unlinkat(nfd, nname, 0) < 0) {
+		r = -errno; /* a directory cannot replace a device node */
+		goto out;
+	}
+	r = hide_lower_at_target(fs, src, ds.lower_exists || ds.upper_whiteout);
+	if (r < 0)
+		goto out;
+	if (ds.upper_exists && ds.st.st_nlink <= 1)
+		origin_forget(fs, ds.st.st_ino);
+	unsigned rflags = os.lower_exists ? RENAME_WHITEOUT : 0;
+	if (renameat2(ofd, oname, nfd, nname, rflags) < 0) {
+		if (rflags && (errno == EINVAL || errno == EXDEV)) {
+			/* No RENAME_WHITEOUT here: rename, then whiteout. */
+			if (renameat(ofd, oname, nfd, nname) < 0)
+				r = -errno;
+			else
+				r = layer_make_whiteout(fs, ofd, oname);
+		} else {
+			r = -errno;
+		}
+	}
+	if (r == 0) {
+		node_set_parent(fs, src, ndir, nname);
+		if (dst && (dst->type == S_IFDIR || !ds.upper_exists || ds.st.st_nlink <= 1))
+			atomic_store(&dst->deleted, true);
+	}
+out:
+	if (dst)
+		node_unref(fs, dst, 1);
+	if (src)
+		node_unref(fs, src, 1);
+	return r;
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	int r = do_rename(fs, cowfs_node_of(fs, parent), name, cowfs_node_of(fs, newparent), newname, flags);
+	fuse_reply_err(req, -r);
+}
+
+void cowfs_ops_namespace(struct fuse_lowlevel_ops *ops)
+{
+	ops->create = op_create;
+	ops->mknod = op_mknod;
+	ops->mkdir = op_mkdir;
+	ops->symlink = op_symlink;
+	ops->link = op_link;
+	ops->unlink = op_unlink;
+	ops->rmdir = op_rmdir;
+	ops->rename = op_rename;
+}

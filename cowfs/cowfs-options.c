@@ -1,0 +1,302 @@
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cowfs-options.h"
+
+void cowfs_usage(FILE *out)
+{
+	fputs("usage: cowfs [-f] [-d] [-o OPTIONS] --base DIR [--base DIR ...] --upper DIR [--work DIR] MOUNTPOINT\n"
+	      "       cowfs [-f] [-d] -o lowerdir=L1:L2,upperdir=U,workdir=W[,OPTIONS] [SOURCE] MOUNTPOINT\n"
+	      "\n"
+	      "Mounts a copy-on-write union of read-only lower directories (the base, topmost\n"
+	      "first) and one writable upper directory at MOUNTPOINT.  The upper uses kernel\n"
+	      "overlayfs's on-disk format.\n"
+	      "\n"
+	      "  -f, --foreground     stay in the foreground\n"
+	      "  -d, --debug          foreground, and log every FUSE request\n"
+	      "  -o OPTIONS           comma-separated: lowerdir, upperdir, workdir, writeback=0|1,\n"
+	      "                       fsync=0|1, timeout=SECONDS, noacl, and mount options\n"
+	      "                       (ro, nosuid, nodev, noexec, noatime, context=...)\n"
+	      "      --base DIR       a read-only lower layer (repeat for more, topmost first)\n"
+	      "      --upper DIR      the writable upper layer\n"
+	      "      --work DIR       work directory on the upper's filesystem (makes whiteouts\n"
+	      "                       and opaque directories appear atomically)\n"
+	      "  -h, --help           show this help\n"
+	      "  -V, --version        show the version\n",
+	      out);
+}
+
+static int add_lower(struct cowfs_options *o, const char *dir)
+{
+	char **l = realloc(o->lowers, sizeof(*l) * (o->nlowers + 1));
+	if (!l)
+		return -1;
+	o->lowers = l;
+	o->lowers[o->nlowers] = strdup(dir);
+	if (!o->lowers[o->nlowers])
+		return -1;
+	o->nlowers++;
+	return 0;
+}
+
+static int append_fuse_opt(struct cowfs_options *o, const char *opt)
+{
+	size_t old = o->fuse_opts ? strlen(o->fuse_opts) : 0;
+	char *s = realloc(o->fuse_opts, old + strlen(opt) + 2);
+	if (!s)
+		return -1;
+	if (old)
+		s[old++] = ',';
+	strcpy(s + old, opt);
+	o->fuse_opts = s;
+	return 0;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes")) {
+		*out = true;
+		return true;
+	}
+	if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")) {
+		*out = false;
+		return true;
+	}
+	return false;
+}
+
+static bool in_list(const char *key, const char *const *list)
+{
+	for (int i = 0; list[i]; i++)
+		if (!strcmp(key, list[i]))
+			return true;
+	return false;
+}
+
+/* Mount options handed to libfuse/the kernel unchanged. */
+static bool is_mount_option(const char *key)
+{
+	static const char *const known[] = {
+		"allow_other", "allow_root", "default_permissions", "ro", "rw", "suid", "nosuid",
+		"dev", "nodev", "exec", "noexec", "atime", "noatime", "diratime", "nodiratime",
+		"relatime", "norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime",
+		"sync", "async", "dirsync", "context", "fscontext", "defcontext", "rootcontext",
+		"max_read", "fsname", "subtype", NULL,
+	};
+	return in_list(key, known);
+}
+
+/* fuse-overlayfs and overlayfs options with no meaning for cowfs, accepted
+ * so that cowfs can stand in for them. */
+static bool is_ignored_compat_option(const char *key)
+{
+	static const char *const known[] = { "threaded", "static_nlink", "redirect_dir", "index",
+					     "metacopy", "xino", "userxattr", "volatile", NULL };
+	return in_list(key, known);
+}
+
+/* Splits `lowerdir` on ':' ("\:" escapes a colon). */
+static int parse_lowerdir(struct cowfs_options *o, char *val)
+{
+	char *start = val, *w = val;
+	for (char *p = val;; p++) {
+		if (*p == '\\' && p[1]) {
+			*w++ = *++p;
+			continue;
+		}
+		if (*p == ':' || *p == '\0') {
+			bool end = *p == '\0';
+			*w = '\0';
+			if (*start && add_lower(o, start) < 0)
+				return -1;
+			if (end)
+				return 0;
+			start = w = p + 1;
+			continue;
+		}
+		*w++ = *p;
+	}
+}
+
+static int parse_one_o(struct cowfs_options *o, char *opt)
+{
+	char *eq = strchr(opt, '=');
+	char *val = eq ? eq + 1 : NULL;
+	const char *key = opt;
+
+	if (eq)
+		*eq = '\0';
+	if (!strcmp(key, "lowerdir") && val)
+		return parse_lowerdir(o, val);
+	if (!strcmp(key, "upperdir") && val) {
+		free(o->upper);
+		o->upper = strdup(val);
+		return 0;
+	}
+	if (!strcmp(key, "workdir") && val) {
+		free(o->work);
+		o->work = strdup(val);
+		return 0;
+	}
+	if (!strcmp(key, "writeback") && val) {
+		if (!parse_bool(val, &o->writeback))
+			goto bad_value;
+		return 0;
+	}
+	if (!strcmp(key, "fsync") && val) {
+		if (!parse_bool(val, &o->sync_copy_up))
+			goto bad_value;
+		return 0;
+	}
+	if (!strcmp(key, "timeout") && val) {
+		char *end;
+		errno = 0;
+		o->timeout = strtod(val, &end);
+		if (errno || *end || o->timeout < 0)
+			goto bad_value;
+		return 0;
+	}
+	if (!strcmp(key, "noacl")) {
+		o->acl = false;
+		return 0;
+	}
+	if (!strcmp(key, "debug")) {
+		o->debug = o->foreground = true;
+		return 0;
+	}
+	if (is_ignored_compat_option(key))
+		return 0;
+	if (eq)
+		*eq = '=';
+	if (is_mount_option(key))
+		return append_fuse_opt(o, opt);
+	fprintf(stderr, "cowfs: unknown option '%s' (see cowfs --help)\n", opt);
+	return -1;
+
+bad_value:
+	fprintf(stderr, "cowfs: option '%s' has an invalid value '%s'\n", key, val);
+	return -1;
+}
+
+/* Splits an -o argument on commas not escaped by a backslash. */
+static int parse_o(struct cowfs_options *o, const char *arg)
+{
+	char *copy = strdup(arg);
+	if (!copy)
+		return -1;
+	char *start = copy;
+	int r = 0;
+	for (char *p = copy; r == 0; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			continue;
+		}
+		if (*p == ',' || *p == '\0') {
+			bool end = *p == '\0';
+			*p = '\0';
+			if (*start)
+				r = parse_one_o(o, start);
+			if (end)
+				break;
+			start = p + 1;
+		}
+	}
+	free(copy);
+	return r;
+}
+
+int cowfs_options_parse(int argc, char **argv, struct cowfs_options *o)
+{
+	static const struct option longopts[] = {
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "base", required_argument, NULL, 'b' },
+		{ "upper", required_argument, NULL, 'u' },
+		{ "work", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->writeback = true;
+	o->sync_copy_up = true;
+	o->acl = true;
+	o->timeout = 86400.0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:fdo:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'd':
+			o->debug = o->foreground = true;
+			break;
+		case 'o':
+			if (parse_o(o, optarg) < 0)
+				return -1;
+			break;
+		case 'b':
+			if (add_lower(o, optarg) < 0)
+				return -1;
+			break;
+		case 'u':
+			free(o->upper);
+			o->upper = strdup(optarg);
+			break;
+		case 'w':
+			free(o->work);
+			o->work = strdup(optarg);
+			break;
+		case 'h':
+			cowfs_usage(stdout);
+			return 1;
+		case 'V':
+			printf("cowfs %s\n", PACKAGE_VERSION);
+			return 1;
+		case ':':
+			fprintf(stderr, "cowfs: option '%s' needs a value (see cowfs --help)\n", argv[optind - 1]);
+			return -1;
+		default:
+			fprintf(stderr, "cowfs: unknown option '%s' (see cowfs --help)\n", argv[optind - 1]);
+			return -1;
+		}
+	}
+	int rest = argc - optind;
+	if (rest == 2) {
+		optind++; /* "SOURCE MOUNTPOINT", as mount(8) helpers are called */
+		rest = 1;
+	}
+	if (rest != 1) {
+		fprintf(stderr, rest == 0 ? "cowfs: no mountpoint given (see cowfs --help)\n"
+					  : "cowfs: too many arguments (see cowfs --help)\n");
+		return -1;
+	}
+	o->mountpoint = strdup(argv[optind]);
+	if (o->nlowers == 0) {
+		fprintf(stderr, "cowfs: no base (lower) directory given: use --base DIR or -o lowerdir=DIR\n");
+		return -1;
+	}
+	if (!o->upper) {
+		fprintf(stderr, "cowfs: no upper directory given: use --upper DIR or -o upperdir=DIR\n");
+		return -1;
+	}
+	return 0;
+}
+
+void cowfs_options_release(struct cowfs_options *o)
+{
+	for (int i = 0; i < o->nlowers; i++)
+		free(o->lowers[i]);
+	free(o->lowers);
+	free(o->upper);
+	free(o->work);
+	free(o->mountpoint);
+	free(o->fuse_opts);
+}

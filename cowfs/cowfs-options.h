@@ -1,0 +1,35 @@
+/* cowfs command line: the native form and fuse-overlayfs's form.
+ *
+ *   cowfs [-f] [-d] [-o OPTS] --base DIR [--base DIR...] --upper DIR [--work DIR] MOUNTPOINT
+ *   cowfs [-f] [-d] -o lowerdir=L1:L2,upperdir=U,workdir=W[,OPTS] [SOURCE] MOUNTPOINT
+ *
+ * Invariant after a successful parse: at least one lower, an upper and a
+ * mountpoint are set; fuse_opts holds only mount options libfuse knows. */
+#ifndef COWFS_OPTIONS_H
+#define COWFS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+struct cowfs_options {
+	char **lowers; /* topmost first */
+	int nlowers;
+	char *upper;
+	char *work;
+	char *mountpoint;
+	bool foreground;
+	bool debug;
+	bool writeback;
+	bool sync_copy_up;
+	bool acl;
+	double timeout;	 /* entry/attr cache timeout, seconds */
+	char *fuse_opts; /* comma list handed to libfuse */
+};
+
+/* Returns 0, or -1 after printing one clear message on stderr; 1 when
+ * --help/--version was handled (exit 0). */
+int cowfs_options_parse(int argc, char **argv, struct cowfs_options *ret);
+void cowfs_options_release(struct cowfs_options *o);
+void cowfs_usage(FILE *out);
+
+#endif

@@ -1,0 +1,213 @@
+/* cowfs internal interface: the filesystem state, nodes and layers.
+ *
+ * Layers: index 0 is the writable upper layer, 1..nlayers-1 are read-only
+ * lower layers, topmost first.  The upper layer holds copy-ups, new files,
+ * whiteouts (0:0 character devices) and opaque markers, in kernel overlayfs's
+ * on-disk format.
+ *
+ * Nodes: one per inode the kernel knows about (FUSE nodeid == node pointer).
+ * A node holds an O_PATH descriptor on its real object in every layer where
+ * it lives (directories may live in several layers and are merged; other
+ * objects use only their topmost layer).
+ *
+ * Lock order: fs->tree_lock (rename) -> node->lock -> table stripe lock ->
+ * fs->origin_lock.  A node lock is never held while taking another node's
+ * lock, except in rename, which takes node locks in address order. */
+#ifndef COWFS_H
+#define COWFS_H
+
+#define FUSE_USE_VERSION 312
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#define COWFS_TABLE_STRIPES 64
+
+struct cowfs_layer {
+	int root_fd;	/* O_PATH|O_DIRECTORY on the layer root */
+	char *path;
+	dev_t dev;
+	unsigned dev_index; /* tag mixed into st_ino when layers differ in st_dev */
+};
+
+struct cowfs_node {
+	/* Immutable after creation. */
+	mode_t type;	   /* S_IFMT bits */
+	uint64_t st_ino;   /* inode number shown to the kernel, stable for life */
+
+	/* Protected by the table stripe lock of key. */
+	struct cowfs_node *hash_next;
+	dev_t key_dev;
+	ino_t key_ino;
+	bool key_by_name;  /* lower hard link: identity is (parent, name) too */
+	uint64_t refcount; /* kernel lookups + children + in-flight internal refs */
+
+	/* Protected by fs->tree_lock. */
+	struct cowfs_node *parent; /* holds one reference; NULL for root/detached */
+	char *name;
+
+	/* Written under node->lock, read lock-free: layer is published with
+	 * release ordering after fds[layer] is set, and a descriptor, once set,
+	 * stays open until the node is freed. */
+	pthread_mutex_t lock;
+	_Atomic int layer;	/* topmost layer holding the object */
+	_Atomic bool opaque;	/* directory: lower layers are hidden */
+	_Atomic bool deleted;	/* unlinked: a copy-up must not re-link it */
+	int fds[];		/* per layer O_PATH descriptor, -1 if absent */
+};
+
+struct cowfs_origin_map; /* upper inode -> inode number kept across copy-up */
+
+struct cowfs {
+	struct cowfs_layer *layers;
+	int nlayers;
+	int work_fd;		/* work directory on the upper fs, or -1 */
+	int proc_fd;		/* O_PATH on /proc/self/fd */
+	bool xattr_trusted;	/* trusted.overlay.* works; else user.overlay.* */
+	bool ino_tagging;	/* layers live on different devices */
+	bool writeback;
+	bool passthrough;
+	double entry_timeout;
+	double attr_timeout;
+	bool sync_copy_up;	/* fsync copies before they are linked in */
+	bool acl;		/* POSIX ACLs enforced by the kernel */
+
+	pthread_rwlock_t tree_lock; /* guards node->parent and node->name */
+	pthread_mutex_t stripe_lock[COWFS_TABLE_STRIPES];
+	struct cowfs_node **buckets;
+	size_t nbuckets;
+
+	pthread_rwlock_t origin_lock; /* readers on every upper lookup */
+	_Atomic size_t origin_count; /* fast path: nothing copied up yet */
+	struct cowfs_origin_map *origins;
+
+	struct cowfs_node *root;
+	struct fuse_session *se;
+	char *mountpoint;
+};
+
+static inline struct cowfs *cowfs_from_req(fuse_req_t req)
+{
+	return (struct cowfs *)fuse_req_userdata(req);
+}
+
+static inline struct cowfs_node *cowfs_node_of(struct cowfs *fs, fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? fs->root : (struct cowfs_node *)(uintptr_t)ino;
+}
+
+static inline int node_layer(const struct cowfs_node *n)
+{
+	return atomic_load_explicit(&n->layer, memory_order_acquire);
+}
+
+static inline int node_fd(const struct cowfs_node *n)
+{
+	return n->fds[node_layer(n)];
+}
+
+static inline bool node_is_upper(const struct cowfs_node *n)
+{
+	return node_layer(n) == 0;
+}
+
+/* A whiteout is a 0:0 character device, as in kernel overlayfs. */
+static inline bool is_whiteout(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && st->st_rdev == 0;
+}
+
+/* ---- cowfs-node.c: the node table ---- */
+int node_table_init(struct cowfs *fs);
+void node_table_destroy(struct cowfs *fs);
+struct cowfs_node *node_alloc(struct cowfs *fs, mode_t type);
+/* Find the node for a looked-up object or insert `fresh`; returns the node
+ * with one more reference.  Consumes `fresh` if an existing node is used. */
+struct cowfs_node *node_find_or_insert(struct cowfs *fs, struct cowfs_node *fresh);
+void node_ref(struct cowfs *fs, struct cowfs_node *n);
+void node_unref(struct cowfs *fs, struct cowfs_node *n, uint64_t count);
+void node_rekey(struct cowfs *fs, struct cowfs_node *n, dev_t dev, ino_t ino);
+/* Returns a reference to the parent (caller unrefs), or NULL. */
+struct cowfs_node *node_get_parent(struct cowfs *fs, struct cowfs_node *n, char **ret_name);
+void node_set_parent(struct cowfs *fs, struct cowfs_node *n, struct cowfs_node *parent,
+		     const char *name);
+uint64_t cowfs_tag_ino(const struct cowfs *fs, int layer, ino_t ino);
+
+/* ---- cowfs-origin.c: inode numbers kept across copy-up ---- */
+int origin_map_init(struct cowfs *fs);
+void origin_map_destroy(struct cowfs *fs);
+void origin_remember(struct cowfs *fs, ino_t upper_ino, uint64_t st_ino);
+bool origin_lookup(struct cowfs *fs, ino_t upper_ino, uint64_t *ret_st_ino);
+void origin_forget(struct cowfs *fs, ino_t upper_ino);
+
+/* ---- cowfs-layer.c: whiteouts, opaque dirs, real-object helpers ---- */
+int layer_is_opaque_dir(struct cowfs *fs, int dirfd);
+int layer_set_opaque(struct cowfs *fs, int dirfd);
+int layer_make_whiteout(struct cowfs *fs, int dirfd, const char *name);
+bool layer_is_private_xattr(const char *name);
+/* "/proc/self/fd/N" path for an O_PATH descriptor. */
+void fd_path(char buf[64], int fd);
+int reopen_fd(struct cowfs *fs, int fd, int flags);
+int layer_stat_fd(int fd, struct stat *st);
+
+/* ---- cowfs-lookup.c: resolving a name in a merged directory ---- */
+/* Looks `name` up in `dir`; on success returns a referenced node and its
+ * stat (st_ino already rewritten). */
+int cowfs_lookup_child(struct cowfs *fs, struct cowfs_node *dir, const char *name,
+		       struct cowfs_node **ret_node, struct stat *ret_st);
+int cowfs_node_stat(struct cowfs *fs, struct cowfs_node *n, struct stat *st);
+/* What a name in a merged dir refers to in each layer: used before
+ * changing the namespace. */
+struct cowfs_name_state {
+	bool exists;		/* visible in the merged view */
+	bool upper_exists;	/* a real (non-whiteout) object in the upper */
+	bool upper_whiteout;	/* the upper holds a whiteout for it */
+	bool lower_exists;	/* some lower layer shows it */
+	struct stat st;		/* of the visible object */
+};
+int cowfs_name_state(struct cowfs *fs, struct cowfs_node *dir, const char *name,
+		     struct cowfs_name_state *ret);
+
+/* ---- cowfs-copyup.c ---- */
+enum copy_up_flags { COPY_UP_DATA = 0, COPY_UP_NO_DATA = 1 };
+int copy_up(struct cowfs *fs, struct cowfs_node *n, int flags);
+/* Copies a whole directory subtree and marks it opaque (dir rename). */
+int copy_up_tree(struct cowfs *fs, struct cowfs_node *dir);
+
+/* ---- cowfs-dirlist.c: merged directory listings ---- */
+struct cowfs_dirent {
+	char *name;
+	uint64_t ino;
+	unsigned char type; /* DT_* */
+	unsigned char layer; /* where the entry was found */
+};
+struct cowfs_dirlist {
+	struct cowfs_dirent *entries;
+	size_t count;
+	size_t cap;
+};
+int dirlist_build(struct cowfs *fs, struct cowfs_node *dir, struct cowfs_dirlist *ret, bool with_dots);
+void dirlist_release(struct cowfs_dirlist *l);
+/* -ENOTEMPTY unless the merged directory has no visible entries. */
+int dirlist_check_empty(struct cowfs *fs, struct cowfs_node *dir);
+/* Removes whiteouts left in an upper directory so it can be rmdir'ed. */
+int dirlist_purge_upper_whiteouts(struct cowfs *fs, int upper_dirfd);
+
+/* ---- FUSE operation tables, one file per concern ---- */
+void cowfs_ops_entry(struct fuse_lowlevel_ops *ops);
+void cowfs_ops_namespace(struct fuse_lowlevel_ops *ops);
+void cowfs_ops_dir(struct fuse_lowlevel_ops *ops);
+void cowfs_ops_file(struct fuse_lowlevel_ops *ops);
+void cowfs_ops_xattr(struct fuse_lowlevel_ops *ops);
+
+/* Reply helpers used by several op files. */
+void cowfs_reply_entry(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, const struct stat *st);
+/* Chowns a new upper object to the caller and lists it as a node. */
+int cowfs_finish_create(fuse_req_t req, struct cowfs *fs, struct cowfs_node *dir,
+			const char *name, struct fuse_entry_param *e, struct cowfs_node **ret);
+
+#endif
