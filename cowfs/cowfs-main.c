@@ -270,8 +270,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	want(conn, FUSE_CAP_SPLICE_WRITE);
 	want(conn, FUSE_CAP_PARALLEL_DIROPS);
 	want(conn, FUSE_CAP_READDIRPLUS);
-	want(conn, FUSE_CAP_READDIRPLUS_AUTO);
+	/* Always plus: a walk stats every entry, and lookups one by one cost
+	 * a round trip each. */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	want(conn, FUSE_CAP_CACHE_SYMLINKS);
+	want(conn, FUSE_CAP_NO_OPENDIR_SUPPORT);
 	want(conn, FUSE_CAP_ASYNC_DIO);
 	/* The caller's umask is applied here, unless a default ACL rules. */
 	want(conn, FUSE_CAP_DONT_MASK);

@@ -1,5 +1,10 @@
-/* FUSE operations on open directories: a merged listing is built at
- * opendir (and again on rewind) and served from memory. */
+/* FUSE operations on directories being read.
+ *
+ * cowfs asks the kernel not to send OPENDIR/RELEASEDIR (they would double
+ * the round trips of a tree walk).  Instead the merged listing is kept on
+ * the directory's node while it is being read: built afresh when a read
+ * starts at offset 0 (so rewinddir shows the directory as it is now),
+ * reused for the following offsets, and dropped once the end is served. */
 #include "config.h"
 
 #include <dirent.h>
@@ -10,68 +15,55 @@
 
 #include "cowfs.h"
 
-struct cowfs_dirhandle {
-	struct cowfs_node *node;
-	struct cowfs_dirlist list;
-	pthread_mutex_t lock; /* readdir calls on one handle may overlap */
-	bool served;	      /* some entries were returned since the build */
-};
-
-static struct cowfs_dirhandle *dirhandle_of(struct fuse_file_info *fi)
-{
-	return (struct cowfs_dirhandle *)(uintptr_t)fi->fh;
-}
-
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct cowfs *fs = cowfs_from_req(req);
-	struct cowfs_dirhandle *h = calloc(1, sizeof(*h));
-	if (!h) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	h->node = cowfs_node_of(fs, ino);
-	int r = dirlist_build(fs, h->node, &h->list, true);
-	if (r < 0) {
-		free(h);
-		fuse_reply_err(req, -r);
-		return;
-	}
-	node_ref(fs, h->node);
-	pthread_mutex_init(&h->lock, NULL);
-	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->cache_readdir = 0;
-	if (fuse_reply_open(req, fi) != 0) {
-		dirlist_release(&h->list);
-		node_unref(fs, h->node, 1);
-		free(h);
+	(void)ino;
+	(void)fi;
+	/* With FUSE_CAP_NO_OPENDIR_SUPPORT, ENOSYS means "never ask again". */
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void listing_free(struct cowfs_dirlist *l)
+{
+	if (l) {
+		dirlist_release(l);
+		free(l);
 	}
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi, bool plus)
+/* Returns the listing to serve offset `off` from, holding n->lock. */
+static int listing_for(struct cowfs *fs, struct cowfs_node *n, off_t off)
+{
+	if (off != 0 && n->listing)
+		return 0;
+	struct cowfs_dirlist *l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	int r = dirlist_build(fs, n, l, true);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	listing_free(n->listing);
+	n->listing = l;
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	struct cowfs *fs = cowfs_from_req(req);
-	struct cowfs_dirhandle *h = dirhandle_of(fi);
-	(void)ino;
+	struct cowfs_node *dir = cowfs_node_of(fs, ino);
 	char *buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	pthread_mutex_lock(&h->lock);
-	if (off == 0 && h->served) {
-		/* rewinddir: show the directory as it is now. */
-		struct cowfs_dirlist fresh;
-		if (dirlist_build(fs, h->node, &fresh, true) == 0) {
-			dirlist_release(&h->list);
-			h->list = fresh;
-		}
-	}
+	pthread_mutex_lock(&dir->lock);
+	int err = -listing_for(fs, dir, off);
 	size_t pos = 0;
-	int err = 0;
-	for (size_t i = (size_t)off; i < h->list.count; i++) {
-		struct cowfs_dirent *d = &h->list.entries[i];
+	struct cowfs_dirlist *l = dir->listing;
+	for (size_t i = (size_t)off; err == 0 && i < l->count; i++) {
+		struct cowfs_dirent *d = &l->entries[i];
 		size_t used;
 		if (!plus) {
 			struct stat st = { .st_ino = d->ino, .st_mode = (mode_t)DTTOIF(d->type) };
@@ -85,7 +77,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct cowfs_node *n;
 			struct fuse_entry_param e = { .attr_timeout = fs->attr_timeout,
 						      .entry_timeout = fs->entry_timeout };
-			int r = cowfs_lookup_child(fs, h->node, d->name, &n, &e.attr);
+			int r = cowfs_lookup_child(fs, dir, d->name, &n, &e.attr);
 			if (r == -ENOENT)
 				continue; /* removed since the listing was made */
 			if (r < 0) {
@@ -102,8 +94,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		pos += used;
 	}
-	h->served = true;
-	pthread_mutex_unlock(&h->lock);
+	if (err == 0 && pos == 0) {
+		/* End of directory: the reader is done with the listing. */
+		listing_free(dir->listing);
+		dir->listing = NULL;
+	}
+	pthread_mutex_unlock(&dir->lock);
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -113,25 +109,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, fi, false);
+	(void)fi;
+	do_readdir(req, ino, size, off, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, fi, true);
-}
-
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct cowfs *fs = cowfs_from_req(req);
-	struct cowfs_dirhandle *h = dirhandle_of(fi);
-	(void)ino;
-	dirlist_release(&h->list);
-	node_unref(fs, h->node, 1);
-	pthread_mutex_destroy(&h->lock);
-	free(h);
-	fuse_reply_err(req, 0);
+	(void)fi;
+	do_readdir(req, ino, size, off, true);
 }
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -159,6 +145,6 @@ void cowfs_ops_dir(struct fuse_lowlevel_ops *ops)
 	ops->opendir = op_opendir;
 	ops->readdir = op_readdir;
 	ops->readdirplus = op_readdirplus;
-	ops->releasedir = op_releasedir;
 	ops->fsyncdir = op_fsyncdir;
 }
+
