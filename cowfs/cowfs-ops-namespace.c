@@ -242,6 +242,62 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 }
 
+#ifdef HAVE_FUSE_TMPFILE
+/* O_TMPFILE: an unnamed upper file; link() may give it a name later. */
+static void op_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fuse_file_info *fi)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	struct cowfs_node *dir = cowfs_node_of(fs, parent);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat st;
+	int r = copy_up(fs, dir, COPY_UP_DATA);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	int flags = cowfs_real_open_flags(fs, fi->flags) & ~O_TRUNC;
+	int fd = openat(dir->fds[0], ".", (flags & ~O_ACCMODE) | O_RDWR | O_TMPFILE,
+			effective_mode(req, dir->fds[0], mode));
+	if (fd < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	struct cowfs_node *n = node_alloc(fs, S_IFREG);
+	if (!n || fchown(fd, ctx->uid, ctx->gid) < 0 || fstat(fd, &st) < 0 ||
+	    (n->fds[0] = reopen_fd(fs, fd, O_PATH)) < 0) {
+		r = n ? errno : ENOMEM;
+		free(n);
+		close(fd);
+		fuse_reply_err(req, r);
+		return;
+	}
+	n->key_dev = st.st_dev;
+	n->key_ino = st.st_ino;
+	n->st_ino = cowfs_tag_ino(fs, 0, st.st_ino);
+	atomic_store(&n->layer, 0);
+	node_ref(fs, dir);
+	n->parent = dir;
+	n = node_find_or_insert(fs, n);
+	st.st_ino = n->st_ino;
+	struct fuse_entry_param e = { .ino = (fuse_ino_t)(uintptr_t)n, .attr = st,
+				      .attr_timeout = fs->attr_timeout,
+				      .entry_timeout = fs->entry_timeout };
+	r = cowfs_file_attach(req, fs, n, fd, 0, flags, fi);
+	if (r < 0) {
+		close(fd);
+		node_unref(fs, n, 1);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		struct cowfs_file *f = cowfs_file_of(fi);
+		close(fd);
+		node_unref(fs, n, 2);
+		free(f);
+	}
+}
+#endif
+
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	struct cowfs *fs = cowfs_from_req(req);
@@ -512,6 +568,9 @@ void cowfs_ops_namespace(struct fuse_lowlevel_ops *ops)
 	ops->mkdir = op_mkdir;
 	ops->symlink = op_symlink;
 	ops->link = op_link;
+#ifdef HAVE_FUSE_TMPFILE
+	ops->tmpfile = op_tmpfile;
+#endif
 	ops->unlink = op_unlink;
 	ops->rmdir = op_rmdir;
 	ops->rename = op_rename;
