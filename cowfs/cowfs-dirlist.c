@@ -137,8 +137,12 @@ static int merge_layer(struct cowfs *fs, int layer, int layer_fd, struct cowfs_d
 	cleanup_dir DIR *dir = d;
 	struct dirent *de;
 
-	errno = 0;
-	while ((de = readdir(dir))) {
+	for (;;) {
+		/* readdir signals errors only through errno: clear it first,
+		 * since the loop body makes calls that set it. */
+		errno = 0;
+		if (!(de = readdir(dir)))
+			break;
 		const char *name = de->d_name;
 		if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
 			continue;
@@ -183,7 +187,6 @@ static int merge_layer(struct cowfs *fs, int layer, int layer_fd, struct cowfs_d
 		s->idx = l->count - 1;
 		s->hash = h;
 		seen->count++;
-		errno = 0;
 	}
 	return errno ? -errno : 0;
 }
