@@ -1,0 +1,70 @@
+/* cgroups for containers: one API over cgroup v1, v2 and hybrid hosts.
+ *
+ * A container's cgroup is "corral/<name>" below the *current process's own*
+ * cgroup in each hierarchy (read from /proc/self/cgroup), never an absolute
+ * path.  On a hybrid host (v1 controllers plus a v2 tree with few
+ * controllers) each controller is driven where it is mounted.  Backends sit
+ * behind a small vtable in cgroup-internal.h (cgroup-v1.c, cgroup-v2.c). */
+#ifndef CORRAL_CGROUP_H
+#define CORRAL_CGROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+#define CGROUP_UNSET (-1)
+
+struct cgroup_io_limit {
+	unsigned major, minor;	  /* block device */
+	int64_t rbps, wbps;	  /* bytes/s, CGROUP_UNSET = none */
+	int64_t riops, wiops;	  /* ops/s, CGROUP_UNSET = none */
+};
+
+struct cgroup_limits {
+	int64_t memory_max;	  /* bytes */
+	int64_t memory_swap_max;  /* bytes of swap on top of memory_max */
+	int64_t cpu_quota_us;	  /* per cpu_period_us; CGROUP_UNSET = no cap */
+	int64_t cpu_period_us;	  /* default 100000 */
+	int64_t cpu_weight;	  /* 1..10000 (v2 scale; mapped to v1 shares) */
+	char cpuset_cpus[64];	  /* "" = inherit */
+	char cpuset_mems[64];
+	int64_t pids_max;
+	struct cgroup_io_limit io[8];
+	int nio;
+};
+
+struct cgroup_stats {
+	uint64_t memory_current;  /* bytes */
+	uint64_t memory_max;	  /* bytes, UINT64_MAX = none */
+	uint64_t oom_kills;
+	uint64_t cpu_usage_ns;
+	uint64_t pids_current;
+	uint64_t pids_max;	  /* UINT64_MAX = none */
+	uint64_t io_read_bytes, io_write_bytes;
+	uint64_t io_read_ops, io_write_ops;
+};
+
+struct cgroup;
+
+void cgroup_limits_init(struct cgroup_limits *lim); /* everything unset */
+/* Creates (or reuses, after a crash) the container's cgroups and applies
+ * the limits.  Fails closed: a limit that cannot be applied is an error. */
+int cgroup_create(const char *name, const struct cgroup_limits *lim, struct cgroup **ret,
+		  struct corral_error *err);
+/* Opens an existing container cgroup (exec, stats, stop, rm). -ENOENT if none. */
+int cgroup_open(const char *name, struct cgroup **ret, struct corral_error *err);
+int cgroup_enter(struct cgroup *cg, pid_t pid, struct corral_error *err);
+int cgroup_stats(struct cgroup *cg, struct cgroup_stats *ret, struct corral_error *err);
+/* Pids in the container's cgroup (caller frees *ret). */
+int cgroup_pids(struct cgroup *cg, pid_t **ret, size_t *ret_count, struct corral_error *err);
+/* Freezes, SIGKILLs every process, thaws, waits until empty (bounded). */
+int cgroup_kill_all(struct cgroup *cg, struct corral_error *err);
+/* Removes the cgroup directories; -EBUSY while processes remain. */
+int cgroup_destroy(struct cgroup *cg, struct corral_error *err);
+void cgroup_free(struct cgroup *cg);
+/* "v1", "v2" or "hybrid" for this host (for inspect/README/test output). */
+const char *cgroup_host_mode(void);
+
+#endif

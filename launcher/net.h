@@ -1,0 +1,48 @@
+/* Container networking.
+ *
+ *   none    a new network namespace with only loopback (the default)
+ *   host    the host's network namespace
+ *   bridge  a new namespace joined to the host bridge "corral0" by a veth
+ *           pair; an address from the configured subnet (default
+ *           10.88.0.0/16, gateway .1 on the bridge); optional NAT to the
+ *           outside through iptables/nft masquerade.
+ *
+ * Addresses are leased in <state-root>/net/leases (one file per address,
+ * created with O_EXCL), so concurrent starts never collide and a crashed
+ * container's lease is reclaimed by `corral rm`. */
+#ifndef CORRAL_NET_H
+#define CORRAL_NET_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+enum net_mode { NET_NONE, NET_HOST, NET_BRIDGE };
+
+struct net_config {
+	enum net_mode mode;
+	char bridge[16];	/* default "corral0" */
+	char subnet[48];	/* CIDR, default "10.88.0.0/16" */
+	bool nat;
+	/* Filled by net_setup_host: */
+	char address[48];	/* CIDR of the container's eth0 */
+	char gateway[48];
+	char host_veth[16];	/* host side name, e.g. "vc<hash>" */
+};
+
+int net_mode_parse(const char *s, enum net_mode *ret, struct corral_error *err);
+const char *net_mode_name(enum net_mode m);
+void net_config_init(struct net_config *cfg);
+/* Host side, for a container whose init is `pid` (already in its new
+ * netns): bridge, veth pair, peer moved into the netns as eth0, address
+ * leased and configured, routes, NAT.  state_root holds the leases. */
+int net_setup_host(const char *state_root, const char *container, pid_t pid, struct net_config *cfg,
+		   struct corral_error *err);
+/* Inside the container's netns (before pivot_root): bring up lo. */
+int net_setup_loopback(struct corral_error *err);
+/* Removes the veth (if still there) and the lease.  Idempotent. */
+int net_teardown(const char *state_root, const char *container, const struct net_config *cfg,
+		 struct corral_error *err);
+
+#endif

@@ -1,0 +1,44 @@
+/* Templates: read-only root trees that containers are created from.
+ *
+ * Stored at <state-root>/templates/<name>/rootfs with a readable
+ * <state-root>/templates/<name>/template.conf (key = value lines: source,
+ * kind, created).  Every import builds into a temporary directory beside
+ * the final one and renames it into place: an interrupted import leaves
+ * nothing half-made under the final name. */
+#ifndef CORRAL_TEMPLATE_H
+#define CORRAL_TEMPLATE_H
+
+#include <stdbool.h>
+
+#include "error.h"
+
+#define TEMPLATE_DEFAULT "default"
+
+/* Valid template/container names: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}, no "..". */
+int name_validate(const char *kind, const char *name, struct corral_error *err);
+
+int template_import_dir(const char *root, const char *name, const char *dir, struct corral_error *err);
+/* Plain, gzip, xz or zstd tar (detected from content, not the file name). */
+int template_import_tar(const char *root, const char *name, const char *tarball, struct corral_error *err);
+int template_import_debootstrap(const char *root, const char *name, const char *suite, const char *mirror,
+				struct corral_error *err);
+/* An OCI image layout directory, or a `podman save` docker-archive tar;
+ * layers applied in order with their whiteouts (.wh.NAME, .wh..wh..opq). */
+int template_import_oci(const char *root, const char *name, const char *path, struct corral_error *err);
+/* The built-in default template (busybox-static), made on first use. */
+int template_ensure_default(const char *root, struct corral_error *err);
+/* Path of the template's rootfs into buf; -ENOENT if it does not exist. */
+int template_rootfs(const char *root, const char *name, char *buf, size_t len, struct corral_error *err);
+/* Refused (-EBUSY) while any container's config names the template. */
+int template_remove(const char *root, const char *name, struct corral_error *err);
+
+struct template_info {
+	char name[65];
+	char kind[32];
+	char source[512];
+	char created[32];
+};
+/* Lists templates (caller frees *ret). */
+int template_list(const char *root, struct template_info **ret, size_t *count, struct corral_error *err);
+
+#endif
