@@ -1,0 +1,20 @@
+/* Durable small-file I/O for state kept on disk.
+ * Writes go to a temp file in the same directory, are fsync'ed, renamed
+ * over the target, and the directory is fsync'ed: a reader sees the old
+ * or the new content, never a mix, even after a crash. */
+#ifndef CORRAL_FILEIO_H
+#define CORRAL_FILEIO_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+int file_write_atomic(const char *path, const char *data, size_t len, int mode, struct corral_error *err);
+/* Reads a whole (small) file; *ret is NUL-terminated, caller frees. */
+int file_read_all(const char *path, char **ret, size_t *ret_len, struct corral_error *err);
+/* mkdir -p with `mode` for the created components. */
+int mkdir_p(const char *path, int mode, struct corral_error *err);
+/* rm -rf that never crosses into another mount. */
+int remove_tree(const char *path, struct corral_error *err);
+
+#endif

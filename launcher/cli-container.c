@@ -1,0 +1,550 @@
+/* corral create / run / start / stop / restart / kill / exec / rm */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "container-config.h"
+#include "fileio.h"
+#include "rootfs.h"
+#include "start.h"
+#include "state.h"
+#include "template.h"
+
+static const char create_options_help[] =
+	"  --template NAME          template to start from (default: default, built on first use)\n"
+	"  --hostname NAME          hostname inside (default: the container name)\n"
+	"  --memory SIZE            memory limit (e.g. 256M); OOM kills stay inside\n"
+	"  --memory-swap SIZE       swap allowed on top of --memory\n"
+	"  --cpus N                 CPU quota in CPUs (e.g. 0.5)\n"
+	"  --cpu-weight N           relative CPU weight, 1..10000 (default 100)\n"
+	"  --cpuset-cpus LIST       CPUs allowed (e.g. 0-1)\n"
+	"  --cpuset-mems LIST       memory nodes allowed\n"
+	"  --pids N                 maximum number of processes\n"
+	"  --device-read-bps DEV=RATE, --device-write-bps DEV=RATE\n"
+	"  --device-read-iops DEV=N, --device-write-iops DEV=N\n"
+	"                           I/O limits (DEV is /dev/sda or 8:0)\n"
+	"  --disk-quota SIZE        disk space of the container's own layer\n"
+	"  --disk-inodes N          files in the container's own layer\n"
+	"  --network MODE           none (default: loopback only), host or bridge\n"
+	"  --subnet CIDR            bridge subnet (default 10.88.0.0/16)\n"
+	"  --nat                    bridge: masquerade outgoing traffic\n"
+	"  --cap-add CAP, --cap-drop CAP   adjust the capability set (ALL allowed)\n"
+	"  --seccomp PROFILE        default or unconfined\n"
+	"  --userns                 map container root to an unprivileged host uid range\n"
+	"  --userns-range BASE:SIZE host ids for --userns (default 100000:65536)\n"
+	"  --mount SRC:DST[:ro]     bind a host path into the container\n";
+
+enum {
+	OPT_TEMPLATE = 256, OPT_HOSTNAME, OPT_MEMORY, OPT_MEMORY_SWAP, OPT_CPUS, OPT_CPU_WEIGHT,
+	OPT_CPUSET_CPUS, OPT_CPUSET_MEMS, OPT_PIDS, OPT_RBPS, OPT_WBPS, OPT_RIOPS, OPT_WIOPS,
+	OPT_DISK, OPT_INODES, OPT_NETWORK, OPT_SUBNET, OPT_NAT, OPT_CAP_ADD, OPT_CAP_DROP,
+	OPT_SECCOMP, OPT_USERNS, OPT_USERNS_RANGE, OPT_MOUNT, OPT_NAME, OPT_RM, OPT_DETACH,
+};
+
+static const struct option create_longopts[] = {
+	{ "template", required_argument, NULL, OPT_TEMPLATE },
+	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "memory-swap", required_argument, NULL, OPT_MEMORY_SWAP },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "cpu-weight", required_argument, NULL, OPT_CPU_WEIGHT },
+	{ "cpuset-cpus", required_argument, NULL, OPT_CPUSET_CPUS },
+	{ "cpuset-mems", required_argument, NULL, OPT_CPUSET_MEMS },
+	{ "pids", required_argument, NULL, OPT_PIDS },
+	{ "device-read-bps", required_argument, NULL, OPT_RBPS },
+	{ "device-write-bps", required_argument, NULL, OPT_WBPS },
+	{ "device-read-iops", required_argument, NULL, OPT_RIOPS },
+	{ "device-write-iops", required_argument, NULL, OPT_WIOPS },
+	{ "disk-quota", required_argument, NULL, OPT_DISK },
+	{ "disk-inodes", required_argument, NULL, OPT_INODES },
+	{ "network", required_argument, NULL, OPT_NETWORK },
+	{ "subnet", required_argument, NULL, OPT_SUBNET },
+	{ "nat", no_argument, NULL, OPT_NAT },
+	{ "cap-add", required_argument, NULL, OPT_CAP_ADD },
+	{ "cap-drop", required_argument, NULL, OPT_CAP_DROP },
+	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
+	{ "userns", no_argument, NULL, OPT_USERNS },
+	{ "userns-range", required_argument, NULL, OPT_USERNS_RANGE },
+	{ "mount", required_argument, NULL, OPT_MOUNT },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "rm", no_argument, NULL, OPT_RM },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_count(const char *what, const char *s, int64_t min, int64_t max, int64_t *ret,
+		       struct corral_error *err)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return err_plain(err, EINVAL, "invalid %s '%s': expected a whole number from %lld to %lld", what, s,
+				 (long long)min, (long long)max);
+	*ret = v;
+	return 0;
+}
+
+/* Applies one create option; returns <0 with err filled on bad input. */
+static int apply_option(int opt, const char *arg, struct container_config *c, char *name, size_t namelen,
+			bool *rm, struct corral_error *err)
+{
+	uint64_t size;
+	int64_t n;
+	capmask_t caps;
+	int r = 0;
+	switch (opt) {
+	case OPT_TEMPLATE:
+		if ((r = name_validate("template", arg, err)) == 0)
+			snprintf(c->template_name, sizeof(c->template_name), "%s", arg);
+		break;
+	case OPT_HOSTNAME:
+		if ((r = config_validate_hostname(arg, err)) == 0)
+			snprintf(c->hostname, sizeof(c->hostname), "%s", arg);
+		break;
+	case OPT_MEMORY:
+		if ((r = config_parse_size("memory limit", arg, &size, err)) == 0)
+			c->limits.memory_max = (int64_t)size;
+		break;
+	case OPT_MEMORY_SWAP:
+		if ((r = config_parse_size("swap limit", arg, &size, err)) == 0)
+			c->limits.memory_swap_max = (int64_t)size;
+		break;
+	case OPT_CPUS:
+		r = config_parse_cpus(arg, &c->limits.cpu_quota_us, &c->limits.cpu_period_us, err);
+		break;
+	case OPT_CPU_WEIGHT:
+		r = parse_count("CPU weight", arg, 1, 10000, &c->limits.cpu_weight, err);
+		break;
+	case OPT_CPUSET_CPUS:
+	case OPT_CPUSET_MEMS: {
+		char *dst = opt == OPT_CPUSET_CPUS ? c->limits.cpuset_cpus : c->limits.cpuset_mems;
+		if (strlen(arg) >= sizeof(c->limits.cpuset_cpus) || strspn(arg, "0123456789,-") != strlen(arg))
+			return err_plain(err, EINVAL, "invalid cpuset list '%s': expected e.g. 0-1,3", arg);
+		snprintf(dst, sizeof(c->limits.cpuset_cpus), "%s", arg);
+		break;
+	}
+	case OPT_PIDS:
+		r = parse_count("pids limit", arg, 1, 4194304, &c->limits.pids_max, err);
+		break;
+	case OPT_RBPS:
+		r = config_parse_io_limit("device-read-bps", arg, &c->limits, err);
+		break;
+	case OPT_WBPS:
+		r = config_parse_io_limit("device-write-bps", arg, &c->limits, err);
+		break;
+	case OPT_RIOPS:
+		r = config_parse_io_limit("device-read-iops", arg, &c->limits, err);
+		break;
+	case OPT_WIOPS:
+		r = config_parse_io_limit("device-write-iops", arg, &c->limits, err);
+		break;
+	case OPT_DISK:
+		r = config_parse_size("disk quota", arg, &c->disk_bytes, err);
+		break;
+	case OPT_INODES:
+		if ((r = parse_count("inode quota", arg, 1, INT64_MAX, &n, err)) == 0)
+			c->disk_inodes = (uint64_t)n;
+		break;
+	case OPT_NETWORK:
+		r = net_mode_parse(arg, &c->net.mode, err);
+		break;
+	case OPT_SUBNET:
+		snprintf(c->net.subnet, sizeof(c->net.subnet), "%s", arg);
+		break;
+	case OPT_NAT:
+		c->net.nat = true;
+		break;
+	case OPT_CAP_ADD:
+	case OPT_CAP_DROP:
+		if ((r = caps_parse(arg, &caps, err)) == 0) {
+			if (opt == OPT_CAP_ADD)
+				c->caps |= caps;
+			else
+				c->caps &= ~caps;
+		}
+		break;
+	case OPT_SECCOMP:
+		if (!strcmp(arg, "default"))
+			c->seccomp = SECCOMP_DEFAULT;
+		else if (!strcmp(arg, "unconfined"))
+			c->seccomp = SECCOMP_UNCONFINED;
+		else
+			r = err_plain(err, EINVAL, "invalid seccomp profile '%s': use default or unconfined", arg);
+		break;
+	case OPT_USERNS:
+		c->userns = true;
+		break;
+	case OPT_USERNS_RANGE:
+		if (sscanf(arg, "%u:%u", &c->userns_base, &c->userns_size) != 2)
+			r = err_plain(err, EINVAL, "invalid user namespace range '%s': expected BASE:SIZE", arg);
+		c->userns = true;
+		break;
+	case OPT_MOUNT:
+		if (c->nmounts >= CONFIG_MAX_MOUNTS)
+			return err_plain(err, E2BIG, "at most %d --mount options", CONFIG_MAX_MOUNTS);
+		if ((r = config_parse_mount(arg, &c->mounts[c->nmounts], err)) == 0)
+			c->nmounts++;
+		break;
+	case OPT_NAME:
+		if ((r = name_validate("container", arg, err)) == 0)
+			snprintf(name, namelen, "%s", arg);
+		break;
+	case OPT_RM:
+		*rm = true;
+		break;
+	}
+	return r;
+}
+
+/* Creates the container directory and config; removes it again on failure. */
+static int create_container(struct container_config *c, struct corral_error *err)
+{
+	char dir[PATH_MAX], sub[PATH_MAX], base[PATH_MAX];
+	int r = config_validate(c, err);
+	if (r < 0)
+		return r;
+	if (!strcmp(c->template_name, TEMPLATE_DEFAULT)) {
+		r = template_ensure_default(state_root(), err);
+		if (r < 0)
+			return err_wrap(err, "prepare the default template");
+	}
+	r = template_rootfs(state_root(), c->template_name, base, sizeof(base), err);
+	if (r < 0)
+		return r;
+	snprintf(dir, sizeof(dir), "%s/containers", state_root());
+	if ((r = mkdir_p(dir, 0711, err)) < 0)
+		return r;
+	state_path(dir, sizeof(dir), c->name, NULL, NULL);
+	if (mkdir(dir, 0700) < 0) {
+		if (errno == EEXIST)
+			return err_plain(err, EEXIST, "container %s already exists", c->name);
+		return err_set(err, errno, "create %s", dir);
+	}
+	static const char *const subdirs[] = { "upper", "work", "rootfs" };
+	for (size_t i = 0; i < 3 && r == 0; i++) {
+		snprintf(sub, sizeof(sub), "%s/%s", dir, subdirs[i]);
+		if (mkdir(sub, 0755) < 0)
+			r = err_set(err, errno, "create %s", sub);
+	}
+	if (r == 0) {
+		snprintf(sub, sizeof(sub), "%s/config", dir);
+		r = config_save(c, sub, err);
+	}
+	if (r < 0)
+		remove_tree(dir, NULL);
+	return r;
+}
+
+static int parse_create(const char *cmd, int argc, char **argv, struct container_config *c, char *name,
+			bool *rm, bool name_positional)
+{
+	struct corral_error err = { 0 };
+	int opt;
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+h", create_longopts, NULL)) != -1) {
+		if (opt == '?' || opt == ':')
+			return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+		if (apply_option(opt, optarg, c, name, 65, rm, &err) < 0)
+			return cli_fail(&err);
+	}
+	if (name_positional) {
+		if (optind >= argc)
+			return cli_usage_error(cmd, "no container name given");
+		if (name_validate("container", argv[optind], &err) < 0)
+			return cli_fail(&err);
+		snprintf(name, 65, "%s", argv[optind++]);
+	}
+	if (optind < argc && !strcmp(argv[optind], "--"))
+		optind++;
+	char *dflt[] = { "/bin/sh", NULL };
+	int r = optind < argc ? config_set_argv(c, argc - optind, argv + optind, &err)
+			      : config_set_argv(c, 1, dflt, &err);
+	if (r < 0)
+		return cli_fail(&err);
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	return 0;
+}
+
+int cmd_create(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		printf("usage: corral create [OPTIONS] NAME [--] [COMMAND [ARG...]]\n\n"
+		       "Creates a container from a template (nothing runs yet; see corral start).\n"
+		       "The command defaults to /bin/sh.\n\nOptions:\n%s",
+		       create_options_help);
+		return 0;
+	}
+	struct container_config c;
+	struct corral_error err = { 0 };
+	char name[65] = "";
+	bool rm = false;
+	config_init(&c);
+	int r = parse_create("create", argc, argv, &c, name, &rm, true);
+	if (r == 0 && create_container(&c, &err) < 0)
+		r = cli_fail(&err);
+	if (r == 0)
+		printf("%s\n", c.name);
+	config_release(&c);
+	return r;
+}
+
+static int remove_container(const char *name, bool force, struct corral_error *err)
+{
+	char dir[PATH_MAX], rootfs[PATH_MAX];
+	struct container_state st;
+	state_path(dir, sizeof(dir), name, NULL, NULL);
+	if (access(dir, F_OK) < 0)
+		return err_plain(err, ENOENT, "no such container: %s", name);
+	state_load(name, &st, NULL);
+	if (state_init_alive(&st)) {
+		if (!force)
+			return err_plain(err, EBUSY, "container %s is running: stop it first, or use rm -f", name);
+		int r = container_stop(name, 0, err);
+		if (r < 0)
+			return r;
+	}
+	int r = container_teardown(name, err);
+	if (r < 0)
+		return r;
+	state_path(rootfs, sizeof(rootfs), name, "rootfs", NULL);
+	if (rootfs_is_mounted(rootfs))
+		return err_plain(err, EBUSY, "root of %s is still mounted at %s", name, rootfs);
+	return remove_tree(dir, err);
+}
+
+int cmd_run(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		printf("usage: corral run [OPTIONS] [--name NAME] [--] COMMAND [ARG...]\n\n"
+		       "Creates a container, runs COMMAND in it attached to this terminal, waits\n"
+		       "for it, and removes the container.  Exits with the command's status.\n\n"
+		       "Options:\n  --name NAME              container name (default: run-PID)\n%s",
+		       create_options_help);
+		return 0;
+	}
+	struct container_config c;
+	struct corral_error err = { 0 };
+	char name[65];
+	bool rm = true;
+	snprintf(name, sizeof(name), "run-%d", (int)getpid());
+	config_init(&c);
+	int r = parse_create("run", argc, argv, &c, name, &rm, false);
+	if (r == 0 && create_container(&c, &err) < 0)
+		r = cli_fail(&err);
+	if (r == 0) {
+		struct start_options so = { .foreground = true, .tty = isatty(0) };
+		int code = 0;
+		if (container_start(name, &so, &code, &err) < 0)
+			r = cli_fail(&err);
+		else
+			r = code;
+		struct corral_error rerr = { 0 };
+		if (remove_container(name, true, &rerr) < 0)
+			cli_fail(&rerr);
+	}
+	config_release(&c);
+	return r;
+}
+
+static int each_name(const char *cmd, int argc, char **argv, int first,
+		     int (*fn)(const char *name, void *arg, struct corral_error *err), void *arg)
+{
+	if (first >= argc)
+		return cli_usage_error(cmd, "no container name given");
+	int rc = 0;
+	for (int i = first; i < argc; i++) {
+		struct corral_error err = { 0 };
+		if (fn(argv[i], arg, &err) < 0)
+			rc = cli_fail(&err);
+		else
+			printf("%s\n", argv[i]);
+	}
+	return rc;
+}
+
+static int do_start(const char *name, void *arg, struct corral_error *err)
+{
+	struct start_options so = { 0 };
+	int code;
+	(void)arg;
+	if (name_validate("container", name, err) < 0)
+		return -EINVAL;
+	return container_start(name, &so, &code, err);
+}
+
+int cmd_start(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		printf("usage: corral start NAME...\n\nStarts containers in the background; their output goes to\n"
+		       "<root>/containers/NAME/console.log.\n");
+		return 0;
+	}
+	return each_name("start", argc, argv, 1, do_start, NULL);
+}
+
+static int parse_timeout(const char *cmd, int *argc_i, int argc, char **argv, int *timeout)
+{
+	int i = 1;
+	*timeout = 10;
+	if (i < argc && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--time"))) {
+		if (i + 1 >= argc)
+			return cli_usage_error(cmd, "-t needs a number of seconds");
+		char *end;
+		long t = strtol(argv[i + 1], &end, 10);
+		if (*end || t < 0 || t > 86400)
+			return cli_usage_error(cmd, "invalid timeout '%s'", argv[i + 1]);
+		*timeout = (int)t;
+		i += 2;
+	}
+	*argc_i = i;
+	return 0;
+}
+
+static int do_stop(const char *name, void *arg, struct corral_error *err)
+{
+	if (name_validate("container", name, err) < 0)
+		return -EINVAL;
+	char dir[PATH_MAX];
+	state_path(dir, sizeof(dir), name, NULL, NULL);
+	if (access(dir, F_OK) < 0)
+		return err_plain(err, ENOENT, "no such container: %s", name);
+	return container_stop(name, *(int *)arg, err);
+}
+
+int cmd_stop(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		printf("usage: corral stop [-t SECONDS] NAME...\n\nSends SIGTERM to the container's command, "
+		       "waits up to SECONDS (default 10),\nthen kills everything left; unmounts its root "
+		       "and frees its cgroup and network.\n");
+		return 0;
+	}
+	int first, timeout;
+	int r = parse_timeout("stop", &first, argc, argv, &timeout);
+	if (r)
+		return r;
+	return each_name("stop", argc, argv, first, do_stop, &timeout);
+}
+
+static int do_restart(const char *name, void *arg, struct corral_error *err)
+{
+	int r = do_stop(name, arg, err);
+	return r < 0 ? r : do_start(name, NULL, err);
+}
+
+int cmd_restart(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		printf("usage: corral restart [-t SECONDS] NAME...\n\nStops (see corral stop), then starts.\n");
+		return 0;
+	}
+	int first, timeout;
+	int r = parse_timeout("restart", &first, argc, argv, &timeout);
+	if (r)
+		return r;
+	return each_name("restart", argc, argv, first, do_restart, &timeout);
+}
+
+static int do_kill(const char *name, void *arg, struct corral_error *err)
+{
+	if (name_validate("container", name, err) < 0)
+		return -EINVAL;
+	return container_kill(name, *(int *)arg, err);
+}
+
+static int parse_signal(const char *s)
+{
+	static const struct { const char *name; int sig; } names[] = {
+		{ "TERM", SIGTERM }, { "KILL", SIGKILL }, { "INT", SIGINT }, { "HUP", SIGHUP },
+		{ "QUIT", SIGQUIT }, { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "STOP", SIGSTOP },
+		{ "CONT", SIGCONT }, { "WINCH", SIGWINCH },
+	};
+	if (!strncmp(s, "SIG", 3))
+		s += 3;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcasecmp(s, names[i].name))
+			return names[i].sig;
+	char *end;
+	long n = strtol(s, &end, 10);
+	return (*end || n < 1 || n > 64) ? -1 : (int)n;
+}
+
+int cmd_kill(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		printf("usage: corral kill [-s SIGNAL] NAME...\n\nSends SIGNAL (default KILL) to the "
+		       "container's command.\n");
+		return 0;
+	}
+	int sig = SIGKILL, first = 1;
+	if (argc > 2 && (!strcmp(argv[1], "-s") || !strcmp(argv[1], "--signal"))) {
+		sig = parse_signal(argv[2]);
+		if (sig < 0)
+			return cli_usage_error("kill", "unknown signal '%s'", argv[2]);
+		first = 3;
+	}
+	return each_name("kill", argc, argv, first, do_kill, &sig);
+}
+
+int cmd_exec(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		printf("usage: corral exec [-t] NAME COMMAND [ARG...]\n\nRuns COMMAND inside a running "
+		       "container: every namespace, its cgroup,\nits capabilities and seccomp filter.  -t: "
+		       "attach this terminal (for a shell).\n");
+		return 0;
+	}
+	int i = 1;
+	bool tty = false;
+	if (i < argc && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "-it") || !strcmp(argv[i], "--tty"))) {
+		tty = true;
+		i++;
+	}
+	if (i >= argc)
+		return cli_usage_error("exec", "no container name given");
+	const char *name = argv[i++];
+	if (i < argc && !strcmp(argv[i], "--"))
+		i++;
+	char *shell[] = { "/bin/sh", NULL };
+	char **cmd = i < argc ? argv + i : shell;
+	struct corral_error err = { 0 };
+	int code = 0;
+	if (name_validate("container", name, &err) < 0 || container_exec(name, cmd, tty, &code, &err) < 0)
+		return cli_fail(&err);
+	return code;
+}
+
+static int do_rm(const char *name, void *arg, struct corral_error *err)
+{
+	if (name_validate("container", name, err) < 0)
+		return -EINVAL;
+	return remove_container(name, *(bool *)arg, err);
+}
+
+int cmd_rm(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		printf("usage: corral rm [-f] NAME...\n\nRemoves containers and their own layer. "
+		       "-f stops running ones first.\n");
+		return 0;
+	}
+	bool force = false;
+	int first = 1;
+	if (argc > 1 && (!strcmp(argv[1], "-f") || !strcmp(argv[1], "--force"))) {
+		force = true;
+		first = 2;
+	}
+	return each_name("rm", argc, argv, first, do_rm, &force);
+}

@@ -1,0 +1,106 @@
+/* corral template import | list | rm */
+#include "config.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "state.h"
+#include "template.h"
+
+static void template_usage(FILE *out)
+{
+	fputs("usage: corral template import NAME --dir DIR | --tar FILE | --debootstrap SUITE [--mirror URL]\n"
+	      "                                | --oci PATH\n"
+	      "       corral [--json] template list\n"
+	      "       corral template rm NAME\n"
+	      "\n"
+	      "import  makes a template from a directory, a tar archive (plain, gzip, xz or\n"
+	      "        zstd), a Debian suite via debootstrap, or an OCI image (an OCI layout\n"
+	      "        directory or a `podman save` archive; layers applied with whiteouts)\n"
+	      "list    lists templates (the built-in 'default' is made on first use)\n"
+	      "rm      removes a template; refused while a container uses it\n",
+	      out);
+}
+
+static int template_import(int argc, char **argv)
+{
+	struct corral_error err = { 0 };
+	if (argc < 4)
+		return cli_usage_error("template import", "expected NAME and one source option");
+	const char *name = argv[1], *kind = argv[2], *src = argv[3];
+	const char *mirror = NULL;
+	if (argc == 6 && !strcmp(argv[4], "--mirror"))
+		mirror = argv[5];
+	else if (argc != 4)
+		return cli_usage_error("template import", "unexpected argument '%s'", argv[4]);
+	if (name_validate("template", name, &err) < 0)
+		return cli_fail(&err);
+	int r;
+	if (!strcmp(kind, "--dir"))
+		r = template_import_dir(state_root(), name, src, &err);
+	else if (!strcmp(kind, "--tar"))
+		r = template_import_tar(state_root(), name, src, &err);
+	else if (!strcmp(kind, "--debootstrap"))
+		r = template_import_debootstrap(state_root(), name, src, mirror, &err);
+	else if (!strcmp(kind, "--oci"))
+		r = template_import_oci(state_root(), name, src, &err);
+	else
+		return cli_usage_error("template import", "unknown source '%s'", kind);
+	if (r < 0)
+		return cli_fail(&err);
+	printf("%s\n", name);
+	return 0;
+}
+
+static int template_list_cmd(void)
+{
+	struct corral_error err = { 0 };
+	struct template_info *t;
+	size_t n;
+	if (template_list(state_root(), &t, &n, &err) < 0)
+		return cli_fail(&err);
+	if (cli_globals.json) {
+		json_object *arr = json_object_new_array();
+		for (size_t i = 0; i < n; i++) {
+			json_object *o = json_object_new_object();
+			json_object_object_add(o, "name", json_object_new_string(t[i].name));
+			json_object_object_add(o, "kind", json_object_new_string(t[i].kind));
+			json_object_object_add(o, "source", json_object_new_string(t[i].source));
+			json_object_object_add(o, "created", json_object_new_string(t[i].created));
+			json_object_array_add(arr, o);
+		}
+		printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
+		json_object_put(arr);
+	} else {
+		printf("%-20s %-12s %-22s %s\n", "NAME", "KIND", "CREATED", "SOURCE");
+		for (size_t i = 0; i < n; i++)
+			printf("%-20s %-12s %-22s %s\n", t[i].name, t[i].kind, t[i].created, t[i].source);
+	}
+	free(t);
+	return 0;
+}
+
+int cmd_template(int argc, char **argv)
+{
+	if (argc < 2 || cli_wants_help(argc, argv)) {
+		template_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 125 : 0;
+	}
+	if (!strcmp(argv[1], "import"))
+		return template_import(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "list") || !strcmp(argv[1], "ls"))
+		return template_list_cmd();
+	if (!strcmp(argv[1], "rm") || !strcmp(argv[1], "remove")) {
+		struct corral_error err = { 0 };
+		if (argc != 3)
+			return cli_usage_error("template rm", "expected one template name");
+		if (template_remove(state_root(), argv[2], &err) < 0)
+			return cli_fail(&err);
+		printf("%s\n", argv[2]);
+		return 0;
+	}
+	return cli_usage_error("template", "unknown subcommand '%s'", argv[1]);
+}

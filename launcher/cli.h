@@ -1,0 +1,34 @@
+/* The corral command line: one function per subcommand, each taking its own
+ * argv (argv[0] = the subcommand name) and returning the process exit code.
+ * Only the CLI prints; errors go to stderr as "corral: <what failed>". */
+#ifndef CORRAL_CLI_H
+#define CORRAL_CLI_H
+
+#include <stdbool.h>
+
+#include "error.h"
+
+struct cli_globals {
+	bool json;
+};
+extern struct cli_globals cli_globals; /* parsed options */
+
+/* Prints the error and returns the exit code for it (1, or 125 for usage). */
+int cli_fail(const struct corral_error *err);
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool cli_wants_help(int argc, char **argv);
+
+int cmd_create(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_restart(int argc, char **argv);
+int cmd_kill(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_template(int argc, char **argv);
+
+#endif

@@ -1,0 +1,514 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <stdarg.h>
+#include <sys/sysmacros.h>
+
+#include "container-config.h"
+#include "cleanup.h"
+#include "fileio.h"
+#include "template.h"
+
+void config_init(struct container_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	cgroup_limits_init(&c->limits);
+	net_config_init(&c->net);
+	c->caps = caps_default();
+	c->seccomp = SECCOMP_DEFAULT;
+	c->userns_base = 100000;
+	c->userns_size = 65536;
+	snprintf(c->template_name, sizeof(c->template_name), "%s", TEMPLATE_DEFAULT);
+}
+
+void config_release(struct container_config *c)
+{
+	for (int i = 0; i < c->argc; i++)
+		free(c->argv[i]);
+	c->argc = 0;
+	c->argv[0] = NULL;
+}
+
+int config_parse_size(const char *what, const char *s, uint64_t *ret, struct corral_error *err)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		goto bad;
+	uint64_t mult = 1;
+	if (*end) {
+		switch (toupper((unsigned char)*end)) {
+		case 'K': mult = 1ULL << 10; break;
+		case 'M': mult = 1ULL << 20; break;
+		case 'G': mult = 1ULL << 30; break;
+		case 'T': mult = 1ULL << 40; break;
+		case 'B': mult = 1; end--; break;
+		default: goto bad;
+		}
+		end++;
+		/* Accept K, KB, KiB, k, kb... */
+		if (*end == 'i' || *end == 'I')
+			end++;
+		if (*end == 'B' || *end == 'b')
+			end++;
+		if (*end)
+			goto bad;
+	}
+	if (v * (double)mult > 9.0e18)
+		goto bad;
+	*ret = (uint64_t)(v * (double)mult);
+	return 0;
+bad:
+	return err_plain(err, EINVAL, "invalid %s '%s': expected a size like 512M, 2G or 1048576", what, s);
+}
+
+int config_parse_cpus(const char *s, int64_t *ret_quota_us, int64_t *ret_period_us, struct corral_error *err)
+{
+	char *end;
+	errno = 0;
+	double cpus = strtod(s, &end);
+	if (errno || end == s || *end || cpus <= 0 || cpus > 4096)
+		return err_plain(err, EINVAL, "invalid CPU limit '%s': expected a number of CPUs like 0.5 or 2", s);
+	*ret_period_us = 100000;
+	*ret_quota_us = (int64_t)(cpus * 100000.0);
+	if (*ret_quota_us < 1000)
+		return err_plain(err, EINVAL, "CPU limit '%s' is below the minimum of 0.01", s);
+	return 0;
+}
+
+int config_validate_hostname(const char *s, struct corral_error *err)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > HOSTNAME_MAX_LEN)
+		return err_plain(err, EINVAL, "invalid hostname '%s': must be 1 to %d characters", s,
+				 HOSTNAME_MAX_LEN);
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!isalnum((unsigned char)c) && c != '-' && c != '.')
+			return err_plain(err, EINVAL,
+					 "invalid hostname '%s': only letters, digits, '-' and '.' are allowed", s);
+	}
+	if (s[0] == '-' || s[0] == '.')
+		return err_plain(err, EINVAL, "invalid hostname '%s': must start with a letter or digit", s);
+	return 0;
+}
+
+static bool path_is_clean_absolute(const char *p)
+{
+	if (p[0] != '/')
+		return false;
+	for (const char *c = p; *c; c++) {
+		if (c[0] == '/' && c[1] == '.' && c[2] == '.' && (c[3] == '/' || c[3] == '\0'))
+			return false;
+	}
+	return true;
+}
+
+int config_parse_mount(const char *s, struct bind_mount *m, struct corral_error *err)
+{
+	char buf[1100];
+	snprintf(buf, sizeof(buf), "%s", s);
+	char *src = buf, *dst = strchr(buf, ':');
+	if (!dst)
+		return err_plain(err, EINVAL, "invalid mount '%s': expected HOST_PATH:CONTAINER_PATH[:ro]", s);
+	*dst++ = '\0';
+	char *opt = strchr(dst, ':');
+	m->readonly = false;
+	if (opt) {
+		*opt++ = '\0';
+		if (!strcmp(opt, "ro"))
+			m->readonly = true;
+		else if (strcmp(opt, "rw"))
+			return err_plain(err, EINVAL, "invalid mount option '%s' in '%s': use ro or rw", opt, s);
+	}
+	if (!path_is_clean_absolute(src) || !path_is_clean_absolute(dst))
+		return err_plain(err, EINVAL, "invalid mount '%s': both paths must be absolute, without '..'", s);
+	if (strlen(src) >= sizeof(m->source) || strlen(dst) >= sizeof(m->target))
+		return err_plain(err, ENAMETOOLONG, "invalid mount '%s': path too long", s);
+	struct stat st;
+	if (stat(src, &st) < 0)
+		return err_set(err, errno, "mount source '%s'", src);
+	snprintf(m->source, sizeof(m->source), "%s", src);
+	snprintf(m->target, sizeof(m->target), "%s", dst);
+	return 0;
+}
+
+/* "MAJOR:MINOR=VALUE" or "/dev/PATH=VALUE"; what names the limit kind. */
+int config_parse_io_limit(const char *what, const char *s, struct cgroup_limits *lim, struct corral_error *err)
+{
+	char dev[256];
+	const char *eq = strchr(s, '=');
+	if (!eq || (size_t)(eq - s) >= sizeof(dev))
+		return err_plain(err, EINVAL, "invalid %s '%s': expected DEVICE=VALUE (DEVICE is /dev/sda or 8:0)",
+				 what, s);
+	memcpy(dev, s, eq - s);
+	dev[eq - s] = '\0';
+	unsigned major, minor;
+	if (dev[0] == '/') {
+		struct stat st;
+		if (stat(dev, &st) < 0)
+			return err_set(err, errno, "%s device '%s'", what, dev);
+		if (!S_ISBLK(st.st_mode))
+			return err_plain(err, EINVAL, "%s device '%s' is not a block device", what, dev);
+		major = major(st.st_rdev);
+		minor = minor(st.st_rdev);
+	} else if (sscanf(dev, "%u:%u", &major, &minor) != 2) {
+		return err_plain(err, EINVAL, "invalid %s device '%s': expected /dev/PATH or MAJOR:MINOR", what, dev);
+	}
+	uint64_t value;
+	bool is_bytes = strstr(what, "bps") != NULL;
+	if (is_bytes) {
+		int r = config_parse_size(what, eq + 1, &value, err);
+		if (r < 0)
+			return r;
+	} else {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(eq + 1, &end, 10);
+		if (errno || *end || end == eq + 1 || v == 0)
+			return err_plain(err, EINVAL, "invalid %s '%s': expected a positive number", what, eq + 1);
+		value = v;
+	}
+	struct cgroup_io_limit *l = NULL;
+	for (int i = 0; i < lim->nio; i++)
+		if (lim->io[i].major == major && lim->io[i].minor == minor)
+			l = &lim->io[i];
+	if (!l) {
+		if (lim->nio >= (int)(sizeof(lim->io) / sizeof(lim->io[0])))
+			return err_plain(err, E2BIG, "too many I/O limit devices");
+		l = &lim->io[lim->nio++];
+		*l = (struct cgroup_io_limit){ .major = major, .minor = minor, .rbps = CGROUP_UNSET,
+					       .wbps = CGROUP_UNSET, .riops = CGROUP_UNSET,
+					       .wiops = CGROUP_UNSET };
+	}
+	if (!strcmp(what, "device-read-bps"))
+		l->rbps = (int64_t)value;
+	else if (!strcmp(what, "device-write-bps"))
+		l->wbps = (int64_t)value;
+	else if (!strcmp(what, "device-read-iops"))
+		l->riops = (int64_t)value;
+	else
+		l->wiops = (int64_t)value;
+	return 0;
+}
+
+int config_set_argv(struct container_config *c, int argc, char **argv, struct corral_error *err)
+{
+	if (argc > CONFIG_MAX_ARGS)
+		return err_plain(err, E2BIG, "command has %d arguments; at most %d are supported", argc,
+				 CONFIG_MAX_ARGS);
+	config_release(c);
+	for (int i = 0; i < argc; i++) {
+		c->argv[i] = strdup(argv[i]);
+		if (!c->argv[i])
+			return err_set(err, ENOMEM, "copy command");
+		c->argc = i + 1;
+	}
+	c->argv[c->argc] = NULL;
+	return 0;
+}
+
+int config_validate(const struct container_config *c, struct corral_error *err)
+{
+	int r = name_validate("container", c->name, err);
+	if (r < 0)
+		return r;
+	r = name_validate("template", c->template_name, err);
+	if (r < 0)
+		return r;
+	if (c->hostname[0] && (r = config_validate_hostname(c->hostname, err)) < 0)
+		return r;
+	if (c->argc == 0)
+		return err_plain(err, EINVAL, "no command given for container '%s'", c->name);
+	if (c->limits.memory_max != CGROUP_UNSET && c->limits.memory_max < (4 << 20))
+		return err_plain(err, EINVAL, "memory limit %lld bytes is below the minimum of 4M",
+				 (long long)c->limits.memory_max);
+	if (c->limits.pids_max != CGROUP_UNSET && c->limits.pids_max < 1)
+		return err_plain(err, EINVAL, "pids limit must be at least 1");
+	if (c->userns && (c->userns_base == 0 || c->userns_size < 1024))
+		return err_plain(err, EINVAL, "user namespace range must start above 0 and hold at least 1024 ids");
+	return 0;
+}
+
+/* ---- serialization: "key = value" lines ---- */
+
+struct strbuf {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct strbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		va_start(ap, fmt);
+		int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if (b->s && b->len + n < b->cap) {
+			b->len += n;
+			return;
+		}
+		size_t cap = (b->cap + n + 1) * 2;
+		char *s = realloc(b->s, cap);
+		if (!s) {
+			b->oom = true;
+			return;
+		}
+		b->s = s;
+		b->cap = cap;
+	}
+}
+
+/* Values are written raw up to the end of the line; newlines in a value
+ * (only possible in command arguments) are escaped as \n, backslash as \\. */
+static void sb_value(struct strbuf *b, const char *key, const char *v)
+{
+	sb_printf(b, "%s = ", key);
+	for (const char *p = v; *p; p++) {
+		if (*p == '\n')
+			sb_printf(b, "\\n");
+		else if (*p == '\\')
+			sb_printf(b, "\\\\");
+		else
+			sb_printf(b, "%c", *p);
+	}
+	sb_printf(b, "\n");
+}
+
+int config_save(const struct container_config *c, const char *path, struct corral_error *err)
+{
+	struct strbuf b = { 0 };
+	char caps[1024];
+
+	sb_printf(&b, "# corral container configuration (written by corral create)\n");
+	sb_value(&b, "name", c->name);
+	sb_value(&b, "template", c->template_name);
+	sb_value(&b, "hostname", c->hostname[0] ? c->hostname : c->name);
+	for (int i = 0; i < c->argc; i++)
+		sb_value(&b, "arg", c->argv[i]);
+	const struct cgroup_limits *l = &c->limits;
+	if (l->memory_max != CGROUP_UNSET)
+		sb_printf(&b, "memory = %lld\n", (long long)l->memory_max);
+	if (l->memory_swap_max != CGROUP_UNSET)
+		sb_printf(&b, "memory_swap = %lld\n", (long long)l->memory_swap_max);
+	if (l->cpu_quota_us != CGROUP_UNSET)
+		sb_printf(&b, "cpu_quota_us = %lld\ncpu_period_us = %lld\n", (long long)l->cpu_quota_us,
+			  (long long)l->cpu_period_us);
+	if (l->cpu_weight != CGROUP_UNSET)
+		sb_printf(&b, "cpu_weight = %lld\n", (long long)l->cpu_weight);
+	if (l->cpuset_cpus[0])
+		sb_value(&b, "cpuset_cpus", l->cpuset_cpus);
+	if (l->cpuset_mems[0])
+		sb_value(&b, "cpuset_mems", l->cpuset_mems);
+	if (l->pids_max != CGROUP_UNSET)
+		sb_printf(&b, "pids = %lld\n", (long long)l->pids_max);
+	for (int i = 0; i < l->nio; i++)
+		sb_printf(&b, "io = %u:%u %lld %lld %lld %lld\n", l->io[i].major, l->io[i].minor,
+			  (long long)l->io[i].rbps, (long long)l->io[i].wbps, (long long)l->io[i].riops,
+			  (long long)l->io[i].wiops);
+	if (c->disk_bytes)
+		sb_printf(&b, "disk_bytes = %llu\n", (unsigned long long)c->disk_bytes);
+	if (c->disk_inodes)
+		sb_printf(&b, "disk_inodes = %llu\n", (unsigned long long)c->disk_inodes);
+	sb_value(&b, "network", net_mode_name(c->net.mode));
+	if (c->net.mode == NET_BRIDGE) {
+		sb_value(&b, "bridge", c->net.bridge);
+		sb_value(&b, "subnet", c->net.subnet);
+		sb_printf(&b, "nat = %s\n", c->net.nat ? "yes" : "no");
+	}
+	caps_format(c->caps, caps, sizeof(caps));
+	sb_value(&b, "capabilities", caps);
+	sb_printf(&b, "seccomp = %s\n", c->seccomp == SECCOMP_DEFAULT ? "default" : "unconfined");
+	sb_printf(&b, "userns = %s\n", c->userns ? "yes" : "no");
+	if (c->userns)
+		sb_printf(&b, "userns_range = %u:%u\n", c->userns_base, c->userns_size);
+	for (int i = 0; i < c->nmounts; i++)
+		sb_printf(&b, "mount = %s:%s:%s\n", c->mounts[i].source, c->mounts[i].target,
+			  c->mounts[i].readonly ? "ro" : "rw");
+	if (b.oom) {
+		free(b.s);
+		return err_set(err, ENOMEM, "format the config of '%s'", c->name);
+	}
+	int r = file_write_atomic(path, b.s, b.len, 0644, err);
+	free(b.s);
+	return r;
+}
+
+static void unescape(char *s)
+{
+	char *w = s;
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] == 'n') {
+			*w++ = '\n';
+			p++;
+		} else if (p[0] == '\\' && p[1] == '\\') {
+			*w++ = '\\';
+			p++;
+		} else {
+			*w++ = *p;
+		}
+	}
+	*w = '\0';
+}
+
+static int parse_i64(const char *path, int line, const char *key, const char *v, int64_t *ret,
+		     struct corral_error *err)
+{
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (errno || end == v || *end)
+		return err_plain(err, EINVAL, "%s:%d: %s: '%s' is not a number", path, line, key, v);
+	*ret = n;
+	return 0;
+}
+
+static int config_apply_line(struct container_config *c, const char *path, int line, const char *key,
+			     char *v, struct corral_error *err)
+{
+	struct cgroup_limits *l = &c->limits;
+	int64_t n;
+	if (!strcmp(key, "name"))
+		snprintf(c->name, sizeof(c->name), "%s", v);
+	else if (!strcmp(key, "template"))
+		snprintf(c->template_name, sizeof(c->template_name), "%s", v);
+	else if (!strcmp(key, "hostname"))
+		snprintf(c->hostname, sizeof(c->hostname), "%s", v);
+	else if (!strcmp(key, "arg")) {
+		if (c->argc >= CONFIG_MAX_ARGS)
+			return err_plain(err, E2BIG, "%s:%d: too many arguments", path, line);
+		unescape(v);
+		c->argv[c->argc] = strdup(v);
+		if (!c->argv[c->argc])
+			return err_set(err, ENOMEM, "%s", path);
+		c->argv[++c->argc] = NULL;
+	} else if (!strcmp(key, "memory"))
+		return parse_i64(path, line, key, v, &l->memory_max, err);
+	else if (!strcmp(key, "memory_swap"))
+		return parse_i64(path, line, key, v, &l->memory_swap_max, err);
+	else if (!strcmp(key, "cpu_quota_us"))
+		return parse_i64(path, line, key, v, &l->cpu_quota_us, err);
+	else if (!strcmp(key, "cpu_period_us"))
+		return parse_i64(path, line, key, v, &l->cpu_period_us, err);
+	else if (!strcmp(key, "cpu_weight"))
+		return parse_i64(path, line, key, v, &l->cpu_weight, err);
+	else if (!strcmp(key, "cpuset_cpus"))
+		snprintf(l->cpuset_cpus, sizeof(l->cpuset_cpus), "%s", v);
+	else if (!strcmp(key, "cpuset_mems"))
+		snprintf(l->cpuset_mems, sizeof(l->cpuset_mems), "%s", v);
+	else if (!strcmp(key, "pids"))
+		return parse_i64(path, line, key, v, &l->pids_max, err);
+	else if (!strcmp(key, "io")) {
+		struct cgroup_io_limit io;
+		long long a, b, cc, d;
+		if (l->nio >= (int)(sizeof(l->io) / sizeof(l->io[0])) ||
+		    sscanf(v, "%u:%u %lld %lld %lld %lld", &io.major, &io.minor, &a, &b, &cc, &d) != 6)
+			return err_plain(err, EINVAL, "%s:%d: malformed io line '%s'", path, line, v);
+		io.rbps = a;
+		io.wbps = b;
+		io.riops = cc;
+		io.wiops = d;
+		l->io[l->nio++] = io;
+	} else if (!strcmp(key, "disk_bytes")) {
+		if (parse_i64(path, line, key, v, &n, err) < 0 || n < 0)
+			return -EINVAL;
+		c->disk_bytes = (uint64_t)n;
+	} else if (!strcmp(key, "disk_inodes")) {
+		if (parse_i64(path, line, key, v, &n, err) < 0 || n < 0)
+			return -EINVAL;
+		c->disk_inodes = (uint64_t)n;
+	} else if (!strcmp(key, "network")) {
+		int r = net_mode_parse(v, &c->net.mode, err);
+		if (r < 0)
+			return err_wrap(err, "%s:%d", path, line);
+	} else if (!strcmp(key, "bridge"))
+		snprintf(c->net.bridge, sizeof(c->net.bridge), "%s", v);
+	else if (!strcmp(key, "subnet"))
+		snprintf(c->net.subnet, sizeof(c->net.subnet), "%s", v);
+	else if (!strcmp(key, "nat"))
+		c->net.nat = !strcmp(v, "yes");
+	else if (!strcmp(key, "capabilities")) {
+		c->caps = 0;
+		for (char *tok = strtok(v, ","); tok; tok = strtok(NULL, ",")) {
+			capmask_t m;
+			if (caps_parse(tok, &m, err) < 0)
+				return err_wrap(err, "%s:%d", path, line);
+			c->caps |= m;
+		}
+	} else if (!strcmp(key, "seccomp")) {
+		if (!strcmp(v, "default"))
+			c->seccomp = SECCOMP_DEFAULT;
+		else if (!strcmp(v, "unconfined"))
+			c->seccomp = SECCOMP_UNCONFINED;
+		else
+			return err_plain(err, EINVAL, "%s:%d: seccomp must be default or unconfined", path, line);
+	} else if (!strcmp(key, "userns"))
+		c->userns = !strcmp(v, "yes");
+	else if (!strcmp(key, "userns_range")) {
+		if (sscanf(v, "%u:%u", &c->userns_base, &c->userns_size) != 2)
+			return err_plain(err, EINVAL, "%s:%d: userns_range must be BASE:SIZE", path, line);
+	} else if (!strcmp(key, "mount")) {
+		if (c->nmounts >= CONFIG_MAX_MOUNTS)
+			return err_plain(err, E2BIG, "%s:%d: too many mounts", path, line);
+		struct bind_mount *m = &c->mounts[c->nmounts];
+		char *a = v, *b = strchr(a, ':'), *o = b ? strchr(b + 1, ':') : NULL;
+		if (!b || !o)
+			return err_plain(err, EINVAL, "%s:%d: malformed mount '%s'", path, line, v);
+		*b++ = '\0';
+		*o++ = '\0';
+		snprintf(m->source, sizeof(m->source), "%s", a);
+		snprintf(m->target, sizeof(m->target), "%s", b);
+		m->readonly = !strcmp(o, "ro");
+		c->nmounts++;
+	} else
+		return err_plain(err, EINVAL, "%s:%d: unknown key '%s'", path, line, key);
+	return 0;
+}
+
+int config_load(const char *path, struct container_config *c, struct corral_error *err)
+{
+	cleanup_free char *text = NULL;
+	int r = file_read_all(path, &text, NULL, err);
+	if (r < 0)
+		return r;
+	config_init(c);
+	c->caps = 0;
+	int line = 0;
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		line++;
+		while (isspace((unsigned char)*l))
+			l++;
+		if (*l == '#' || *l == '\0')
+			continue;
+		char *eq = strstr(l, " = ");
+		if (!eq) {
+			config_release(c);
+			return err_plain(err, EINVAL, "%s:%d: expected 'key = value', got '%s'", path, line, l);
+		}
+		*eq = '\0';
+		r = config_apply_line(c, path, line, l, eq + 3, err);
+		if (r < 0) {
+			config_release(c);
+			return r;
+		}
+	}
+	r = config_validate(c, err);
+	if (r < 0) {
+		config_release(c);
+		return err_wrap(err, "%s", path);
+	}
+	return 0;
+}

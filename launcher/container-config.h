@@ -1,0 +1,63 @@
+/* A container's configuration: what `corral create` records and `start`
+ * obeys.  Stored as readable "key = value" lines in
+ * <root>/containers/<name>/config; validated entirely before anything is
+ * created, so bad input never leaves half a container behind. */
+#ifndef CORRAL_CONTAINER_CONFIG_H
+#define CORRAL_CONTAINER_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cgroup.h"
+#include "error.h"
+#include "net.h"
+#include "security.h"
+
+#define CONFIG_MAX_ARGS 64
+#define CONFIG_MAX_MOUNTS 16
+#define HOSTNAME_MAX_LEN 64
+
+struct bind_mount {
+	char source[512];
+	char target[512];
+	bool readonly;
+};
+
+struct container_config {
+	char name[65];
+	char template_name[65];
+	char hostname[HOSTNAME_MAX_LEN + 1];
+	char *argv[CONFIG_MAX_ARGS + 1]; /* NULL-terminated; owned */
+	int argc;
+	struct cgroup_limits limits;
+	uint64_t disk_bytes;	/* 0 = no quota */
+	uint64_t disk_inodes;	/* 0 = no quota */
+	struct net_config net;
+	capmask_t caps;		/* effective set after --cap-add/--cap-drop */
+	enum seccomp_mode seccomp;
+	bool userns;		/* map container root to an unprivileged range */
+	uint32_t userns_base;	/* first host uid/gid of the range */
+	uint32_t userns_size;
+	struct bind_mount mounts[CONFIG_MAX_MOUNTS];
+	int nmounts;
+};
+
+void config_init(struct container_config *c);
+void config_release(struct container_config *c);
+
+/* Parsers for command-line values; each names the bad value on failure. */
+int config_parse_size(const char *what, const char *s, uint64_t *ret, struct corral_error *err);
+int config_parse_cpus(const char *s, int64_t *ret_quota_us, int64_t *ret_period_us, struct corral_error *err);
+int config_validate_hostname(const char *s, struct corral_error *err);
+int config_parse_mount(const char *s, struct bind_mount *ret, struct corral_error *err);
+int config_parse_io_limit(const char *what, const char *s, struct cgroup_limits *lim, struct corral_error *err);
+int config_set_argv(struct container_config *c, int argc, char **argv, struct corral_error *err);
+
+/* Whole-config checks made by create (names, ranges, combinations). */
+int config_validate(const struct container_config *c, struct corral_error *err);
+
+/* Writes/reads the config file (temp + fsync + rename + fsync dir). */
+int config_save(const struct container_config *c, const char *path, struct corral_error *err);
+int config_load(const char *path, struct container_config *ret, struct corral_error *err);
+
+#endif

@@ -1,0 +1,117 @@
+/* corral: dense OS-level containers from one template. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "start.h"
+#include "state.h"
+
+struct cli_globals cli_globals;
+
+static void usage(FILE *out)
+{
+	fputs("usage: corral [--root DIR] [--json] COMMAND [ARGS...]\n"
+	      "\n"
+	      "Containers:\n"
+	      "  create [OPTIONS] NAME [--] [COMMAND [ARG...]]  create a container from a template\n"
+	      "  start NAME                  start a created or stopped container\n"
+	      "  run [OPTIONS] [--name NAME] [--] COMMAND...   create, start, wait, remove\n"
+	      "  stop [-t SECONDS] NAME      SIGTERM, then SIGKILL after the timeout (default 10)\n"
+	      "  restart [-t SECONDS] NAME   stop, then start\n"
+	      "  kill [-s SIGNAL] NAME       send a signal to the container's command\n"
+	      "  exec [-t] NAME COMMAND...   run a command inside a running container\n"
+	      "  list (ps)                   list containers\n"
+	      "  inspect NAME                configuration and state\n"
+	      "  stats [NAME...]             memory, CPU, pids, disk and I/O use\n"
+	      "  rm [-f] NAME...             remove containers (-f: stop them first)\n"
+	      "\n"
+	      "Templates:\n"
+	      "  template import|list|rm     manage templates (see corral template --help)\n"
+	      "\n"
+	      "Global options:\n"
+	      "  --root DIR   state directory (default $CORRAL_ROOT or /var/lib/corral)\n"
+	      "  --json       machine-readable output for list, inspect, stats, template list\n"
+	      "  -h, --help   help; every command takes --help too\n"
+	      "  --version    show the version\n",
+	      out);
+}
+
+int cli_fail(const struct corral_error *err)
+{
+	fprintf(stderr, "corral: %s\n", err->msg[0] ? err->msg : "unknown error");
+	return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "corral %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, " (see corral %s --help)\n", cmd);
+	va_end(ap);
+	return 125;
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			return false;
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return true;
+	}
+	return false;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+} commands[] = {
+	{ "create", cmd_create }, { "run", cmd_run }, { "start", cmd_start }, { "stop", cmd_stop },
+	{ "restart", cmd_restart }, { "kill", cmd_kill }, { "exec", cmd_exec }, { "rm", cmd_rm },
+	{ "list", cmd_list }, { "ps", cmd_list }, { "inspect", cmd_inspect }, { "stats", cmd_stats },
+	{ "template", cmd_template },
+};
+
+int main(int argc, char **argv)
+{
+	/* The container's init runs from a sealed copy of this binary. */
+	if (argc > 1 && !strcmp(argv[1], "__init"))
+		return init_main(argc - 1, argv + 1);
+
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--root") && i + 1 < argc)
+			state_set_root(argv[++i]);
+		else if (!strncmp(argv[i], "--root=", 7))
+			state_set_root(argv[i] + 7);
+		else if (!strcmp(argv[i], "--json"))
+			cli_globals.json = true;
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("corral %s\n", PACKAGE_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "corral: unknown option '%s' (see corral --help)\n", argv[i]);
+			return 125;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 125;
+	}
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (!strcmp(argv[i], commands[k].name))
+			return commands[k].fn(argc - i, argv + i);
+	fprintf(stderr, "corral: unknown command '%s' (see corral --help)\n", argv[i]);
+	return 125;
+}

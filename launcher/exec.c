@@ -1,0 +1,153 @@
+/* Entering a running container: `corral exec`.
+ *
+ * The caller joins the container's cgroup and every namespace of its init
+ * (user first, mount last, since joining the mount namespace changes the
+ * root), then forks -- a new pid namespace applies to children only -- and
+ * the child takes the container's capabilities and seccomp filter before
+ * exec, exactly as the init did.  The process is made non-dumpable before
+ * it joins anything, so container processes cannot ptrace it or read its
+ * memory while it still holds host privileges. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/close_range.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cleanup.h"
+#include "container-config.h"
+#include "security.h"
+#include "start.h"
+#include "state.h"
+
+struct ns_kind {
+	const char *name;
+	int flag;
+};
+
+static const struct ns_kind ns_order[] = {
+	{ "user", CLONE_NEWUSER }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS },
+	{ "net", CLONE_NEWNET }, { "cgroup", CLONE_NEWCGROUP }, { "pid", CLONE_NEWPID },
+	{ "mnt", CLONE_NEWNS },
+};
+#define NS_COUNT (sizeof(ns_order) / sizeof(ns_order[0]))
+
+/* Opens the init's namespaces that differ from ours (host network mode
+ * shares the net namespace; joining one's own user ns is an error). */
+static int open_namespaces(pid_t pid, int fds[NS_COUNT], struct corral_error *err)
+{
+	for (size_t i = 0; i < NS_COUNT; i++) {
+		char path[64], self[64];
+		struct stat a, b;
+		fds[i] = -1;
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, ns_order[i].name);
+		snprintf(self, sizeof(self), "/proc/self/ns/%s", ns_order[i].name);
+		if (stat(path, &a) < 0)
+			return err_set(err, errno, "stat %s", path);
+		if (stat(self, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+			continue;
+		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0)
+			return err_set(err, errno, "open %s", path);
+	}
+	return 0;
+}
+
+int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struct corral_error *err)
+{
+	struct container_state st;
+	struct container_config c;
+	char path[PATH_MAX];
+	int fds[NS_COUNT];
+
+	int r = state_load(name, &st, err);
+	if (r < 0)
+		return r;
+	if (!state_init_alive(&st))
+		return err_plain(err, ESRCH, "container %s is not running", name);
+	r = state_path(path, sizeof(path), name, "config", err);
+	if (r == 0)
+		r = config_load(path, &c, err);
+	if (r < 0)
+		return r;
+
+	prctl(PR_SET_DUMPABLE, 0);
+	r = open_namespaces(st.init_pid, fds, err);
+	struct cgroup *cg = NULL;
+	if (r == 0)
+		r = cgroup_open(name, &cg, err);
+	if (r == 0)
+		r = cgroup_enter(cg, getpid(), err);
+	cgroup_free(cg);
+	for (size_t i = 0; r == 0 && i < NS_COUNT; i++) {
+		if (fds[i] >= 0 && setns(fds[i], ns_order[i].flag) < 0)
+			r = err_set(err, errno, "join the %s namespace of %s", ns_order[i].name, name);
+	}
+	for (size_t i = 0; i < NS_COUNT; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	if (r < 0) {
+		config_release(&c);
+		return r;
+	}
+
+	int res[2];
+	if (pipe2(res, O_CLOEXEC) < 0) {
+		config_release(&c);
+		return err_set(err, errno, "pipe");
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		config_release(&c);
+		return err_set(err, errno, "fork into %s", name);
+	}
+	if (pid == 0) {
+		struct corral_error cerr = { 0 };
+		close(res[0]);
+		if (c.userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+			err_set(&cerr, errno, "become root in the user namespace");
+		else if (chdir("/") < 0)
+			err_set(&cerr, errno, "chdir /");
+		else if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+			err_set(&cerr, errno, "close inherited descriptors");
+		else if (caps_apply(c.caps, &cerr) == 0 && seccomp_apply(c.seccomp, c.caps, &cerr) == 0) {
+			char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+					"HOME=/root", "container=corral", tty ? "TERM=xterm" : NULL, NULL };
+			if (tty && isatty(0))
+				setsid(), ioctl(0, TIOCSCTTY, 0);
+			execvpe(argv[0], argv, env);
+			err_set(&cerr, errno, "run %s in %s", argv[0], name);
+		}
+		ssize_t unused = write(res[1], cerr.msg, strlen(cerr.msg));
+		(void)unused;
+		_exit(127);
+	}
+	close(res[1]);
+	char msg[sizeof(err->msg)];
+	ssize_t n = read(res[0], msg, sizeof(msg) - 1);
+	close(res[0]);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	config_release(&c);
+	if (n > 0) {
+		msg[n] = '\0';
+		return err_plain(err, EIO, "%s", msg);
+	}
+	*ret_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return 0;
+}

@@ -1,0 +1,36 @@
+/* A container's root filesystem.
+ *
+ * Host side: the cowfs mount of template + the container's upper layer.
+ * Container side (in the new mount namespace, before the container's code
+ * runs): /proc, /sys (read-only), a minimal /dev, masked and read-only
+ * paths, bind mounts, then pivot_root into it.
+ *
+ * Every mount target inside the root is resolved without following any
+ * symlink (openat2 RESOLVE_NO_SYMLINKS): the root is writable by the
+ * container, so a symlink planted in an earlier run must never redirect a
+ * mount onto the host. */
+#ifndef CORRAL_ROOTFS_H
+#define CORRAL_ROOTFS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "container-config.h"
+#include "error.h"
+
+/* Mounts cowfs at `mnt` (base = template tree) with the daemon started in
+ * the cgroup named by `cgroup_name` (so its I/O and memory are charged to
+ * the container).  Returns when the mount is ready. */
+int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *upper, const char *work,
+		       const char *mnt, const struct container_config *c, struct corral_error *err);
+/* Unmounts the cowfs root (the daemon exits); detaches if busy. Idempotent. */
+int rootfs_unmount(const char *mnt, struct corral_error *err);
+bool rootfs_is_mounted(const char *mnt);
+
+/* In the container's new mount namespace: builds the root at `rootfs` and
+ * pivots into it.  `console` is a pty slave path to bind at /dev/console,
+ * or NULL. */
+int rootfs_enter(const char *rootfs, const struct container_config *c, const char *console,
+		 struct corral_error *err);
+
+#endif

@@ -1,0 +1,557 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/close_range.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cleanup.h"
+#include "fileio.h"
+#include "net.h"
+#include "rootfs.h"
+#include "security.h"
+#include "start.h"
+#include "state.h"
+#include "template.h"
+
+#ifndef CORRAL_COWFS_PATH
+#define CORRAL_COWFS_PATH "/usr/local/bin/cowfs"
+#endif
+
+/* The cowfs binary: $CORRAL_COWFS, else the one installed beside corral,
+ * else the one built next to this corral (a build tree). */
+static const char *cowfs_binary(void)
+{
+	static char buf[PATH_MAX];
+	const char *env = getenv("CORRAL_COWFS");
+	if (env && *env)
+		return env;
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 32);
+	if (n > 0) {
+		buf[n] = '\0';
+		char *slash = strrchr(buf, '/');
+		if (slash) {
+			strcpy(slash + 1, "cowfs");
+			if (access(buf, X_OK) == 0)
+				return buf;
+			strcpy(slash + 1, "../cowfs/cowfs");
+			if (access(buf, X_OK) == 0)
+				return buf;
+		}
+	}
+	return CORRAL_COWFS_PATH;
+}
+
+/* A sealed in-memory copy of this binary, exec'ed as the container's
+ * init: the container can never write through /proc/PID/exe to the host's
+ * corral binary (CVE-2019-5736). */
+static int self_memfd(struct corral_error *err)
+{
+	cleanup_close int src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (src < 0)
+		return err_set(err, errno, "open /proc/self/exe");
+	struct stat st;
+	if (fstat(src, &st) < 0)
+		return err_set(err, errno, "stat /proc/self/exe");
+	int fd = memfd_create("corral-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return err_set(err, errno, "memfd_create");
+	for (off_t off = 0; off < st.st_size;) {
+		ssize_t n = sendfile(fd, src, &off, st.st_size - off);
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			close(fd);
+			return err_set(err, e, "copy corral into memory");
+		}
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+		int e = errno;
+		close(fd);
+		return err_set(err, e, "seal the init copy");
+	}
+	return fd;
+}
+
+struct child_args {
+	const struct container_config *c;
+	const char *rootfs;
+	int go_fd;	/* read: parent finished its side */
+	int err_fd;	/* write: setup error text; EOF on exec = success */
+	int init_fd;	/* sealed corral copy */
+	int log_fd;	/* detached: stdout/stderr; -1 = inherit */
+	int null_fd;
+	bool tty;
+};
+
+static void child_fail(struct child_args *a, struct corral_error *err)
+{
+	ssize_t unused = write(a->err_fd, err->msg, strlen(err->msg));
+	(void)unused;
+	_exit(1);
+}
+
+static char **container_env(const struct container_config *c, bool tty)
+{
+	static char *env[8];
+	static char host[HOSTNAME_MAX_LEN + 16], term[64];
+	int n = 0;
+	env[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	env[n++] = "HOME=/root";
+	env[n++] = "container=corral";
+	snprintf(host, sizeof(host), "HOSTNAME=%s", c->hostname[0] ? c->hostname : c->name);
+	env[n++] = host;
+	if (tty) {
+		const char *t = getenv("TERM");
+		snprintf(term, sizeof(term), "TERM=%s", t && *t ? t : "xterm");
+		env[n++] = term;
+	}
+	env[n] = NULL;
+	return env;
+}
+
+/* Runs in the cloned child: the container's side of the setup. */
+static void child_setup(struct child_args *a)
+{
+	struct corral_error err = { 0 };
+	const struct container_config *c = a->c;
+	char go;
+
+	/* If the monitor dies mid-setup, so do we; nobody may ptrace us. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	prctl(PR_SET_DUMPABLE, 0);
+	if (read(a->go_fd, &go, 1) != 1)
+		_exit(1); /* the parent failed and already reported it */
+	if (c->userns) {
+		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+			err_set(&err, errno, "become root in the user namespace");
+			child_fail(a, &err);
+		}
+	}
+	/* Now inside the container's cgroup: make that the cgroup root. */
+	if (unshare(CLONE_NEWCGROUP) < 0) {
+		err_set(&err, errno, "new cgroup namespace");
+		child_fail(a, &err);
+	}
+	const char *hn = c->hostname[0] ? c->hostname : c->name;
+	if (sethostname(hn, strlen(hn)) < 0) {
+		err_set(&err, errno, "set hostname %s", hn);
+		child_fail(a, &err);
+	}
+	if (c->net.mode != NET_HOST && net_setup_loopback(&err) < 0)
+		child_fail(a, &err);
+	if (rootfs_enter(a->rootfs, c, NULL, &err) < 0) {
+		err_wrap(&err, "prepare the root filesystem");
+		child_fail(a, &err);
+	}
+	if (a->log_fd >= 0) {
+		if (dup2(a->null_fd, 0) < 0 || dup2(a->log_fd, 1) < 0 || dup2(a->log_fd, 2) < 0) {
+			err_set(&err, errno, "redirect stdio");
+			child_fail(a, &err);
+		}
+	}
+	/* No host descriptor survives into the container (CVE-2024-21626):
+	 * everything above stdio closes on exec, the error pipe included, so
+	 * a successful exec reads as EOF on the other side. */
+	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		err_set(&err, errno, "close inherited descriptors");
+		child_fail(a, &err);
+	}
+	/* Privileges last: mounts needed CAP_SYS_ADMIN. */
+	if (caps_apply(c->caps, &err) < 0)
+		child_fail(a, &err);
+	if (seccomp_apply(c->seccomp, c->caps, &err) < 0)
+		child_fail(a, &err);
+
+	char *argv[CONFIG_MAX_ARGS + 4];
+	int n = 0;
+	argv[n++] = "corral-init";
+	argv[n++] = "__init";
+	argv[n++] = "--";
+	for (int i = 0; i < c->argc; i++)
+		argv[n++] = c->argv[i];
+	argv[n] = NULL;
+	fexecve(a->init_fd, argv, container_env(c, a->tty));
+	err_set(&err, errno, "exec the container init");
+	child_fail(a, &err);
+}
+
+static int write_id_map(pid_t pid, const char *file, uint32_t base, uint32_t size, struct corral_error *err)
+{
+	char path[64], line[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	int n = snprintf(line, sizeof(line), "0 %u %u\n", base, size);
+	cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, line, n) != n)
+		return err_set(err, errno, "write %s", path);
+	return 0;
+}
+
+static int setup_user_ns(pid_t pid, const struct container_config *c, struct corral_error *err)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
+	cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "deny", 4) != 4)
+		return err_set(err, errno, "write %s", path);
+	int r = write_id_map(pid, "uid_map", c->userns_base, c->userns_size, err);
+	if (r == 0)
+		r = write_id_map(pid, "gid_map", c->userns_base, c->userns_size, err);
+	return r;
+}
+
+/* Reads the child's setup outcome: "" on success, else its message. */
+static int read_child_result(int fd, struct corral_error *err)
+{
+	char buf[sizeof(err->msg)];
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += n;
+		if (len == sizeof(buf) - 1)
+			break;
+	}
+	if (len == 0)
+		return 0;
+	buf[len] = '\0';
+	return err_plain(err, EIO, "%s", buf);
+}
+
+struct spawn {
+	pid_t pid;
+	unsigned long long start;
+};
+
+/* Clones the container's init and drives its setup. */
+static int spawn_container(const struct container_config *c, const char *rootfs, int log_fd, bool tty,
+			   struct spawn *ret, struct corral_error *err)
+{
+	int go[2], res[2];
+	cleanup_close int init_fd = self_memfd(err);
+	if (init_fd < 0)
+		return init_fd;
+	cleanup_close int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (pipe2(go, O_CLOEXEC) < 0)
+		return err_set(err, errno, "pipe");
+	if (pipe2(res, O_CLOEXEC) < 0) {
+		close(go[0]);
+		close(go[1]);
+		return err_set(err, errno, "pipe");
+	}
+	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+	if (c->net.mode != NET_HOST)
+		flags |= CLONE_NEWNET;
+	if (c->userns)
+		flags |= CLONE_NEWUSER;
+	fflush(NULL);
+	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
+	if (pid < 0) {
+		int e = errno;
+		close(go[0]), close(go[1]), close(res[0]), close(res[1]);
+		return err_set(err, e, "clone the container's namespaces");
+	}
+	if (pid == 0) {
+		close(go[1]);
+		close(res[0]);
+		struct child_args a = { .c = c, .rootfs = rootfs, .go_fd = go[0], .err_fd = res[1],
+					.init_fd = init_fd, .log_fd = log_fd, .null_fd = null_fd, .tty = tty };
+		child_setup(&a);
+		_exit(1);
+	}
+	close(go[0]);
+	close(res[1]);
+
+	struct cgroup *cg = NULL;
+	int r = cgroup_open(c->name, &cg, err);
+	if (r == 0)
+		r = cgroup_enter(cg, pid, err);
+	cgroup_free(cg);
+	if (r == 0 && c->userns)
+		r = setup_user_ns(pid, c, err);
+	if (r == 0 && c->net.mode == NET_BRIDGE) {
+		struct net_config net = c->net;
+		r = net_setup_host(state_root(), c->name, pid, &net, err);
+	}
+	if (r == 0 && write(go[1], "g", 1) != 1)
+		r = err_set(err, errno, "signal the container to continue");
+	close(go[1]);
+	if (r == 0)
+		r = read_child_result(res[0], err);
+	close(res[0]);
+	if (r < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return r;
+	}
+	ret->pid = pid;
+	ret->start = proc_start_time(pid);
+	return 0;
+}
+
+static int container_dirs(const char *name, char *upper, char *work, char *rootfs, char *log,
+			  struct corral_error *err)
+{
+	int r = state_path(upper, PATH_MAX, name, "upper", err);
+	if (r == 0)
+		r = state_path(work, PATH_MAX, name, "work", err);
+	if (r == 0)
+		r = state_path(rootfs, PATH_MAX, name, "rootfs", err);
+	if (r == 0)
+		r = state_path(log, PATH_MAX, name, "console.log", err);
+	return r;
+}
+
+int container_teardown(const char *name, struct corral_error *err)
+{
+	char upper[PATH_MAX], work[PATH_MAX], rootfs[PATH_MAX], log[PATH_MAX], cfgpath[PATH_MAX];
+	struct container_config c;
+	int r = container_dirs(name, upper, work, rootfs, log, err);
+	if (r < 0)
+		return r;
+	/* Unmount first: the cowfs daemon flushes and exits by itself. */
+	r = rootfs_unmount(rootfs, err);
+	if (r < 0)
+		return r;
+	state_path(cfgpath, sizeof(cfgpath), name, "config", NULL);
+	if (config_load(cfgpath, &c, NULL) == 0) {
+		if (c.net.mode == NET_BRIDGE)
+			net_teardown(state_root(), name, &c.net, NULL);
+		config_release(&c);
+	}
+	struct cgroup *cg;
+	r = cgroup_open(name, &cg, NULL);
+	if (r == 0) {
+		r = cgroup_kill_all(cg, err);
+		if (r == 0)
+			r = cgroup_destroy(cg, err);
+		cgroup_free(cg);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int wait_for_exit(pid_t pid, int *ret_code)
+{
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	*ret_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return 0;
+}
+
+static void record_exit(const char *name, int code)
+{
+	struct container_state st;
+	if (state_load(name, &st, NULL) < 0)
+		return;
+	snprintf(st.status, sizeof(st.status), "exited");
+	st.exit_code = code;
+	st.finished_at = time(NULL);
+	state_save(name, &st, NULL);
+}
+
+/* Everything from cgroup creation to a running init; undone on failure. */
+static int bring_up(const struct container_config *c, bool foreground, bool tty, struct spawn *sp,
+		    struct corral_error *err)
+{
+	char upper[PATH_MAX], work[PATH_MAX], rootfs[PATH_MAX], log[PATH_MAX], base[PATH_MAX];
+	int r = container_dirs(c->name, upper, work, rootfs, log, err);
+	if (r < 0)
+		return r;
+	r = template_rootfs(state_root(), c->template_name, base, sizeof(base), err);
+	if (r < 0)
+		return r;
+	struct cgroup *cg;
+	r = cgroup_create(c->name, &c->limits, &cg, err);
+	if (r < 0)
+		return err_wrap(err, "set up the cgroup of '%s'", c->name);
+	cgroup_free(cg);
+	r = rootfs_mount_cowfs(cowfs_binary(), base, upper, work, rootfs, c, err);
+	cleanup_close int log_fd = -1;
+	if (r == 0 && !foreground) {
+		log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+		if (log_fd < 0)
+			r = err_set(err, errno, "open %s", log);
+	}
+	if (r == 0)
+		r = spawn_container(c, rootfs, log_fd, tty, sp, err);
+	if (r < 0)
+		container_teardown(c->name, NULL);
+	return r;
+}
+
+static int load_for_start(const char *name, struct container_config *c, struct corral_error *err)
+{
+	char path[PATH_MAX];
+	struct container_state st;
+	int r = state_path(path, sizeof(path), name, "config", err);
+	if (r < 0)
+		return r;
+	if (access(path, F_OK) < 0)
+		return err_plain(err, ENOENT, "no such container: %s", name);
+	r = config_load(path, c, err);
+	if (r < 0)
+		return r;
+	state_load(name, &st, NULL);
+	if (state_init_alive(&st)) {
+		config_release(c);
+		return err_plain(err, EBUSY, "container %s is already running (pid %d)", name, (int)st.init_pid);
+	}
+	return 0;
+}
+
+static int mark_running(const char *name, const struct spawn *sp, struct corral_error *err)
+{
+	struct container_state st;
+	state_init(&st);
+	snprintf(st.status, sizeof(st.status), "running");
+	st.init_pid = sp->pid;
+	st.init_start = sp->start;
+	st.monitor_pid = getpid();
+	st.monitor_start = proc_start_time(getpid());
+	st.started_at = time(NULL);
+	return state_save(name, &st, err);
+}
+
+int container_start(const char *name, const struct start_options *opts, int *ret_exit, struct corral_error *err)
+{
+	struct container_config c;
+	struct spawn sp;
+	int r = load_for_start(name, &c, err);
+	if (r < 0)
+		return r;
+
+	if (opts->foreground) {
+		r = bring_up(&c, true, opts->tty, &sp, err);
+		if (r == 0)
+			r = mark_running(name, &sp, err);
+		if (r == 0) {
+			/* Signals for the container go to its init, not to us. */
+			signal(SIGINT, SIG_IGN);
+			signal(SIGTERM, SIG_IGN);
+			signal(SIGHUP, SIG_IGN);
+			int code = 0;
+			wait_for_exit(sp.pid, &code);
+			record_exit(name, code);
+			container_teardown(name, NULL);
+			*ret_exit = code;
+		}
+		config_release(&c);
+		return r;
+	}
+
+	/* Detached: a monitor process owns the container from here on. */
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC) < 0) {
+		config_release(&c);
+		return err_set(err, errno, "pipe");
+	}
+	fflush(NULL);
+	pid_t mon = fork();
+	if (mon < 0) {
+		config_release(&c);
+		return err_set(err, errno, "fork the monitor");
+	}
+	if (mon == 0) {
+		close(ready[0]);
+		setsid();
+		int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null_fd >= 0) {
+			dup2(null_fd, 0);
+			dup2(null_fd, 1);
+			dup2(null_fd, 2);
+		}
+		struct corral_error merr = { 0 };
+		int mr = bring_up(&c, false, false, &sp, &merr);
+		if (mr == 0)
+			mr = mark_running(name, &sp, &merr);
+		/* "+" = running; anything else is the error message. */
+		ssize_t unused = write(ready[1], mr == 0 ? "+" : merr.msg, mr == 0 ? 1 : strlen(merr.msg));
+		(void)unused;
+		close(ready[1]);
+		if (mr < 0)
+			_exit(1);
+		signal(SIGINT, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		int code = 0;
+		wait_for_exit(sp.pid, &code);
+		record_exit(name, code);
+		container_teardown(name, NULL);
+		_exit(0);
+	}
+	close(ready[1]);
+	r = read_child_result(ready[0], err);
+	close(ready[0]);
+	if (r == 0)
+		r = err_plain(err, EIO, "the monitor process exited before the container started");
+	else if (!strcmp(err->msg, "+"))
+		r = 0;
+	config_release(&c);
+	*ret_exit = 0;
+	return r < 0 ? err_wrap(err, "start %s", name) : 0;
+}
+
+int container_kill(const char *name, int sig, struct corral_error *err)
+{
+	struct container_state st;
+	int r = state_load(name, &st, err);
+	if (r < 0)
+		return r;
+	if (!state_init_alive(&st))
+		return err_plain(err, ESRCH, "container %s is not running", name);
+	if (kill(st.init_pid, sig) < 0)
+		return err_set(err, errno, "signal container %s", name);
+	return 0;
+}
+
+int container_stop(const char *name, int timeout_s, struct corral_error *err)
+{
+	struct container_state st;
+	int r = state_load(name, &st, err);
+	if (r < 0)
+		return r;
+	if (state_init_alive(&st)) {
+		kill(st.init_pid, SIGTERM);
+		struct timespec step = { 0, 20 * 1000 * 1000 };
+		for (int i = 0; i < timeout_s * 50 && state_init_alive(&st); i++)
+			nanosleep(&step, NULL);
+		if (state_init_alive(&st)) {
+			/* PID 1 dying takes the whole pid namespace with it. */
+			kill(st.init_pid, SIGKILL);
+			for (int i = 0; i < 250 && state_init_alive(&st); i++)
+				nanosleep(&step, NULL);
+		}
+		if (state_init_alive(&st))
+			return err_plain(err, EBUSY, "container %s did not stop", name);
+		/* The monitor records the exit code; without one (it was
+		 * killed), say the container was stopped by a signal. */
+		struct container_state now;
+		if (state_load(name, &now, NULL) == 0 && !strcmp(now.status, "running")) {
+			snprintf(now.status, sizeof(now.status), "exited");
+			now.exit_code = 128 + SIGKILL;
+			now.finished_at = time(NULL);
+			state_save(name, &now, NULL);
+		}
+	}
+	return container_teardown(name, err);
+}

@@ -1,0 +1,47 @@
+/* Starting, stopping and entering containers.
+ *
+ * Process tree of a running container:
+ *
+ *   monitor (corral, on the host)     waits for the init, records its exit
+ *   `- init (PID 1 in the container)  corral's own init, exec'ed from a
+ *      |                              sealed in-memory copy of corral, so
+ *      |                              /proc/1/exe can't reach the host binary
+ *      `- the container's command     reaped orphans are collected by init
+ *
+ * Setup happens in the child between clone() and exec, in a fixed order,
+ * and any failure aborts the start (fail closed): namespaces (clone) ->
+ * cgroup, uid/gid maps, network (parent side) -> hostname -> root mounts,
+ * pivot_root -> close every inherited fd -> capabilities, no_new_privs ->
+ * seccomp -> exec init. */
+#ifndef CORRAL_START_H
+#define CORRAL_START_H
+
+#include <stdbool.h>
+
+#include "container-config.h"
+#include "error.h"
+
+struct start_options {
+	bool foreground;	/* run: the caller is the monitor, stdio attached */
+	bool tty;		/* allocate a pty for the command (with foreground) */
+};
+
+/* Starts a created container.  With foreground, waits for it and returns
+ * its exit code in *ret_exit; otherwise returns once it runs. */
+int container_start(const char *name, const struct start_options *opts, int *ret_exit,
+		    struct corral_error *err);
+/* SIGTERM, up to timeout_s seconds, then SIGKILL to everything in the
+ * container's cgroup; then teardown.  Idempotent. */
+int container_stop(const char *name, int timeout_s, struct corral_error *err);
+/* Sends a signal to the container's init (forwarded to the command). */
+int container_kill(const char *name, int sig, struct corral_error *err);
+/* Unmounts the root, removes network and cgroup; keeps the upper layer. */
+int container_teardown(const char *name, struct corral_error *err);
+/* Runs argv inside a running container: every namespace, the cgroup, the
+ * same capabilities and seccomp filter.  Returns the command's exit code. */
+int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struct corral_error *err);
+
+/* Entry point of the container's init (argv after "corral __init"). */
+int init_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,144 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fileio.h"
+#include "state.h"
+
+/* Parsed option: set once by the CLI before any command runs. */
+static const char *root_override;
+
+void state_set_root(const char *root)
+{
+	root_override = root;
+}
+
+const char *state_root(void)
+{
+	if (root_override)
+		return root_override;
+	const char *env = getenv("CORRAL_ROOT");
+	return env && *env ? env : STATE_ROOT_DEFAULT;
+}
+
+int state_path(char *buf, size_t len, const char *name, const char *leaf, struct corral_error *err)
+{
+	int n = leaf ? snprintf(buf, len, "%s/containers/%s/%s", state_root(), name, leaf)
+		     : snprintf(buf, len, "%s/containers/%s", state_root(), name);
+	if (n < 0 || (size_t)n >= len)
+		return err_plain(err, ENAMETOOLONG, "state path for '%s' is too long", name);
+	return 0;
+}
+
+void state_init(struct container_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	snprintf(st->status, sizeof(st->status), "created");
+}
+
+int state_load(const char *name, struct container_state *st, struct corral_error *err)
+{
+	char path[PATH_MAX];
+	cleanup_free char *text = NULL;
+	state_init(st);
+	int r = state_path(path, sizeof(path), name, "state", err);
+	if (r < 0)
+		return r;
+	r = file_read_all(path, &text, NULL, err);
+	if (r == -ENOENT)
+		return 0; /* created, never started */
+	if (r < 0)
+		return r;
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char key[32], val[64];
+		if (sscanf(l, "%31s = %63s", key, val) != 2)
+			continue; /* a torn line can't happen (atomic writes); ignore unknown */
+		if (!strcmp(key, "init_pid"))
+			st->init_pid = atoi(val);
+		else if (!strcmp(key, "init_start"))
+			st->init_start = strtoull(val, NULL, 10);
+		else if (!strcmp(key, "monitor_pid"))
+			st->monitor_pid = atoi(val);
+		else if (!strcmp(key, "monitor_start"))
+			st->monitor_start = strtoull(val, NULL, 10);
+		else if (!strcmp(key, "cowfs_pid"))
+			st->cowfs_pid = atoi(val);
+		else if (!strcmp(key, "status"))
+			snprintf(st->status, sizeof(st->status), "%s", val);
+		else if (!strcmp(key, "exit_code"))
+			st->exit_code = atoi(val);
+		else if (!strcmp(key, "started_at"))
+			st->started_at = strtoll(val, NULL, 10);
+		else if (!strcmp(key, "finished_at"))
+			st->finished_at = strtoll(val, NULL, 10);
+		else if (!strcmp(key, "address"))
+			snprintf(st->address, sizeof(st->address), "%s", val);
+	}
+	return 0;
+}
+
+int state_save(const char *name, const struct container_state *st, struct corral_error *err)
+{
+	char path[PATH_MAX], buf[1024];
+	int r = state_path(path, sizeof(path), name, "state", err);
+	if (r < 0)
+		return r;
+	int n = snprintf(buf, sizeof(buf),
+			 "# corral runtime state (the kernel is the truth: see corral list)\n"
+			 "status = %s\ninit_pid = %d\ninit_start = %llu\nmonitor_pid = %d\nmonitor_start = %llu\n"
+			 "cowfs_pid = %d\nexit_code = %d\nstarted_at = %lld\nfinished_at = %lld\n%s%s%s",
+			 st->status, (int)st->init_pid, st->init_start, (int)st->monitor_pid, st->monitor_start,
+			 (int)st->cowfs_pid, st->exit_code, (long long)st->started_at,
+			 (long long)st->finished_at, st->address[0] ? "address = " : "", st->address,
+			 st->address[0] ? "\n" : "");
+	return file_write_atomic(path, buf, (size_t)n, 0644, err);
+}
+
+unsigned long long proc_start_time(pid_t pid)
+{
+	char path[64], buf[1024];
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* The command name may hold spaces and ')': fields resume after the
+	 * last ')'.  starttime is field 22; we are at field 3. */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	p += 2;
+	if (*p == 'Z' || *p == 'X')
+		return 0; /* a zombie is not running */
+	for (int field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return p ? strtoull(p, NULL, 10) : 0;
+}
+
+bool state_init_alive(const struct container_state *st)
+{
+	return st->init_pid > 0 && st->init_start && proc_start_time(st->init_pid) == st->init_start;
+}
+
+const char *state_status(const struct container_state *st)
+{
+	if (state_init_alive(st))
+		return "running";
+	if (!strcmp(st->status, "running"))
+		return "exited";
+	return st->status;
+}

@@ -1,0 +1,50 @@
+/* The state root and each container's runtime state.
+ *
+ * The runtime state file is a hint written by start and the monitor; the
+ * truth about whether a container runs comes from the kernel: its init pid
+ * together with that process's start time (so a recycled pid is never
+ * mistaken for the container).  After kill -9 of any corral process,
+ * list/stop/rm still see what is really there. */
+#ifndef CORRAL_STATE_H
+#define CORRAL_STATE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "error.h"
+
+#define STATE_ROOT_DEFAULT "/var/lib/corral"
+
+struct container_state {
+	pid_t init_pid;			/* host pid of the container's PID 1 */
+	unsigned long long init_start;	/* its start time (clock ticks since boot) */
+	pid_t monitor_pid;
+	unsigned long long monitor_start;
+	pid_t cowfs_pid;
+	char status[16];		/* created | running | exited */
+	int exit_code;			/* valid when exited; 128+N for signal N */
+	time_t started_at, finished_at;
+	char address[48];		/* bridge mode */
+};
+
+/* The state root: --root, else $CORRAL_ROOT, else /var/lib/corral. */
+void state_set_root(const char *root);
+const char *state_root(void);
+/* <root>/containers/<name>[/<leaf>] into buf. */
+int state_path(char *buf, size_t len, const char *name, const char *leaf, struct corral_error *err);
+
+void state_init(struct container_state *st);
+int state_load(const char *name, struct container_state *ret, struct corral_error *err);
+int state_save(const char *name, const struct container_state *st, struct corral_error *err);
+
+/* Start time of pid from /proc/PID/stat, 0 if the process is gone. */
+unsigned long long proc_start_time(pid_t pid);
+/* The container's init is alive (pid exists with the recorded start time). */
+bool state_init_alive(const struct container_state *st);
+/* "running" if the init is alive, else the recorded status, with
+ * "running" corrected to "exited" when the init is gone. */
+const char *state_status(const struct container_state *st);
+
+#endif
