@@ -266,6 +266,10 @@ int copy_up(struct cowfs *fs, struct cowfs_node *n, int flags)
 	if (r < 0)
 		goto unlock;
 
+	int64_t need = (n->type == S_IFREG && !(flags & COPY_UP_NO_DATA)) ? (int64_t)st.st_blocks * 512 : 0;
+	r = quota_check(fs, need, 1);
+	if (r < 0)
+		goto unlock;
 	int pfd = anonymous ? fs->layers[0].root_fd : parent->fds[0];
 	int fd = -1;
 	switch (n->type) {
@@ -284,6 +288,7 @@ int copy_up(struct cowfs *fs, struct cowfs_node *n, int flags)
 
 	struct stat ust;
 	if (layer_stat_fd(fd, &ust) == 0) {
+		quota_charge(fs, (int64_t)ust.st_blocks * 512, 1);
 		origin_remember(fs, ust.st_ino, n->st_ino);
 		node_rekey(fs, n, ust.st_dev, ust.st_ino);
 	}

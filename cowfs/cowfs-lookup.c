@@ -121,6 +121,7 @@ int cowfs_lookup_child(struct cowfs *fs, struct cowfs_node *dir, const char *nam
 	*ret_node = n;
 	*ret_st = top_st;
 	ret_st->st_ino = n->st_ino;
+	idshift_present(fs, ret_st);
 	if (S_ISDIR(top_st.st_mode) && lower_dir_layer > 0)
 		ret_st->st_nlink = 1; /* merged: the real count is unknowable cheaply */
 	return 0;
@@ -132,6 +133,7 @@ int cowfs_node_stat(struct cowfs *fs, struct cowfs_node *n, struct stat *st)
 	if (r < 0)
 		return r;
 	st->st_ino = n->st_ino;
+	idshift_present(fs, st);
 	if (n->type == S_IFDIR && !atomic_load(&n->opaque)) {
 		for (int l = node_layer(n) + 1; l < fs->nlayers; l++)
 			if (n->fds[l] >= 0) {

@@ -404,6 +404,18 @@ int main(int argc, char **argv)
 	fs.sync_copy_up = opts.sync_copy_up;
 	fs.acl = opts.acl;
 	fs.entry_timeout = opts.timeout;
+	fs.quota_bytes = opts.quota_bytes;
+	fs.quota_inodes = opts.quota_inodes;
+	fs.idshift_base = opts.idshift_base;
+	fs.idshift_size = opts.idshift_size;
+	if (fs.quota_bytes || fs.quota_inodes) {
+		/* EDQUOT must reach write(2) itself, not a later writeback. */
+		fs.writeback = false;
+		if (quota_scan_upper(&fs) < 0) {
+			fail("cannot measure the usage of upper directory '%s': %s", opts.upper, strerror(errno));
+			goto out_opts;
+		}
+	}
 	fs.attr_timeout = opts.timeout;
 	if (access("/proc/self/fd", X_OK) < 0) {
 		fail("cannot use /proc/self/fd (is /proc mounted?): %s", strerror(errno));

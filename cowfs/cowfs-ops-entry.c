@@ -123,17 +123,25 @@ static int do_setattr(struct cowfs *fs, struct cowfs_node *n, const struct stat 
 			return -errno;
 	}
 	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
-		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+		uid_t uid = (uid_t)-1;
+		gid_t gid = (gid_t)-1;
+		if ((to_set & FUSE_SET_ATTR_UID) && idshift_store_uid(fs, attr->st_uid, &uid) < 0)
+			return -EINVAL;
+		if ((to_set & FUSE_SET_ATTR_GID) && idshift_store_gid(fs, attr->st_gid, &gid) < 0)
+			return -EINVAL;
 		if (fchownat(node_fd(n), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 			return -errno;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (n->type != S_IFREG)
 			return n->type == S_IFDIR ? -EISDIR : -EINVAL;
+		struct stat before, after;
+		bool counted = layer_stat_fd(node_fd(n), &before) == 0;
 		r = fd >= 0 ? ftruncate(fd, attr->st_size) : truncate(path, attr->st_size);
 		if (r < 0)
 			return -errno;
+		if (counted && layer_stat_fd(node_fd(n), &after) == 0)
+			quota_charge(fs, ((int64_t)after.st_blocks - before.st_blocks) * 512, 0);
 	}
 	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 		      FUSE_SET_ATTR_MTIME_NOW)) {
@@ -186,10 +194,32 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct cowfs *fs = cowfs_from_req(req);
 	struct statvfs sv;
 	(void)ino;
-	if (fstatvfs(fs->layers[0].root_fd, &sv) < 0)
+	if (fstatvfs(fs->layers[0].root_fd, &sv) < 0) {
 		fuse_reply_err(req, errno);
-	else
-		fuse_reply_statfs(req, &sv);
+		return;
+	}
+	/* With a quota, df shows the quota: size = limit, free = what is left
+	 * (never more than the filesystem really has). */
+	if (fs->quota_bytes) {
+		uint64_t used = (uint64_t)(atomic_load(&fs->used_bytes) > 0 ? atomic_load(&fs->used_bytes) : 0);
+		uint64_t left = used < fs->quota_bytes ? fs->quota_bytes - used : 0;
+		fsblkcnt_t blocks = fs->quota_bytes / sv.f_frsize, avail = left / sv.f_frsize;
+		sv.f_blocks = blocks;
+		if (avail < sv.f_bavail)
+			sv.f_bavail = avail;
+		if (avail < sv.f_bfree)
+			sv.f_bfree = avail;
+	}
+	if (fs->quota_inodes) {
+		uint64_t used = (uint64_t)(atomic_load(&fs->used_inodes) > 0 ? atomic_load(&fs->used_inodes) : 0);
+		uint64_t left = used < fs->quota_inodes ? fs->quota_inodes - used : 0;
+		sv.f_files = fs->quota_inodes;
+		if (left < sv.f_ffree)
+			sv.f_ffree = left;
+		if (left < sv.f_favail)
+			sv.f_favail = left;
+	}
+	fuse_reply_statfs(req, &sv);
 }
 
 void cowfs_ops_entry(struct fuse_lowlevel_ops *ops)

@@ -154,6 +154,25 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+/* With a disk quota: refuse an allocation that would pass it (before any
+ * byte is written), then count what the write really allocated. */
+static int quota_before(struct cowfs *fs, int fd, off_t off, off_t len, struct stat *before)
+{
+	if (!fs->quota_bytes)
+		return 0;
+	if (fstat(fd, before) < 0)
+		return -errno;
+	off_t from = off > before->st_size ? off : before->st_size;
+	return quota_check(fs, off + len > from ? off + len - from : 0, 0);
+}
+
+static void quota_after(struct cowfs *fs, int fd, const struct stat *before)
+{
+	struct stat after;
+	if (fs->quota_bytes && fstat(fd, &after) == 0)
+		quota_charge(fs, ((int64_t)after.st_blocks - before->st_blocks) * 512, 0);
+}
+
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
 {
@@ -163,7 +182,14 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = file_fd(fs, cowfs_file_of(fi));
 	out.buf[0].pos = off;
+	struct stat before;
+	int r = quota_before(fs, out.buf[0].fd, off, (off_t)fuse_buf_size(in), &before);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
 	ssize_t n = fuse_buf_copy(&out, in, 0);
+	quota_after(fs, out.buf[0].fd, &before);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -198,7 +224,15 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	fuse_reply_err(req, fallocate(fd, mode, off, len) < 0 ? errno : 0);
+	struct stat before;
+	int r = quota_before(fs, fd, off, len, &before);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	r = fallocate(fd, mode, off, len) < 0 ? errno : 0;
+	quota_after(fs, fd, &before);
+	fuse_reply_err(req, r);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
@@ -225,7 +259,14 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	struct stat before;
+	int r = quota_before(fs, out, off_out, (off_t)len, &before);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
 	ssize_t n = copy_file_range(in, &off_in, out, &off_out, len, flags);
+	quota_after(fs, out, &before);
 	if (n < 0)
 		fuse_reply_err(req, errno);
 	else

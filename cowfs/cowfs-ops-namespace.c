@@ -57,6 +57,9 @@ static int prepare_new_name(struct cowfs *fs, struct cowfs_node *dir, const char
 		return r;
 	if (ns.exists)
 		return -EEXIST;
+	r = quota_check(fs, 0, ns.upper_whiteout ? 0 : 1);
+	if (r < 0)
+		return r;
 	*ret_was_whiteout = ns.upper_whiteout;
 	if (ns.upper_whiteout && !keep_whiteout && unlinkat(dir->fds[0], name, 0) < 0)
 		return -errno;
@@ -66,15 +69,25 @@ static int prepare_new_name(struct cowfs *fs, struct cowfs_node *dir, const char
 /* New objects are created by the daemon (root) and handed to the caller:
  * uid always, gid unless the directory is setgid (the fs already gave the
  * directory's group). */
-static int chown_to_caller(fuse_req_t req, int dirfd, const char *name)
+static int chown_to_caller(fuse_req_t req, struct cowfs *fs, int dirfd, const char *name)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct stat dst;
+	uid_t uid;
+	gid_t gid;
 	if (fstat(dirfd, &dst) < 0 && fstatat(dirfd, "", &dst, AT_EMPTY_PATH) < 0)
 		return -errno;
-	gid_t gid = (dst.st_mode & S_ISGID) ? (gid_t)-1 : ctx->gid;
-	if (fchownat(dirfd, name, ctx->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+	/* A caller outside the shifted range (host root tending the
+	 * container) creates files as the container's root. */
+	if (idshift_store_uid(fs, ctx->uid, &uid) < 0)
+		uid = 0;
+	if (idshift_store_gid(fs, ctx->gid, &gid) < 0)
+		gid = 0;
+	if (dst.st_mode & S_ISGID)
+		gid = (gid_t)-1;
+	if (fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
+	quota_charge(fs, 0, 1);
 	return 0;
 }
 
@@ -93,7 +106,7 @@ int cowfs_finish_create(fuse_req_t req, struct cowfs *fs, struct cowfs_node *dir
 			const char *name, struct fuse_entry_param *e, struct cowfs_node **ret)
 {
 	struct cowfs_node *n;
-	int r = chown_to_caller(req, dir->fds[0], name);
+	int r = chown_to_caller(req, fs, dir->fds[0], name);
 	if (r < 0)
 		return r;
 	r = cowfs_lookup_child(fs, dir, name, &n, &e->attr);
@@ -263,7 +276,13 @@ static void op_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fu
 		return;
 	}
 	struct cowfs_node *n = node_alloc(fs, S_IFREG);
-	if (!n || fchown(fd, ctx->uid, ctx->gid) < 0 || fstat(fd, &st) < 0 ||
+	uid_t uid;
+	gid_t gid;
+	if (idshift_store_uid(fs, ctx->uid, &uid) < 0)
+		uid = 0;
+	if (idshift_store_gid(fs, ctx->gid, &gid) < 0)
+		gid = 0;
+	if (!n || fchown(fd, uid, gid) < 0 || fstat(fd, &st) < 0 ||
 	    (n->fds[0] = reopen_fd(fs, fd, O_PATH)) < 0) {
 		r = n ? errno : ENOMEM;
 		free(n);
@@ -274,6 +293,7 @@ static void op_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fu
 	n->key_dev = st.st_dev;
 	n->key_ino = st.st_ino;
 	n->st_ino = cowfs_tag_ino(fs, 0, st.st_ino);
+	idshift_present(fs, &st);
 	atomic_store(&n->layer, 0);
 	node_ref(fs, dir);
 	n->parent = dir;
@@ -351,14 +371,16 @@ static int remove_name(struct cowfs *fs, struct cowfs_node *dir, const char *nam
 	if (r < 0)
 		return r;
 	if (ns->upper_exists) {
-		if (!is_dir && ns->st.st_nlink <= 1)
+		if (is_dir || ns->st.st_nlink <= 1) {
 			origin_forget(fs, ns->st.st_ino);
-		else if (is_dir)
-			origin_forget(fs, ns->st.st_ino);
+			/* The upper object goes; a whiteout may take its inode. */
+			quota_charge(fs, -(int64_t)ns->st.st_blocks * 512, ns->lower_exists ? 0 : -1);
+		}
 		if (ns->lower_exists)
 			return replace_with_whiteout(fs, dir->fds[0], name, is_dir);
 		return unlinkat(dir->fds[0], name, is_dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
 	}
+	quota_charge(fs, 0, 1);
 	return layer_make_whiteout(fs, dir->fds[0], name);
 }
 

@@ -20,7 +20,8 @@ void cowfs_usage(FILE *out)
 	      "  -f, --foreground     stay in the foreground\n"
 	      "  -d, --debug          foreground, and log every FUSE request\n"
 	      "  -o OPTIONS           comma-separated: lowerdir, upperdir, workdir, writeback=0|1,\n"
-	      "                       fsync=0|1, timeout=SECONDS, noacl, and mount options\n"
+	      "                       fsync=0|1, timeout=SECONDS, noacl, quota_bytes=N,\n"
+	      "                       quota_inodes=N, idshift=HOSTBASE:SIZE, and mount options\n"
 	      "                       (ro, nosuid, nodev, noexec, noatime, context=...)\n"
 	      "      --base DIR       a read-only lower layer (repeat for more, topmost first)\n"
 	      "      --upper DIR      the writable upper layer\n"
@@ -158,6 +159,23 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 		errno = 0;
 		o->timeout = strtod(val, &end);
 		if (errno || *end || o->timeout < 0)
+			goto bad_value;
+		return 0;
+	}
+	if ((!strcmp(key, "quota_bytes") || !strcmp(key, "quota_inodes")) && val) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(val, &end, 10);
+		if (errno || *end || end == val)
+			goto bad_value;
+		if (!strcmp(key, "quota_bytes"))
+			o->quota_bytes = v;
+		else
+			o->quota_inodes = v;
+		return 0;
+	}
+	if (!strcmp(key, "idshift") && val) {
+		if (sscanf(val, "%u:%u", &o->idshift_base, &o->idshift_size) != 2 || !o->idshift_size)
 			goto bad_value;
 		return 0;
 	}

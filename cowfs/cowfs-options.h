@@ -23,6 +23,8 @@ struct cowfs_options {
 	bool sync_copy_up;
 	bool acl;
 	double timeout;	 /* entry/attr cache timeout, seconds */
+	unsigned long long quota_bytes, quota_inodes; /* 0 = none */
+	unsigned idshift_base, idshift_size;	       /* 0 size = off */
 	char *fuse_opts; /* comma list handed to libfuse */
 };
 

@@ -77,6 +77,15 @@ struct cowfs {
 	bool sync_copy_up;	/* fsync copies before they are linked in */
 	bool acl;		/* POSIX ACLs enforced by the kernel */
 
+	/* Ids shift (user namespaces): on disk, ids are as seen inside the
+	 * container; the kernel is shown id + idshift_base.  0 size = off. */
+	uint32_t idshift_base, idshift_size;
+
+	/* Disk quota on the upper layer; 0 = unlimited.  Usage counters are
+	 * approximate under concurrent writers, exact when quiescent. */
+	uint64_t quota_bytes, quota_inodes;
+	_Atomic int64_t used_bytes, used_inodes;
+
 	pthread_rwlock_t tree_lock; /* guards node->parent and node->name */
 	pthread_mutex_t stripe_lock[COWFS_TABLE_STRIPES];
 	struct cowfs_node **buckets;
@@ -172,6 +181,17 @@ struct cowfs_name_state {
 };
 int cowfs_name_state(struct cowfs *fs, struct cowfs_node *dir, const char *name,
 		     struct cowfs_name_state *ret);
+
+/* ---- cowfs-quota.c: disk quota and id shifting ---- */
+int quota_scan_upper(struct cowfs *fs);
+/* -EDQUOT if `bytes` more bytes or `inodes` more inodes would pass the quota. */
+int quota_check(struct cowfs *fs, int64_t bytes, int64_t inodes);
+void quota_charge(struct cowfs *fs, int64_t bytes, int64_t inodes);
+/* Rewrites owner ids of a real object's stat as the kernel must see them. */
+void idshift_present(const struct cowfs *fs, struct stat *st);
+/* Converts a caller/kernel id to the id stored on disk; -EINVAL if outside. */
+int idshift_store_uid(const struct cowfs *fs, uid_t id, uid_t *ret);
+int idshift_store_gid(const struct cowfs *fs, gid_t id, gid_t *ret);
 
 /* ---- cowfs-copyup.c ---- */
 enum copy_up_flags { COPY_UP_DATA = 0, COPY_UP_NO_DATA = 1 };
