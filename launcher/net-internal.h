@@ -1,0 +1,116 @@
+/* Internals of the net module, shared by net*.c and tests/unit-net.c.
+ *
+ *   net-lease.c  subnets, container and interface names, address leases
+ *   net-link.c   netlink (libnl-route): bridge, veth pair, in-netns setup
+ *   net-nat.c    masquerade through nft, net.ipv4.ip_forward
+ *   net.c        the public API in net.h, gluing the above together
+ *
+ * Addresses (uint32_t) are IPv4 in host byte order throughout. */
+#ifndef CORRAL_NET_INTERNAL_H
+#define CORRAL_NET_INTERNAL_H
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct nl_sock;
+
+/* ---- net-lease.c ---- */
+
+/* A parsed IPv4 subnet.  Invariant: network has no host bits set,
+ * 8 <= prefix <= 30, so there is at least one address between the
+ * gateway (network + 1) and the broadcast address. */
+struct net_subnet {
+	uint32_t network;
+	uint32_t broadcast;
+	uint32_t gateway;
+	unsigned prefix;
+};
+
+#define NET_SUBNET_MIN_PREFIX 8
+#define NET_SUBNET_MAX_PREFIX 30
+/* Longest container name accepted here: it must fit the interface alias
+ * ("corral:" + name, IFALIASZ = 256) and a lease temp file name. */
+#define NET_NAME_MAX 200
+#define NET_ALIAS_PREFIX "corral:"
+#define NET_ALIAS_MAX 256	/* the kernel's IFALIASZ, from <linux/if.h> */
+_Static_assert(sizeof(NET_ALIAS_PREFIX) + NET_NAME_MAX <= NET_ALIAS_MAX, "alias fits IFALIASZ");
+
+int net_subnet_parse(const char *cidr, struct net_subnet *ret, struct corral_error *err);
+/* Formats ip as dotted quad into buf (INET_ADDRSTRLEN bytes). */
+void net_ip_format(uint32_t ip, char *buf);
+
+int net_check_container_name(const char *name, struct corral_error *err);
+int net_check_ifname(const char *name, const char *what, struct corral_error *err);
+/* The host side veth of a container: "vc" + 8 hex digits of a 32-bit FNV-1a
+ * hash of the container name.  Deterministic, so teardown after a crash
+ * finds it from the name alone; ret must hold IFNAMSIZ bytes. */
+void net_host_veth_name(const char *container, char *ret);
+/* The alias set on the host veth ("corral:<container>"): teardown deletes
+ * an interface only if its alias says it belongs to the container, so a
+ * hash collision can never delete another container's link. */
+void net_host_veth_alias(const char *container, char *ret, size_t size);
+
+/* Leases live in <state_root>/net/leases, one file per address, named by
+ * the dotted quad and holding "<container>\n".  A lease is published with
+ * link(2) from a fsynced temp file, so it appears atomically, complete, and
+ * only if the address was free.
+ *
+ * net_lease_acquire returns the lease this container already holds in the
+ * subnet (after a crash), else the lowest free address after the gateway;
+ * *ret_created says whether a new file was made (only those may be dropped
+ * by an undo).  EADDRNOTAVAIL when every address is leased. */
+int net_lease_acquire(const char *state_root, const struct net_subnet *sn, const char *container,
+		      uint32_t *ret_ip, bool *ret_created, struct corral_error *err);
+/* Removes the lease of ip if it names container. */
+int net_lease_drop(const char *state_root, uint32_t ip, const char *container, struct corral_error *err);
+/* Removes every lease (and leftover temp file) naming container.  A missing
+ * lease directory is not an error. */
+int net_lease_release(const char *state_root, const char *container, struct corral_error *err);
+
+/* ---- net-link.c ---- */
+
+/* Fills err from a libnl error code (negative NLE_*); returns -errno. */
+int net_nl_error(struct corral_error *err, int nlerr, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+int net_nl_open(struct nl_sock **ret, struct corral_error *err);
+void net_nl_closep(struct nl_sock **sk);
+#define cleanup_nl_sock __attribute__((cleanup(net_nl_closep)))
+
+/* Creates the bridge if missing (with a fixed random MAC, so it does not
+ * change as ports come and go), adds the gateway address, sets it up;
+ * returns its ifindex and MTU. */
+int net_bridge_ensure(struct nl_sock *sk, const char *bridge, const struct net_subnet *sn,
+		      int *ret_ifindex, unsigned *ret_mtu, struct corral_error *err);
+/* One RTM_NEWLINK: the host side `host` (up, enslaved to bridge_ifindex)
+ * and its peer "eth0" created directly inside netns_fd, both with the
+ * bridge's MTU (0: kernel default); then the owner alias on `host`. */
+int net_veth_create(struct nl_sock *sk, const char *host, const char *alias, int bridge_ifindex,
+		    unsigned mtu, int netns_fd, struct corral_error *err);
+/* Deletes link `name` if it exists and (when alias is not NULL) carries
+ * exactly that alias; absent or foreign links are left alone.  Returns 1 if
+ * deleted, 0 if there was nothing to do. */
+int net_link_delete(struct nl_sock *sk, const char *name, const char *alias, struct corral_error *err);
+int net_link_up(struct nl_sock *sk, const char *name, struct corral_error *err);
+/* In a short-lived child that setns()es into netns_fd: lo and eth0 up,
+ * ip/prefix on eth0, default route via the gateway.  The caller's own
+ * network namespace is never changed. */
+int net_netns_configure(int netns_fd, uint32_t ip, const struct net_subnet *sn, struct corral_error *err);
+
+/* ---- net-nat.c ---- */
+
+/* The nft table holding a bridge's masquerade rule ("corral_<bridge>"). */
+void net_nat_table_name(const char *bridge, char *ret, size_t size);
+/* Sets net.ipv4.ip_forward and (re)creates the bridge's table atomically
+ * with one rule: masquerade from the subnet to anywhere outside it. */
+int net_nat_enable(const char *bridge, const struct net_subnet *sn, struct corral_error *err);
+/* Removes the bridge's table if present.  ip_forward is left as it is:
+ * other users of the host may rely on it. */
+int net_nat_disable(const char *bridge, struct corral_error *err);
+
+#endif
