@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,11 +81,31 @@ static const struct {
 	{ "template", cmd_template },
 };
 
+/* In a build tree, corral finds cowfs and the default-template script
+ * beside itself; installed, it uses the configured paths.  The
+ * environment (CORRAL_COWFS, CORRAL_TEMPLATE_SCRIPT) always wins. */
+static void locate_companions(void)
+{
+	char exe[PATH_MAX], path[PATH_MAX + 64];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	snprintf(path, sizeof(path), "%s/../template/make-default-template", exe);
+	if (!getenv("CORRAL_TEMPLATE_SCRIPT") && access(path, X_OK) == 0)
+		setenv("CORRAL_TEMPLATE_SCRIPT", path, 0);
+	snprintf(path, sizeof(path), "%s/../cowfs/cowfs", exe);
+	if (!getenv("CORRAL_COWFS") && access(path, X_OK) == 0)
+		setenv("CORRAL_COWFS", path, 0);
+}
+
 int main(int argc, char **argv)
 {
-	/* The container's init runs from a sealed copy of this binary. */
-	if (argc > 1 && !strcmp(argv[1], "__init"))
-		return init_main(argc - 1, argv + 1);
+	locate_companions();
 
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {

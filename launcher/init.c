@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,35 +26,45 @@ static void forward_signal(int sig)
 		kill(child_pid, sig);
 }
 
-int init_main(int argc, char **argv)
+int container_init(char **argv, char **envp, int ready_fd)
 {
 	static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT };
-	int first = 0;
-	while (first < argc && strcmp(argv[first], "--") != 0)
-		first++;
-	first++;
-	if (first >= argc) {
-		fprintf(stderr, "corral-init: no command\n");
+	int exec_err[2];
+
+	/* A CLOEXEC pipe tells whether the command's exec worked. */
+	if (pipe2(exec_err, O_CLOEXEC) < 0) {
+		dprintf(ready_fd, "container init: pipe: %s", strerror(errno));
 		return 127;
 	}
-
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid_t pid = fork();
 	if (pid < 0) {
-		fprintf(stderr, "corral-init: fork: %s\n", strerror(errno));
+		dprintf(ready_fd, "container init: fork: %s", strerror(errno));
 		return 127;
 	}
 	if (pid == 0) {
+		for (int s = 1; s < NSIG; s++)
+			signal(s, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		setsid();
 		if (isatty(0))
 			ioctl(0, TIOCSCTTY, 0);
-		execvp(argv[first], &argv[first]);
-		fprintf(stderr, "corral-init: cannot run %s: %s\n", argv[first], strerror(errno));
-		_exit(errno == ENOENT ? 127 : 126);
+		execvpe(argv[0], argv, envp);
+		int e = errno;
+		ssize_t unused = write(exec_err[1], &e, sizeof(e));
+		(void)unused;
+		_exit(e == ENOENT ? 127 : 126);
 	}
+	close(exec_err[1]);
+	int e = 0;
+	ssize_t n = read(exec_err[0], &e, sizeof(e));
+	close(exec_err[0]);
+	if (n == (ssize_t)sizeof(e))
+		dprintf(ready_fd, "cannot run %s in the container: %s", argv[0], strerror(e));
+	close(ready_fd);
+
 	child_pid = pid;
 	struct sigaction sa = { .sa_handler = forward_signal };
 	sigemptyset(&sa.sa_mask);

@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -40,7 +41,7 @@ bool rootfs_is_mounted(const char *mnt)
 int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *upper, const char *work,
 		       const char *mnt, const struct container_config *c, struct corral_error *err)
 {
-	char opts[64] = "";
+	char opts[160] = "";
 	(void)c;
 	if (rootfs_is_mounted(mnt))
 		return 0; /* left by a crashed start: reuse it */
@@ -55,11 +56,17 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 			cgroup_enter(cg, getpid(), NULL);
 			cgroup_free(cg);
 		}
-		if (c->disk_bytes || c->disk_inodes)
-			snprintf(opts, sizeof(opts), "quota_bytes=%llu,quota_inodes=%llu",
-				 (unsigned long long)c->disk_bytes, (unsigned long long)c->disk_inodes);
-		const char *argv[16];
+		/* Quota enforced by cowfs; with a user namespace, cowfs shows
+		 * the template's root-owned files as the container's root. */
 		int n = 0;
+		if (c->disk_bytes || c->disk_inodes)
+			n = snprintf(opts, sizeof(opts), "quota_bytes=%llu,quota_inodes=%llu",
+				     (unsigned long long)c->disk_bytes, (unsigned long long)c->disk_inodes);
+		if (c->userns)
+			snprintf(opts + n, sizeof(opts) - n, "%sidshift=%u:%u", n ? "," : "", c->userns_base,
+				 c->userns_size);
+		const char *argv[16];
+		n = 0;
 		argv[n++] = cowfs_bin;
 		argv[n++] = "--base";
 		argv[n++] = base;
@@ -179,15 +186,41 @@ static int mount_at(int rootfd, const char *rel, bool dir, const char *src, cons
 	return 0;
 }
 
+/* Bind `rel` onto itself, then remount that bind read-only, keeping the
+ * flags the mount already has (in a user namespace they are locked). */
 static int remount_readonly(int rootfd, const char *rel, bool dir, struct corral_error *err)
 {
 	char target[64];
-	cleanup_close int fd = open_target(rootfd, rel, dir, err);
+	int fd = open_target(rootfd, rel, dir, err);
 	if (fd < 0)
 		return fd;
 	fd_target(target, fd);
-	if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0 ||
-	    mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+	int r = mount(target, target, NULL, MS_BIND | MS_REC, NULL);
+	close(fd);
+	if (r < 0)
+		return err_set(err, errno, "bind /%s", rel);
+	/* Reopen: the old descriptor names what is now under the bind. */
+	cleanup_close int top = open_target(rootfd, rel, dir, err);
+	if (top < 0)
+		return top;
+	fd_target(target, top);
+	struct statvfs sv;
+	unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
+	if (statvfs(target, &sv) == 0) {
+		if (sv.f_flag & ST_NOSUID)
+			flags |= MS_NOSUID;
+		if (sv.f_flag & ST_NODEV)
+			flags |= MS_NODEV;
+		if (sv.f_flag & ST_NOEXEC)
+			flags |= MS_NOEXEC;
+		if (sv.f_flag & ST_NOATIME)
+			flags |= MS_NOATIME;
+		if (sv.f_flag & ST_NODIRATIME)
+			flags |= MS_NODIRATIME;
+		if (sv.f_flag & ST_RELATIME)
+			flags |= MS_RELATIME;
+	}
+	if (mount(NULL, target, NULL, flags, NULL) < 0)
 		return err_set(err, errno, "make /%s read-only", rel);
 	return 0;
 }

@@ -9,9 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -32,58 +30,12 @@
 #define CORRAL_COWFS_PATH "/usr/local/bin/cowfs"
 #endif
 
-/* The cowfs binary: $CORRAL_COWFS, else the one installed beside corral,
- * else the one built next to this corral (a build tree). */
+/* The cowfs binary: $CORRAL_COWFS (set from the build tree by the CLI), else
+ * the installed one. */
 static const char *cowfs_binary(void)
 {
-	static char buf[PATH_MAX];
 	const char *env = getenv("CORRAL_COWFS");
-	if (env && *env)
-		return env;
-	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 32);
-	if (n > 0) {
-		buf[n] = '\0';
-		char *slash = strrchr(buf, '/');
-		if (slash) {
-			strcpy(slash + 1, "cowfs");
-			if (access(buf, X_OK) == 0)
-				return buf;
-			strcpy(slash + 1, "../cowfs/cowfs");
-			if (access(buf, X_OK) == 0)
-				return buf;
-		}
-	}
-	return CORRAL_COWFS_PATH;
-}
-
-/* A sealed in-memory copy of this binary, exec'ed as the container's
- * init: the container can never write through /proc/PID/exe to the host's
- * corral binary (CVE-2019-5736). */
-static int self_memfd(struct corral_error *err)
-{
-	cleanup_close int src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-	if (src < 0)
-		return err_set(err, errno, "open /proc/self/exe");
-	struct stat st;
-	if (fstat(src, &st) < 0)
-		return err_set(err, errno, "stat /proc/self/exe");
-	int fd = memfd_create("corral-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return err_set(err, errno, "memfd_create");
-	for (off_t off = 0; off < st.st_size;) {
-		ssize_t n = sendfile(fd, src, &off, st.st_size - off);
-		if (n <= 0) {
-			int e = n < 0 ? errno : EIO;
-			close(fd);
-			return err_set(err, e, "copy corral into memory");
-		}
-	}
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
-		int e = errno;
-		close(fd);
-		return err_set(err, e, "seal the init copy");
-	}
-	return fd;
+	return env && *env ? env : CORRAL_COWFS_PATH;
 }
 
 struct child_args {
@@ -91,7 +43,6 @@ struct child_args {
 	const char *rootfs;
 	int go_fd;	/* read: parent finished its side */
 	int err_fd;	/* write: setup error text; EOF on exec = success */
-	int init_fd;	/* sealed corral copy */
 	int log_fd;	/* detached: stdout/stderr; -1 = inherit */
 	int null_fd;
 	bool tty;
@@ -176,17 +127,9 @@ static void child_setup(struct child_args *a)
 	if (seccomp_apply(c->seccomp, c->caps, &err) < 0)
 		child_fail(a, &err);
 
-	char *argv[CONFIG_MAX_ARGS + 4];
-	int n = 0;
-	argv[n++] = "corral-init";
-	argv[n++] = "__init";
-	argv[n++] = "--";
-	for (int i = 0; i < c->argc; i++)
-		argv[n++] = c->argv[i];
-	argv[n] = NULL;
-	fexecve(a->init_fd, argv, container_env(c, a->tty));
-	err_set(&err, errno, "exec the container init");
-	child_fail(a, &err);
+	/* Setup is complete: the error pipe closes with the fork of the
+	 * command (see init.c), which the parent reads as success. */
+	_exit(container_init((char **)c->argv, container_env(c, a->tty), a->err_fd));
 }
 
 static int write_id_map(pid_t pid, const char *file, uint32_t base, uint32_t size, struct corral_error *err)
@@ -244,9 +187,6 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 			   struct spawn *ret, struct corral_error *err)
 {
 	int go[2], res[2];
-	cleanup_close int init_fd = self_memfd(err);
-	if (init_fd < 0)
-		return init_fd;
 	cleanup_close int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (pipe2(go, O_CLOEXEC) < 0)
 		return err_set(err, errno, "pipe");
@@ -271,7 +211,7 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 		close(go[1]);
 		close(res[0]);
 		struct child_args a = { .c = c, .rootfs = rootfs, .go_fd = go[0], .err_fd = res[1],
-					.init_fd = init_fd, .log_fd = log_fd, .null_fd = null_fd, .tty = tty };
+					.log_fd = log_fd, .null_fd = null_fd, .tty = tty };
 		child_setup(&a);
 		_exit(1);
 	}

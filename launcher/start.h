@@ -3,16 +3,17 @@
  * Process tree of a running container:
  *
  *   monitor (corral, on the host)     waits for the init, records its exit
- *   `- init (PID 1 in the container)  corral's own init, exec'ed from a
- *      |                              sealed in-memory copy of corral, so
- *      |                              /proc/1/exe can't reach the host binary
- *      `- the container's command     reaped orphans are collected by init
+ *   `- init (PID 1 in the container)  corral's own init (the cloned child,
+ *      |                              not exec'ed; non-dumpable, so container
+ *      |                              processes cannot reach its memory or
+ *      |                              /proc/1/exe without CAP_SYS_PTRACE)
+ *      `- the container's command     orphans are reaped by init
  *
  * Setup happens in the child between clone() and exec, in a fixed order,
  * and any failure aborts the start (fail closed): namespaces (clone) ->
  * cgroup, uid/gid maps, network (parent side) -> hostname -> root mounts,
  * pivot_root -> close every inherited fd -> capabilities, no_new_privs ->
- * seccomp -> exec init. */
+ * seccomp -> init forks and execs the command. */
 #ifndef CORRAL_START_H
 #define CORRAL_START_H
 
@@ -41,7 +42,10 @@ int container_teardown(const char *name, struct corral_error *err);
  * same capabilities and seccomp filter.  Returns the command's exit code. */
 int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struct corral_error *err);
 
-/* Entry point of the container's init (argv after "corral __init"). */
-int init_main(int argc, char **argv);
+/* The container's init, run in the cloned child once setup is done: forks
+ * and execs argv with envp, closes `ready_fd` (the parent's success
+ * signal) once the command runs, reaps orphans, and returns the command's
+ * exit code. */
+int container_init(char **argv, char **envp, int ready_fd);
 
 #endif
