@@ -15,7 +15,9 @@
 
 int cowfs_real_open_flags(struct cowfs *fs, int flags)
 {
-	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
+	/* O_NOFOLLOW was applied by the kernel to the name; the real file is
+	 * reopened through a /proc magic link, which it would refuse. */
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_NOFOLLOW);
 	if (fs->writeback) {
 		/* The kernel may read pages of a write-only file to fill the
 		 * cache, and it positions appends itself. */
@@ -173,6 +175,36 @@ static void quota_after(struct cowfs *fs, int fd, const struct stat *before)
 		quota_charge(fs, ((int64_t)after.st_blocks - before->st_blocks) * 512, 0);
 }
 
+/* With the writeback cache the kernel owns mtime: it sends it by SETATTR,
+ * and a WRITE flushed after that must not move the stored mtime again. */
+struct kept_mtime {
+	bool valid;
+	struct timespec mtime;
+};
+
+static void mtime_keep(struct cowfs *fs, int fd, struct kept_mtime *k, const struct stat *known)
+{
+	struct stat st;
+	k->valid = false;
+	if (!fs->writeback)
+		return;
+	if (!known) {
+		if (fstat(fd, &st) < 0)
+			return;
+		known = &st;
+	}
+	k->mtime = known->st_mtim;
+	k->valid = true;
+}
+
+static void mtime_restore(int fd, const struct kept_mtime *k)
+{
+	if (k->valid) {
+		struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, k->mtime };
+		futimens(fd, ts);
+	}
+}
+
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
 {
@@ -183,12 +215,15 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	out.buf[0].fd = file_fd(fs, cowfs_file_of(fi));
 	out.buf[0].pos = off;
 	struct stat before;
+	struct kept_mtime kept;
 	int r = quota_before(fs, out.buf[0].fd, off, (off_t)fuse_buf_size(in), &before);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
+	mtime_keep(fs, out.buf[0].fd, &kept, fs->quota_bytes ? &before : NULL);
 	ssize_t n = fuse_buf_copy(&out, in, 0);
+	mtime_restore(out.buf[0].fd, &kept);
 	quota_after(fs, out.buf[0].fd, &before);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
@@ -230,7 +265,10 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, -r);
 		return;
 	}
+	struct kept_mtime kept;
+	mtime_keep(fs, fd, &kept, NULL);
 	r = fallocate(fd, mode, off, len) < 0 ? errno : 0;
+	mtime_restore(fd, &kept);
 	quota_after(fs, fd, &before);
 	fuse_reply_err(req, r);
 }
@@ -265,7 +303,10 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, -r);
 		return;
 	}
+	struct kept_mtime kept;
+	mtime_keep(fs, out, &kept, NULL);
 	ssize_t n = copy_file_range(in, &off_in, out, &off_out, len, flags);
+	mtime_restore(out, &kept);
 	quota_after(fs, out, &before);
 	if (n < 0)
 		fuse_reply_err(req, errno);

@@ -158,7 +158,7 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 		char *end;
 		errno = 0;
 		o->timeout = strtod(val, &end);
-		if (errno || *end || o->timeout < 0)
+		if (errno || *end || end == val || o->timeout < 0)
 			goto bad_value;
 		return 0;
 	}
@@ -189,6 +189,12 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 	}
 	if (is_ignored_compat_option(key))
 		return 0;
+	static const char *const needs_value[] = { "lowerdir", "upperdir", "workdir", "writeback", "fsync",
+						   "timeout", "quota_bytes", "quota_inodes", "idshift", NULL };
+	if (!val && in_list(key, needs_value)) {
+		fprintf(stderr, "cowfs: option '%s' needs a value (%s=...)\n", key, key);
+		return -1;
+	}
 	if (eq)
 		*eq = '=';
 	if (is_mount_option(key))
@@ -248,7 +254,7 @@ int cowfs_options_parse(int argc, char **argv, struct cowfs_options *o)
 	o->acl = true;
 	o->timeout = 86400.0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:fdo:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":fdo:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			o->foreground = true;

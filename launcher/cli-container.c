@@ -210,7 +210,7 @@ static int apply_option(int opt, const char *arg, struct container_config *c, ch
 /* Creates the container directory and config; removes it again on failure. */
 static int create_container(struct container_config *c, struct corral_error *err)
 {
-	char dir[PATH_MAX], sub[PATH_MAX], base[PATH_MAX];
+	char dir[PATH_MAX], sub[PATH_MAX + 16], base[PATH_MAX];
 	int r = config_validate(c, err);
 	if (r < 0)
 		return r;

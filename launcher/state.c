@@ -70,7 +70,7 @@ int state_load(const char *name, struct container_state *st, struct corral_error
 		else if (!strcmp(key, "cowfs_pid"))
 			st->cowfs_pid = atoi(val);
 		else if (!strcmp(key, "status"))
-			snprintf(st->status, sizeof(st->status), "%s", val);
+			snprintf(st->status, sizeof(st->status), "%.15s", val);
 		else if (!strcmp(key, "exit_code"))
 			st->exit_code = atoi(val);
 		else if (!strcmp(key, "started_at"))
@@ -78,7 +78,7 @@ int state_load(const char *name, struct container_state *st, struct corral_error
 		else if (!strcmp(key, "finished_at"))
 			st->finished_at = strtoll(val, NULL, 10);
 		else if (!strcmp(key, "address"))
-			snprintf(st->address, sizeof(st->address), "%s", val);
+			snprintf(st->address, sizeof(st->address), "%.47s", val);
 	}
 	return 0;
 }
