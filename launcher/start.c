@@ -115,9 +115,14 @@ static void child_setup(struct child_args *a)
 		}
 	}
 	/* No host descriptor survives into the container (CVE-2024-21626):
-	 * everything above stdio closes on exec, the error pipe included, so
-	 * a successful exec reads as EOF on the other side. */
-	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+	 * the init does not exec, so every inherited descriptor above stdio
+	 * is closed now, except the error pipe, which the init closes once
+	 * the command runs (the parent reads that as success). */
+	if (a->err_fd > 3 && syscall(SYS_close_range, 3, a->err_fd - 1, 0) < 0) {
+		err_set(&err, errno, "close inherited descriptors");
+		child_fail(a, &err);
+	}
+	if (syscall(SYS_close_range, a->err_fd + 1, ~0U, 0) < 0) {
 		err_set(&err, errno, "close inherited descriptors");
 		child_fail(a, &err);
 	}
