@@ -43,6 +43,7 @@ int node_table_init(struct cowfs *fs)
 	for (int i = 0; i < COWFS_TABLE_STRIPES; i++)
 		pthread_mutex_init(&fs->stripe_lock[i], NULL);
 	pthread_rwlock_init(&fs->tree_lock, NULL);
+	pthread_mutex_init(&fs->whiteout_lock, NULL);
 	return 0;
 }
 

@@ -105,8 +105,16 @@ static int do_setattr(struct cowfs *fs, struct cowfs_node *n, const struct stat 
 		      struct fuse_file_info *fi)
 {
 	char path[64];
+	/* ctime alone cannot be set on the real file; the kernel sends it
+	 * with the writeback cache (e.g. after unlink).  Nothing to change,
+	 * so nothing to copy up. */
+	const int settable = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE |
+			     FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+			     FUSE_SET_ATTR_MTIME_NOW;
+	if (!(to_set & settable))
+		return 0;
 	bool truncating_to_zero = (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == 0 &&
-				  to_set == FUSE_SET_ATTR_SIZE;
+				  (to_set & settable) == FUSE_SET_ATTR_SIZE;
 	int r = copy_up(fs, n, truncating_to_zero ? COPY_UP_NO_DATA : COPY_UP_DATA);
 	if (r < 0)
 		return r;

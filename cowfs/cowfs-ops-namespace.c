@@ -347,16 +347,23 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 static int replace_with_whiteout(struct cowfs *fs, int dirfd, const char *name, bool is_dir)
 {
 	if (fs->work_fd >= 0) {
+		/* A whiteout made in the work dir is swapped in atomically;
+		 * what it replaced is then removed from the work dir. */
 		char tmp[64];
 		work_name(tmp);
-		if (renameat2(dirfd, name, fs->work_fd, tmp, RENAME_WHITEOUT) == 0) {
+		int r = layer_make_whiteout(fs, fs->work_fd, tmp);
+		if (r < 0)
+			return r;
+		if (renameat2(fs->work_fd, tmp, dirfd, name, RENAME_EXCHANGE) == 0) {
 			if (unlinkat(fs->work_fd, tmp, is_dir ? AT_REMOVEDIR : 0) < 0)
 				return -errno;
 			return 0;
 		}
-		if (errno != EINVAL && errno != EXDEV)
-			return -errno;
-		/* Filesystem without RENAME_WHITEOUT: fall through. */
+		int e = errno;
+		unlinkat(fs->work_fd, tmp, 0);
+		if (e != EINVAL && e != EXDEV)
+			return -e;
+		/* Filesystem without RENAME_EXCHANGE: fall through. */
 	}
 	if (unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) < 0)
 		return -errno;

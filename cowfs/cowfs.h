@@ -86,6 +86,7 @@ struct cowfs {
 	uint64_t quota_bytes, quota_inodes;
 	_Atomic int64_t used_bytes, used_inodes;
 
+	pthread_mutex_t whiteout_lock; /* (re)creating the shared whiteout */
 	pthread_rwlock_t tree_lock; /* guards node->parent and node->name */
 	pthread_mutex_t stripe_lock[COWFS_TABLE_STRIPES];
 	struct cowfs_node **buckets;
