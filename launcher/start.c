@@ -84,6 +84,7 @@ static void child_setup(struct child_args *a)
 	/* If the monitor dies mid-setup, so do we; nobody may ptrace us. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_DUMPABLE, 0);
+	prctl(PR_SET_NAME, "corral-init");
 	if (read(a->go_fd, &go, 1) != 1)
 		_exit(1); /* the parent failed and already reported it */
 	if (c->userns) {
