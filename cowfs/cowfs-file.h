@@ -28,6 +28,12 @@ int cowfs_real_open_flags(struct cowfs *fs, int flags);
 /* Allocates a handle owning fd; stores it in fi and sets caching flags. */
 int cowfs_file_attach(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, int fd, int layer,
 		      int flags, struct fuse_file_info *fi);
+/* Closes and frees a handle the kernel never received. */
+void cowfs_file_drop(struct cowfs *fs, struct cowfs_file *f);
+/* O_TMPFILE in `dir` for a caller (see cowfs-ops-namespace.c). */
+int cowfs_make_tmpfile(struct cowfs *fs, struct cowfs_node *dir, mode_t mode, mode_t umask, uid_t caller_uid,
+		       gid_t caller_gid, int open_flags, struct cowfs_node **ret_node, struct stat *ret_st,
+		       struct cowfs_file **ret_file);
 /* The descriptor of an open handle if it refers to the upper copy, else -1. */
 int cowfs_file_upper_fd(struct cowfs *fs, struct fuse_file_info *fi);
 

@@ -324,6 +324,12 @@ static void *signal_thread(void *arg)
 	struct signal_ctx *ctx = arg;
 	struct cowfs *fs = ctx->fs;
 	int sig;
+	sigset_t usr1;
+
+	/* SIGUSR1 is for waking workers (cowfs-loop.c), never this thread. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 
 	if (sigwait(&ctx->set, &sig) != 0)
 		return NULL;
@@ -465,12 +471,7 @@ int main(int argc, char **argv)
 		log_error("cannot start the signal thread");
 		goto out_unmount;
 	}
-	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_clone_fd(cfg, 1);
-	fuse_loop_cfg_set_max_threads(cfg, 16);
-	fuse_loop_cfg_set_idle_threads(cfg, 4);
-	ret = fuse_session_loop_mt(fs.se, cfg) == 0 ? 0 : 1;
-	fuse_loop_cfg_destroy(cfg);
+	ret = cowfs_loop(&fs, opts.threads) == 0 ? 0 : 1;
 	pthread_cancel(sig_tid);
 	pthread_join(sig_tid, NULL);
 out_unmount:

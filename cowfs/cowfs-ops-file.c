@@ -46,7 +46,7 @@ int cowfs_file_attach(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, in
 	 * stays valid across opens. */
 	fi->keep_cache = 1;
 #ifdef HAVE_FUSE_PASSTHROUGH
-	if (fs->passthrough) {
+	if (fs->passthrough && req) {
 		int id = fuse_passthrough_open(req, fd);
 		if (id > 0) {
 			f->backing_id = id;
@@ -126,6 +126,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
+void cowfs_file_drop(struct cowfs *fs, struct cowfs_file *f)
+{
+	close(atomic_load(&f->fd));
+	if (f->stale_fd >= 0)
+		close(f->stale_fd);
+	node_unref(fs, f->node, 1);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cowfs *fs = cowfs_from_req(req);
@@ -135,12 +145,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (f->backing_id > 0)
 		fuse_passthrough_close(req, f->backing_id);
 #endif
-	close(atomic_load(&f->fd));
-	if (f->stale_fd >= 0)
-		close(f->stale_fd);
-	node_unref(fs, f->node, 1);
-	pthread_mutex_destroy(&f->lock);
-	free(f);
+	cowfs_file_drop(fs, f);
 	fuse_reply_err(req, 0);
 }
 

@@ -93,13 +93,16 @@ static int chown_to_caller(fuse_req_t req, struct cowfs *fs, int dirfd, const ch
 
 /* The caller's umask applies unless the directory has a default ACL, in
  * which case the upper filesystem applies the ACL (as the kernel would). */
-static mode_t effective_mode(fuse_req_t req, int dirfd, mode_t mode)
+static bool dir_has_default_acl(int dirfd)
 {
 	char path[64];
 	fd_path(path, dirfd);
-	if (getxattr(path, "system.posix_acl_default", NULL, 0) > 0)
-		return mode;
-	return mode & ~fuse_req_ctx(req)->umask;
+	return getxattr(path, "system.posix_acl_default", NULL, 0) > 0;
+}
+
+static mode_t effective_mode(fuse_req_t req, int dirfd, mode_t mode)
+{
+	return dir_has_default_acl(dirfd) ? mode : mode & ~fuse_req_ctx(req)->umask;
 }
 
 int cowfs_finish_create(fuse_req_t req, struct cowfs *fs, struct cowfs_node *dir,
@@ -255,65 +258,82 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 }
 
-#ifdef HAVE_FUSE_TMPFILE
-/* O_TMPFILE: an unnamed upper file; link() may give it a name later. */
-static void op_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fuse_file_info *fi)
+/* O_TMPFILE: an unnamed upper file; link() may give it a name later.
+ * Shared by the libfuse tmpfile operation and cowfs-loop.c's own answer. */
+int cowfs_make_tmpfile(struct cowfs *fs, struct cowfs_node *dir, mode_t mode, mode_t umask, uid_t caller_uid,
+		       gid_t caller_gid, int open_flags, struct cowfs_node **ret_node, struct stat *ret_st,
+		       struct cowfs_file **ret_file)
 {
-	struct cowfs *fs = cowfs_from_req(req);
-	struct cowfs_node *dir = cowfs_node_of(fs, parent);
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct stat st;
-	int r = copy_up(fs, dir, COPY_UP_DATA);
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	int flags = cowfs_real_open_flags(fs, fi->flags) & ~O_TRUNC;
-	int fd = openat(dir->fds[0], ".", (flags & ~O_ACCMODE) | O_RDWR | O_TMPFILE,
-			effective_mode(req, dir->fds[0], mode));
-	if (fd < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
-	struct cowfs_node *n = node_alloc(fs, S_IFREG);
 	uid_t uid;
 	gid_t gid;
-	if (idshift_store_uid(fs, ctx->uid, &uid) < 0)
+	int r = copy_up(fs, dir, COPY_UP_DATA);
+	if (r == 0)
+		r = quota_check(fs, 0, 1);
+	if (r < 0)
+		return r;
+	int flags = cowfs_real_open_flags(fs, open_flags) & ~O_TRUNC;
+	mode_t m = dir_has_default_acl(dir->fds[0]) ? mode : mode & ~umask;
+	int fd = openat(dir->fds[0], ".", (flags & ~O_ACCMODE) | O_RDWR | O_TMPFILE, m);
+	if (fd < 0)
+		return -errno;
+	if (idshift_store_uid(fs, caller_uid, &uid) < 0)
 		uid = 0;
-	if (idshift_store_gid(fs, ctx->gid, &gid) < 0)
+	if (idshift_store_gid(fs, caller_gid, &gid) < 0)
 		gid = 0;
-	if (!n || fchown(fd, uid, gid) < 0 || fstat(fd, &st) < 0 ||
-	    (n->fds[0] = reopen_fd(fs, fd, O_PATH)) < 0) {
-		r = n ? errno : ENOMEM;
+	struct cowfs_node *n = node_alloc(fs, S_IFREG);
+	if (!n || fchown(fd, uid, gid) < 0 || fstat(fd, &st) < 0 || (n->fds[0] = reopen_fd(fs, fd, O_PATH)) < 0) {
+		r = n ? -errno : -ENOMEM;
+		if (n && n->fds[0] >= 0)
+			close(n->fds[0]);
 		free(n);
 		close(fd);
-		fuse_reply_err(req, r);
-		return;
+		return r;
 	}
+	quota_charge(fs, 0, 1);
 	n->key_dev = st.st_dev;
 	n->key_ino = st.st_ino;
 	n->st_ino = cowfs_tag_ino(fs, 0, st.st_ino);
-	idshift_present(fs, &st);
 	atomic_store(&n->layer, 0);
 	node_ref(fs, dir);
 	n->parent = dir;
 	n = node_find_or_insert(fs, n);
 	st.st_ino = n->st_ino;
-	struct fuse_entry_param e = { .ino = (fuse_ino_t)(uintptr_t)n, .attr = st,
-				      .attr_timeout = fs->attr_timeout,
-				      .entry_timeout = fs->entry_timeout };
-	r = cowfs_file_attach(req, fs, n, fd, 0, flags, fi);
+	idshift_present(fs, &st);
+	struct fuse_file_info fi = { .flags = flags };
+	r = cowfs_file_attach(NULL, fs, n, fd, 0, flags, &fi);
 	if (r < 0) {
 		close(fd);
 		node_unref(fs, n, 1);
+		return r;
+	}
+	*ret_node = n;
+	*ret_st = st;
+	*ret_file = cowfs_file_of(&fi);
+	return 0;
+}
+
+#ifdef HAVE_FUSE_TMPFILE
+static void op_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fuse_file_info *fi)
+{
+	struct cowfs *fs = cowfs_from_req(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct cowfs_node *n;
+	struct cowfs_file *f;
+	struct stat st;
+	int r = cowfs_make_tmpfile(fs, cowfs_node_of(fs, parent), mode, ctx->umask, ctx->uid, ctx->gid, fi->flags,
+				   &n, &st, &f);
+	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
+	struct fuse_entry_param e = { .ino = (fuse_ino_t)(uintptr_t)n, .attr = st,
+				      .attr_timeout = fs->attr_timeout, .entry_timeout = fs->entry_timeout };
+	fi->fh = (uint64_t)(uintptr_t)f;
+	fi->keep_cache = 1;
 	if (fuse_reply_create(req, &e, fi) != 0) {
-		struct cowfs_file *f = cowfs_file_of(fi);
-		close(fd);
-		node_unref(fs, n, 2);
-		free(f);
+		cowfs_file_drop(fs, f);
+		node_unref(fs, n, 1);
 	}
 }
 #endif

@@ -21,7 +21,8 @@ void cowfs_usage(FILE *out)
 	      "  -d, --debug          foreground, and log every FUSE request\n"
 	      "  -o OPTIONS           comma-separated: lowerdir, upperdir, workdir, writeback=0|1,\n"
 	      "                       fsync=0|1, timeout=SECONDS, noacl, quota_bytes=N,\n"
-	      "                       quota_inodes=N, idshift=HOSTBASE:SIZE, and mount options\n"
+	      "                       quota_inodes=N, idshift=HOSTBASE:SIZE, threads=N (4),\n"
+	      "                       and mount options\n"
 	      "                       (ro, nosuid, nodev, noexec, noatime, context=...)\n"
 	      "      --base DIR       a read-only lower layer (repeat for more, topmost first)\n"
 	      "      --upper DIR      the writable upper layer\n"
@@ -179,6 +180,14 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 			goto bad_value;
 		return 0;
 	}
+	if (!strcmp(key, "threads") && val) {
+		char *end;
+		long t = strtol(val, &end, 10);
+		if (*end || end == val || t < 1 || t > 256)
+			goto bad_value;
+		o->threads = (int)t;
+		return 0;
+	}
 	if (!strcmp(key, "noacl")) {
 		o->acl = false;
 		return 0;
@@ -190,7 +199,7 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 	if (is_ignored_compat_option(key))
 		return 0;
 	static const char *const needs_value[] = { "lowerdir", "upperdir", "workdir", "writeback", "fsync",
-						   "timeout", "quota_bytes", "quota_inodes", "idshift", NULL };
+						   "timeout", "quota_bytes", "quota_inodes", "idshift", "threads", NULL };
 	if (!val && in_list(key, needs_value)) {
 		fprintf(stderr, "cowfs: option '%s' needs a value (%s=...)\n", key, key);
 		return -1;
@@ -253,6 +262,7 @@ int cowfs_options_parse(int argc, char **argv, struct cowfs_options *o)
 	o->sync_copy_up = true;
 	o->acl = true;
 	o->timeout = 86400.0;
+	o->threads = 4;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":fdo:hV", longopts, NULL)) != -1) {
 		switch (c) {

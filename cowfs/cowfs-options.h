@@ -25,6 +25,7 @@ struct cowfs_options {
 	double timeout;	 /* entry/attr cache timeout, seconds */
 	unsigned long long quota_bytes, quota_inodes; /* 0 = none */
 	unsigned idshift_base, idshift_size;	       /* 0 size = off */
+	int threads;				       /* worker threads */
 	char *fuse_opts; /* comma list handed to libfuse */
 };
 

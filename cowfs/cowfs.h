@@ -226,6 +226,9 @@ void cowfs_ops_dir(struct fuse_lowlevel_ops *ops);
 void cowfs_ops_file(struct fuse_lowlevel_ops *ops);
 void cowfs_ops_xattr(struct fuse_lowlevel_ops *ops);
 
+/* ---- cowfs-loop.c: the worker pool ---- */
+int cowfs_loop(struct cowfs *fs, int nthreads);
+
 /* Reply helpers used by several op files. */
 void cowfs_reply_entry(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, const struct stat *st);
 /* Chowns a new upper object to the caller and lists it as a node. */
