@@ -414,6 +414,14 @@ int main(int argc, char **argv)
 	fs.quota_inodes = opts.quota_inodes;
 	fs.idshift_base = opts.idshift_base;
 	fs.idshift_size = opts.idshift_size;
+	fs.read_bps.per_second = opts.read_bps;
+	fs.write_bps.per_second = opts.write_bps;
+	fs.read_iops.per_second = opts.read_iops;
+	fs.write_iops.per_second = opts.write_iops;
+	pthread_mutex_init(&fs.read_bps.lock, NULL);
+	pthread_mutex_init(&fs.write_bps.lock, NULL);
+	pthread_mutex_init(&fs.read_iops.lock, NULL);
+	pthread_mutex_init(&fs.write_iops.lock, NULL);
 	if (fs.quota_bytes || fs.quota_inodes) {
 		/* EDQUOT must reach write(2) itself, not a later writeback. */
 		fs.writeback = false;

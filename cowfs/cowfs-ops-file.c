@@ -157,6 +157,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = file_fd(fs, cowfs_file_of(fi));
 	buf.buf[0].pos = off;
+	throttle_io(fs, false, size);
 	/* Spliced straight from the real file when the kernel allows it. */
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -226,6 +227,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		fuse_reply_err(req, -r);
 		return;
 	}
+	throttle_io(fs, true, fuse_buf_size(in));
 	mtime_keep(fs, out.buf[0].fd, &kept, fs->quota_bytes ? &before : NULL);
 	ssize_t n = fuse_buf_copy(&out, in, 0);
 	mtime_restore(out.buf[0].fd, &kept);

@@ -22,6 +22,7 @@ void cowfs_usage(FILE *out)
 	      "  -o OPTIONS           comma-separated: lowerdir, upperdir, workdir, writeback=0|1,\n"
 	      "                       fsync=0|1, timeout=SECONDS, noacl, quota_bytes=N,\n"
 	      "                       quota_inodes=N, idshift=HOSTBASE:SIZE, threads=N (4),\n"
+	      "                       read_bps=N, write_bps=N, read_iops=N, write_iops=N,\n"
 	      "                       and mount options\n"
 	      "                       (ro, nosuid, nodev, noexec, noatime, context=...)\n"
 	      "      --base DIR       a read-only lower layer (repeat for more, topmost first)\n"
@@ -180,6 +181,23 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 			goto bad_value;
 		return 0;
 	}
+	if ((!strcmp(key, "read_bps") || !strcmp(key, "write_bps") || !strcmp(key, "read_iops") ||
+	     !strcmp(key, "write_iops")) && val) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(val, &end, 10);
+		if (errno || *end || end == val)
+			goto bad_value;
+		if (!strcmp(key, "read_bps"))
+			o->read_bps = v;
+		else if (!strcmp(key, "write_bps"))
+			o->write_bps = v;
+		else if (!strcmp(key, "read_iops"))
+			o->read_iops = v;
+		else
+			o->write_iops = v;
+		return 0;
+	}
 	if (!strcmp(key, "threads") && val) {
 		char *end;
 		long t = strtol(val, &end, 10);
@@ -199,7 +217,8 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 	if (is_ignored_compat_option(key))
 		return 0;
 	static const char *const needs_value[] = { "lowerdir", "upperdir", "workdir", "writeback", "fsync",
-						   "timeout", "quota_bytes", "quota_inodes", "idshift", "threads", NULL };
+						   "timeout", "quota_bytes", "quota_inodes", "idshift", "threads", "read_bps", "write_bps",
+						   "read_iops", "write_iops", NULL };
 	if (!val && in_list(key, needs_value)) {
 		fprintf(stderr, "cowfs: option '%s' needs a value (%s=...)\n", key, key);
 		return -1;

@@ -26,6 +26,7 @@ struct cowfs_options {
 	unsigned long long quota_bytes, quota_inodes; /* 0 = none */
 	unsigned idshift_base, idshift_size;	       /* 0 size = off */
 	int threads;				       /* worker threads */
+	unsigned long long read_bps, write_bps, read_iops, write_iops; /* 0 = none */
 	char *fuse_opts; /* comma list handed to libfuse */
 };
 

@@ -63,6 +63,13 @@ struct cowfs_node {
 
 struct cowfs_origin_map; /* upper inode -> inode number kept across copy-up */
 
+/* A rate limit (cowfs-throttle.c); per_second 0 = none. */
+struct cowfs_rate {
+	uint64_t per_second;
+	pthread_mutex_t lock;
+	uint64_t next; /* ns (CLOCK_MONOTONIC) when the next slot starts; under lock */
+};
+
 struct cowfs {
 	struct cowfs_layer *layers;
 	int nlayers;
@@ -85,6 +92,8 @@ struct cowfs {
 	 * approximate under concurrent writers, exact when quiescent. */
 	uint64_t quota_bytes, quota_inodes;
 	_Atomic int64_t used_bytes, used_inodes;
+
+	struct cowfs_rate read_bps, write_bps, read_iops, write_iops;
 
 	pthread_mutex_t whiteout_lock; /* (re)creating the shared whiteout */
 	pthread_rwlock_t tree_lock; /* guards node->parent and node->name */
@@ -193,6 +202,10 @@ void idshift_present(const struct cowfs *fs, struct stat *st);
 /* Converts a caller/kernel id to the id stored on disk; -EINVAL if outside. */
 int idshift_store_uid(const struct cowfs *fs, uid_t id, uid_t *ret);
 int idshift_store_gid(const struct cowfs *fs, gid_t id, gid_t *ret);
+
+/* ---- cowfs-throttle.c: I/O limits ---- */
+/* Sleeps as long as the limits require before `bytes` are read/written. */
+void throttle_io(struct cowfs *fs, bool write, uint64_t bytes);
 
 /* ---- cowfs-copyup.c ---- */
 enum copy_up_flags { COPY_UP_DATA = 0, COPY_UP_NO_DATA = 1 };

@@ -431,6 +431,20 @@ int cgroup_enter(struct cgroup *cg, pid_t pid, struct corral_error *err)
 	return 0;
 }
 
+int cgroup_enter_infrastructure(struct cgroup *cg, pid_t pid, struct corral_error *err)
+{
+	for (int i = 0; i < cg->nhier; i++) {
+		/* A hierarchy that only counts processes is skipped, so the
+		 * container's pids limit counts the container's own tasks. */
+		if (cg->hier[i].id != 0 && cg->hier[i].ctrls == CG_BIT(CG_PIDS))
+			continue;
+		int r = cg_writef(cg->hier[i].leaf, "cgroup.procs", err, "%d", (int)pid);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int cgroup_stats(struct cgroup *cg, struct cgroup_stats *ret, struct corral_error *err)
 {
 	struct cgroup_stats st = { .memory_max = UINT64_MAX, .pids_max = UINT64_MAX };

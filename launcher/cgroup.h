@@ -56,6 +56,10 @@ int cgroup_create(const char *name, const struct cgroup_limits *lim, struct cgro
 /* Opens an existing container cgroup (exec, stats, stop, rm). -ENOENT if none. */
 int cgroup_open(const char *name, struct cgroup **ret, struct corral_error *err);
 int cgroup_enter(struct cgroup *cg, pid_t pid, struct corral_error *err);
+/* Like cgroup_enter, for the container's cowfs daemon: charged for memory,
+ * CPU and I/O, but not counted against the pids limit where the pids
+ * controller has its own (v1) hierarchy.  On v2 its threads count. */
+int cgroup_enter_infrastructure(struct cgroup *cg, pid_t pid, struct corral_error *err);
 int cgroup_stats(struct cgroup *cg, struct cgroup_stats *ret, struct corral_error *err);
 /* Pids in the container's cgroup (caller frees *ret). */
 int cgroup_pids(struct cgroup *cg, pid_t **ret, size_t *ret_count, struct corral_error *err);

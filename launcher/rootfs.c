@@ -38,10 +38,51 @@ bool rootfs_is_mounted(const char *mnt)
 	return found;
 }
 
+/* Whether an I/O limit set for block device major:minor covers the
+ * filesystem holding `path` (the device itself, or the disk whose
+ * partition it is). */
+bool rootfs_io_limit_covers(const struct cgroup_io_limit *l, const char *path)
+{
+	struct stat st;
+	char sys[128], parent[32];
+	if (stat(path, &st) < 0)
+		return false;
+	if (major(st.st_dev) == l->major && minor(st.st_dev) == l->minor)
+		return true;
+	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/../dev", major(st.st_dev), minor(st.st_dev));
+	FILE *f = fopen(sys, "re");
+	unsigned ma, mi;
+	bool hit = false;
+	if (f && fgets(parent, sizeof(parent), f) && sscanf(parent, "%u:%u", &ma, &mi) == 2)
+		hit = ma == l->major && mi == l->minor;
+	if (f)
+		fclose(f);
+	return hit;
+}
+
+/* The container's file I/O goes through cowfs: its I/O limits are handed
+ * to cowfs, which paces them (cgroup v1 does not charge buffered
+ * writeback to the writer, so a blkio limit alone would not bite). */
+static int io_limit_options(const struct container_config *c, const char *upper, char *buf, size_t len)
+{
+	int n = 0;
+	for (int i = 0; i < c->limits.nio; i++) {
+		const struct cgroup_io_limit *l = &c->limits.io[i];
+		if (!rootfs_io_limit_covers(l, upper))
+			continue;
+		static const char *const names[] = { "read_bps", "write_bps", "read_iops", "write_iops" };
+		const int64_t vals[] = { l->rbps, l->wbps, l->riops, l->wiops };
+		for (int k = 0; k < 4; k++)
+			if (vals[k] != CGROUP_UNSET)
+				n += snprintf(buf + n, len - n, "%s%s=%lld", n ? "," : "", names[k], (long long)vals[k]);
+	}
+	return n;
+}
+
 int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *upper, const char *work,
 		       const char *mnt, const struct container_config *c, struct corral_error *err)
 {
-	char opts[160] = "";
+	char opts[512] = "";
 	(void)c;
 	if (rootfs_is_mounted(mnt))
 		return 0; /* left by a crashed start: reuse it */
@@ -53,7 +94,7 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 		 * created by the caller; join it before exec. */
 		struct cgroup *cg;
 		if (cgroup_open(c->name, &cg, NULL) == 0) {
-			cgroup_enter(cg, getpid(), NULL);
+			cgroup_enter_infrastructure(cg, getpid(), NULL);
 			cgroup_free(cg);
 		}
 		/* Quota enforced by cowfs; with a user namespace, cowfs shows
@@ -63,8 +104,13 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 			n = snprintf(opts, sizeof(opts), "quota_bytes=%llu,quota_inodes=%llu",
 				     (unsigned long long)c->disk_bytes, (unsigned long long)c->disk_inodes);
 		if (c->userns)
-			snprintf(opts + n, sizeof(opts) - n, "%sidshift=%u:%u", n ? "," : "", c->userns_base,
-				 c->userns_size);
+			n += snprintf(opts + n, sizeof(opts) - n, "%sidshift=%u:%u", n ? "," : "", c->userns_base,
+				      c->userns_size);
+		if (c->limits.nio) {
+			char io[256];
+			if (io_limit_options(c, upper, io, sizeof(io)) > 0)
+				snprintf(opts + n, sizeof(opts) - n, "%s%s", n ? "," : "", io);
+		}
 		const char *argv[16];
 		n = 0;
 		argv[n++] = cowfs_bin;

@@ -23,6 +23,9 @@
  * the container).  Returns when the mount is ready. */
 int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *upper, const char *work,
 		       const char *mnt, const struct container_config *c, struct corral_error *err);
+/* Whether an I/O limit on a block device covers the filesystem holding
+ * `path` (so cowfs, not the cgroup, enforces it). */
+bool rootfs_io_limit_covers(const struct cgroup_io_limit *l, const char *path);
 /* Unmounts the cowfs root (the daemon exits); detaches if busy. Idempotent. */
 int rootfs_unmount(const char *mnt, struct corral_error *err);
 bool rootfs_is_mounted(const char *mnt);

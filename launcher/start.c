@@ -326,8 +326,16 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 	r = template_rootfs(state_root(), c->template_name, base, sizeof(base), err);
 	if (r < 0)
 		return r;
+	/* I/O limits on the disk holding the container's layer are paced by
+	 * its cowfs daemon (see rootfs.c); the cgroup keeps the others, so a
+	 * limit is never applied twice. */
+	struct cgroup_limits lim = c->limits;
+	lim.nio = 0;
+	for (int i = 0; i < c->limits.nio; i++)
+		if (!rootfs_io_limit_covers(&c->limits.io[i], upper))
+			lim.io[lim.nio++] = c->limits.io[i];
 	struct cgroup *cg;
-	r = cgroup_create(c->name, &c->limits, &cg, err);
+	r = cgroup_create(c->name, &lim, &cg, err);
 	if (r < 0)
 		return err_wrap(err, "set up the cgroup of '%s'", c->name);
 	cgroup_free(cg);
