@@ -27,6 +27,7 @@
 #include "cgroup.h"
 #include "cleanup.h"
 #include "container-config.h"
+#include "pty.h"
 #include "security.h"
 #include "start.h"
 #include "state.h"
@@ -102,6 +103,12 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 		return r;
 	}
 
+	/* Joined the container's mount namespace: /dev/ptmx is its own. */
+	int master = -1, slave = -1;
+	if (tty && pty_open(&master, &slave, err) < 0) {
+		config_release(&c);
+		return err_wrap(err, "a terminal in %s", name);
+	}
 	int res[2];
 	if (pipe2(res, O_CLOEXEC) < 0) {
 		config_release(&c);
@@ -125,8 +132,13 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 		else if (caps_apply(c.caps, &cerr) == 0 && seccomp_apply(c.seccomp, c.caps, &cerr) == 0) {
 			char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 					"HOME=/root", "container=corral", tty ? "TERM=xterm" : NULL, NULL };
-			if (tty && isatty(0))
-				setsid(), ioctl(0, TIOCSCTTY, 0);
+			if (slave >= 0) {
+				setsid();
+				dup2(slave, 0);
+				dup2(slave, 1);
+				dup2(slave, 2);
+				ioctl(0, TIOCSCTTY, 0);
+			}
 			execvpe(argv[0], argv, env);
 			err_set(&cerr, errno, "run %s in %s", argv[0], name);
 		}
@@ -140,6 +152,13 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 	close(res[0]);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGQUIT, SIG_IGN);
+	if (slave >= 0)
+		close(slave);
+	if (master >= 0) {
+		if (n <= 0)
+			pty_proxy(master);
+		close(master);
+	}
 	int status;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -20,6 +21,7 @@
 #include "cleanup.h"
 #include "fileio.h"
 #include "net.h"
+#include "pty.h"
 #include "rootfs.h"
 #include "security.h"
 #include "start.h"
@@ -45,6 +47,7 @@ struct child_args {
 	int err_fd;	/* write: setup error text; EOF on exec = success */
 	int log_fd;	/* detached: stdout/stderr; -1 = inherit */
 	int null_fd;
+	int console_sock; /* tty: the pty master goes back through it; else -1 */
 	bool tty;
 };
 
@@ -114,6 +117,20 @@ static void child_setup(struct child_args *a)
 			err_set(&err, errno, "redirect stdio");
 			child_fail(a, &err);
 		}
+	}
+	if (a->console_sock >= 0) {
+		/* A pty of the container's own devpts; the master goes to the
+		 * monitor, which relays it to the caller's terminal. */
+		int master, slave;
+		if (pty_open(&master, &slave, &err) < 0)
+			child_fail(a, &err);
+		if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0 ||
+		    pty_send_fd(a->console_sock, master) < 0) {
+			err_set(&err, errno, "hand the container's terminal over");
+			child_fail(a, &err);
+		}
+		close(master);
+		close(slave);
 	}
 	/* No host descriptor survives into the container (CVE-2024-21626):
 	 * the init does not exec, so every inherited descriptor above stdio
@@ -186,6 +203,7 @@ static int read_child_result(int fd, struct corral_error *err)
 struct spawn {
 	pid_t pid;
 	unsigned long long start;
+	int console; /* pty master with a tty, else -1 */
 };
 
 /* Clones the container's init and drives its setup. */
@@ -194,6 +212,10 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 {
 	int go[2], res[2];
 	cleanup_close int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int console[2] = { -1, -1 };
+	ret->console = -1;
+	if (tty && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, console) < 0)
+		return err_set(err, errno, "socketpair");
 	if (pipe2(go, O_CLOEXEC) < 0)
 		return err_set(err, errno, "pipe");
 	if (pipe2(res, O_CLOEXEC) < 0) {
@@ -216,13 +238,17 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 	if (pid == 0) {
 		close(go[1]);
 		close(res[0]);
+		if (console[0] >= 0)
+			close(console[0]);
 		struct child_args a = { .c = c, .rootfs = rootfs, .go_fd = go[0], .err_fd = res[1],
-					.log_fd = log_fd, .null_fd = null_fd, .tty = tty };
+					.log_fd = log_fd, .null_fd = null_fd, .console_sock = console[1], .tty = tty };
 		child_setup(&a);
 		_exit(1);
 	}
 	close(go[0]);
 	close(res[1]);
+	if (console[1] >= 0)
+		close(console[1]);
 
 	struct cgroup *cg = NULL;
 	int r = cgroup_open(c->name, &cg, err);
@@ -241,6 +267,13 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 	if (r == 0)
 		r = read_child_result(res[0], err);
 	close(res[0]);
+	if (r == 0 && console[0] >= 0) {
+		ret->console = pty_recv_fd(console[0]);
+		if (ret->console < 0)
+			r = err_set(err, -ret->console, "receive the container's terminal");
+	}
+	if (console[0] >= 0)
+		close(console[0]);
 	if (r < 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -404,6 +437,10 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 			signal(SIGTERM, SIG_IGN);
 			signal(SIGHUP, SIG_IGN);
 			int code = 0;
+			if (sp.console >= 0) {
+				pty_proxy(sp.console);
+				close(sp.console);
+			}
 			wait_for_exit(sp.pid, &code);
 			record_exit(name, code);
 			container_teardown(name, NULL);
