@@ -145,6 +145,59 @@ static int remove_at(int parent_fd, const char *name, dev_t dev)
 	return unlinkat(parent_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
 }
 
+bool path_is_mountpoint(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	bool found = false;
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char mnt[PATH_MAX];
+		/* id parent major:minor root mountpoint ... (octal escapes) */
+		if (sscanf(line, "%*d %*d %*s %*s %4095s", mnt) != 1)
+			continue;
+		char unescaped[PATH_MAX], *w = unescaped;
+		for (const char *p = mnt; *p && w < unescaped + sizeof(unescaped) - 1; p++) {
+			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] && p[3]) {
+				*w++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+				p += 3;
+			} else {
+				*w++ = *p;
+			}
+		}
+		*w = '\0';
+		found = strcmp(unescaped, path) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+void tree_usage(int fd, int64_t *bytes, int64_t *inodes)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *de;
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		*bytes += (int64_t)st.st_blocks * 512;
+		*inodes += 1;
+		if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				tree_usage(sub, bytes, inodes);
+		}
+	}
+	closedir(d);
+}
+
 int remove_tree(const char *path, struct corral_error *err)
 {
 	struct stat st;

@@ -5,7 +5,9 @@
 #ifndef CORRAL_FILEIO_H
 #define CORRAL_FILEIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -14,6 +16,11 @@ int file_write_atomic(const char *path, const char *data, size_t len, int mode, 
 int file_read_all(const char *path, char **ret, size_t *ret_len, struct corral_error *err);
 /* mkdir -p with `mode` for the created components. */
 int mkdir_p(const char *path, int mode, struct corral_error *err);
+/* Whether `path` (absolute, resolved) is a mount point of this mount
+ * namespace, from /proc/self/mountinfo. */
+bool path_is_mountpoint(const char *path);
+/* Allocated bytes and inode count of a directory tree (consumes dirfd). */
+void tree_usage(int dirfd, int64_t *bytes, int64_t *inodes);
 /* rm -rf that never crosses into another mount. */
 int remove_tree(const char *path, struct corral_error *err);
 

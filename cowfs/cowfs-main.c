@@ -26,6 +26,7 @@
 
 #include "cleanup.h"
 #include "cowfs.h"
+#include "fileio.h"
 #include "cowfs-options.h"
 #include "log.h"
 
@@ -76,34 +77,6 @@ static int open_layer_dir(const char *role, const char *path, int access_mode, c
 	return fd;
 }
 
-static bool is_mountpoint(const char *real)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
-	bool found = false;
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char mnt[PATH_MAX];
-		/* id parent major:minor root mountpoint ... (octal escapes) */
-		if (sscanf(line, "%*d %*d %*s %*s %4095s", mnt) != 1)
-			continue;
-		char unescaped[PATH_MAX], *w = unescaped;
-		for (const char *p = mnt; *p && w < unescaped + sizeof(unescaped) - 1; p++) {
-			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] && p[3]) {
-				*w++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-				p += 3;
-			} else {
-				*w++ = *p;
-			}
-		}
-		*w = '\0';
-		found = strcmp(unescaped, real) == 0;
-	}
-	fclose(f);
-	return found;
-}
-
 static int check_mountpoint(const char *path, char **ret_real)
 {
 	struct stat st;
@@ -120,7 +93,7 @@ static int check_mountpoint(const char *path, char **ret_real)
 	char *real = realpath(path, NULL);
 	if (!real)
 		return fail("cannot resolve mountpoint '%s': %s", path, strerror(errno));
-	if (is_mountpoint(real)) {
+	if (path_is_mountpoint(real)) {
 		free(real);
 		return fail("mountpoint '%s' is busy: something is already mounted there", path);
 	}

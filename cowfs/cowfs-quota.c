@@ -20,31 +20,7 @@
 #include <unistd.h>
 
 #include "cowfs.h"
-
-static void scan_dir(int dfd, int64_t *bytes, int64_t *inodes)
-{
-	DIR *d = fdopendir(dfd);
-	struct dirent *de;
-	if (!d) {
-		close(dfd);
-		return;
-	}
-	while ((de = readdir(d))) {
-		struct stat st;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		*bytes += (int64_t)st.st_blocks * 512;
-		*inodes += 1;
-		if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (sub >= 0)
-				scan_dir(sub, bytes, inodes);
-		}
-	}
-	closedir(d);
-}
+#include "fileio.h"
 
 int quota_scan_upper(struct cowfs *fs)
 {
@@ -52,7 +28,7 @@ int quota_scan_upper(struct cowfs *fs)
 	int fd = openat(fs->layers[0].root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	scan_dir(fd, &bytes, &inodes);
+	tree_usage(fd, &bytes, &inodes);
 	atomic_store(&fs->used_bytes, bytes);
 	atomic_store(&fs->used_inodes, inodes);
 	return 0;

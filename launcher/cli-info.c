@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "cli.h"
 #include "container-config.h"
+#include "fileio.h"
 #include "state.h"
 
 /* Sorted names of all containers (caller frees each and the array). */
@@ -188,32 +189,6 @@ int cmd_inspect(int argc, char **argv)
 	return 0;
 }
 
-/* Disk use of the container's own layer: bytes allocated and inodes. */
-static void tree_usage(int fd, uint64_t *bytes, uint64_t *inodes)
-{
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return;
-	}
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		struct stat st;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		*bytes += (uint64_t)st.st_blocks * 512;
-		(*inodes)++;
-		if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (sub >= 0)
-				tree_usage(sub, bytes, inodes);
-		}
-	}
-	closedir(d);
-}
-
 int cmd_stats(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
@@ -254,7 +229,7 @@ int cmd_stats(int argc, char **argv)
 			continue;
 		}
 		cgroup_free(cg);
-		uint64_t bytes = 0, inodes = 0;
+		int64_t bytes = 0, inodes = 0;
 		state_path(upper, sizeof(upper), names[i], "upper", NULL);
 		int fd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd >= 0)

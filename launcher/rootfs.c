@@ -18,24 +18,14 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "fileio.h"
 #include "rootfs.h"
 
 /* ---- host side ---- */
 
 bool rootfs_is_mounted(const char *mnt)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[4096];
-	bool found = false;
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char path[PATH_MAX];
-		if (sscanf(line, "%*d %*d %*s %*s %4095s", path) == 1 && !strcmp(path, mnt))
-			found = true;
-	}
-	fclose(f);
-	return found;
+	return path_is_mountpoint(mnt);
 }
 
 /* Whether an I/O limit set for block device major:minor covers the
