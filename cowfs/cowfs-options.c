@@ -277,7 +277,9 @@ int cowfs_options_parse(int argc, char **argv, struct cowfs_options *o)
 	int c;
 
 	memset(o, 0, sizeof(*o));
-	o->writeback = true;
+	/* Off by default: measured, the writeback cache costs a SETATTR round
+	 * trip per removed file (rm -rf 2-4x slower) and helps little here. */
+	o->writeback = false;
 	o->sync_copy_up = true;
 	o->acl = true;
 	o->timeout = 86400.0;
