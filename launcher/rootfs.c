@@ -136,6 +136,8 @@ int rootfs_unmount(const char *mnt, struct corral_error *err)
 		return 0;
 	if (umount2(mnt, UMOUNT_NOFOLLOW) == 0)
 		return 0;
+	if (errno == EINVAL || errno == ENOENT)
+		return 0; /* unmounted meanwhile */
 	if (errno == EBUSY || errno == ENOTCONN) {
 		if (umount2(mnt, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
 			return 0;

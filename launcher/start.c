@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -297,6 +298,21 @@ static int container_dirs(const char *name, char *upper, char *work, char *rootf
 	return r;
 }
 
+/* The monitor (when the container exits) and stop/rm may tear down at the
+ * same moment: an exclusive lock on <container>/lock makes the second wait
+ * and then find everything already gone. */
+static int teardown_lock(const char *name)
+{
+	char path[PATH_MAX];
+	if (state_path(path, sizeof(path), name, "lock", NULL) < 0)
+		return -1;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
+			;
+	return fd;
+}
+
 int container_teardown(const char *name, struct corral_error *err)
 {
 	char upper[PATH_MAX], work[PATH_MAX], rootfs[PATH_MAX], log[PATH_MAX], cfgpath[PATH_MAX];
@@ -304,6 +320,7 @@ int container_teardown(const char *name, struct corral_error *err)
 	int r = container_dirs(name, upper, work, rootfs, log, err);
 	if (r < 0)
 		return r;
+	cleanup_close int lock = teardown_lock(name);
 	/* Unmount first: the cowfs daemon flushes and exits by itself. */
 	r = rootfs_unmount(rootfs, err);
 	if (r < 0)
@@ -321,6 +338,10 @@ int container_teardown(const char *name, struct corral_error *err)
 		if (r == 0)
 			r = cgroup_destroy(cg, err);
 		cgroup_free(cg);
+		/* Gone under us (another teardown that did not hold the
+		 * lock, e.g. after the directory was removed): done. */
+		if (r == -ENOENT || r == -ENODEV)
+			r = 0;
 		if (r < 0)
 			return r;
 	}
