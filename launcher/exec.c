@@ -109,6 +109,13 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 		config_release(&c);
 		return err_wrap(err, "a terminal in %s", name);
 	}
+	char cache[PATH_MAX];
+	struct seccomp_program prog;
+	snprintf(cache, sizeof(cache), "%s/cache", state_root());
+	if (seccomp_program_get(c.seccomp, c.caps, cache, &prog, err) < 0) {
+		config_release(&c);
+		return err_wrap(err, "prepare the seccomp filter");
+	}
 	int res[2];
 	if (pipe2(res, O_CLOEXEC) < 0) {
 		config_release(&c);
@@ -129,7 +136,7 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 			err_set(&cerr, errno, "chdir /");
 		else if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 			err_set(&cerr, errno, "close inherited descriptors");
-		else if (caps_apply(c.caps, &cerr) == 0 && seccomp_apply(c.seccomp, c.caps, &cerr) == 0) {
+		else if (caps_apply(c.caps, &cerr) == 0 && seccomp_program_install(&prog, &cerr) == 0) {
 			char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 					"HOME=/root", "container=corral", tty ? "TERM=xterm" : NULL, NULL };
 			if (slave >= 0) {
@@ -147,6 +154,7 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 		_exit(127);
 	}
 	close(res[1]);
+	seccomp_program_release(&prog);
 	char msg[sizeof(err->msg)];
 	ssize_t n = read(res[0], msg, sizeof(msg) - 1);
 	close(res[0]);

@@ -24,6 +24,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/sched.h>
@@ -38,6 +41,10 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fileio.h"
+
+/* Identifies the compiled-in profile for the program cache. */
+#define CORRAL_BUILD_ID __DATE__ "_" __TIME__
 #include "security-internal.h"
 
 #define CAP_BIT(c) ((capmask_t)1 << (c))
@@ -484,18 +491,8 @@ static int program_build(scmp_filter_ctx ctx, struct sock_filter **ret, unsigned
 	return 0;
 }
 
-int security_seccomp_load(capmask_t keep, int deny_errno, struct corral_error *err)
+static int install(struct sock_filter *insns, unsigned short len, struct corral_error *err)
 {
-	cleanup_seccomp scmp_filter_ctx ctx = NULL;
-	int r = security_seccomp_build(keep, deny_errno, &ctx, err);
-	if (r < 0)
-		return r;
-
-	cleanup_free struct sock_filter *insns = NULL;
-	unsigned short len = 0;
-	if ((r = program_build(ctx, &insns, &len, err)) < 0)
-		return err_wrap(err, "build the seccomp program");
-
 	/* The kernel accepts a filter from a process that cannot gain
 	 * privileges (no_new_privs) or that is privileged anyway
 	 * (CAP_SYS_ADMIN); say which is missing rather than a bare EACCES. */
@@ -508,6 +505,110 @@ int security_seccomp_load(capmask_t keep, int deny_errno, struct corral_error *e
 		return err_set(err, errno, "load the seccomp filter");
 	}
 	return 0;
+}
+
+static int build_program(capmask_t keep, int deny_errno, struct sock_filter **ret, unsigned short *ret_len,
+			 struct corral_error *err)
+{
+	cleanup_seccomp scmp_filter_ctx ctx = NULL;
+	int r = security_seccomp_build(keep, deny_errno, &ctx, err);
+	if (r < 0)
+		return r;
+	if ((r = program_build(ctx, ret, ret_len, err)) < 0)
+		return err_wrap(err, "build the seccomp program");
+	return 0;
+}
+
+int security_seccomp_load(capmask_t keep, int deny_errno, struct corral_error *err)
+{
+	cleanup_free struct sock_filter *insns = NULL;
+	unsigned short len = 0;
+	int r = build_program(keep, deny_errno, &insns, &len, err);
+	return r < 0 ? r : install(insns, len, err);
+}
+
+/* Cache key: this build of corral (the profile is compiled in) and the
+ * capability set the profile depends on. */
+static void cache_path(char *buf, size_t len, const char *dir, capmask_t keep)
+{
+	snprintf(buf, len, "%s/seccomp-%s-%s-%016llx.bpf", dir, PACKAGE_VERSION, CORRAL_BUILD_ID,
+		 (unsigned long long)keep);
+	for (char *p = buf + strlen(dir) + 1; *p; p++)
+		if (*p == ' ' || *p == ':')
+			*p = '_';
+}
+
+static int cache_read(const char *path, struct sock_filter **ret, unsigned short *ret_len)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -1;
+	/* Only a root-owned, non-writable-by-others file of whole
+	 * instructions within the kernel's limit is trusted. */
+	if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) || st.st_size == 0 ||
+	    st.st_size % sizeof(struct sock_filter) || st.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS)
+		return -1;
+	struct sock_filter *insns = malloc(st.st_size);
+	if (!insns)
+		return -1;
+	if (read(fd, insns, st.st_size) != st.st_size) {
+		free(insns);
+		return -1;
+	}
+	*ret = insns;
+	*ret_len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
+	return 0;
+}
+
+static void cache_write(const char *dir, const char *path, const struct sock_filter *insns, unsigned short len)
+{
+	if (mkdir_p(dir, 0700, NULL) < 0)
+		return;
+	file_write_atomic(path, (const char *)insns, (size_t)len * sizeof(*insns), 0600, NULL);
+}
+
+int seccomp_program_get(enum seccomp_mode mode, capmask_t keep, const char *cache_dir,
+			struct seccomp_program *ret, struct corral_error *err)
+{
+	struct sock_filter *insns = NULL;
+	unsigned short len = 0;
+	char path[PATH_MAX];
+
+	ret->insns = NULL;
+	ret->len = 0;
+	if (mode == SECCOMP_UNCONFINED)
+		return 0;
+	if (cache_dir) {
+		cache_path(path, sizeof(path), cache_dir, keep);
+		if (cache_read(path, &insns, &len) == 0) {
+			ret->insns = insns;
+			ret->len = len;
+			return 0;
+		}
+	}
+	int r = build_program(keep, EPERM, &insns, &len, err);
+	if (r < 0)
+		return r;
+	if (cache_dir)
+		cache_write(cache_dir, path, insns, len);
+	ret->insns = insns;
+	ret->len = len;
+	return 0;
+}
+
+int seccomp_program_install(const struct seccomp_program *p, struct corral_error *err)
+{
+	if (!p->insns)
+		return 0;
+	return install(p->insns, p->len, err);
+}
+
+void seccomp_program_release(struct seccomp_program *p)
+{
+	free(p->insns);
+	p->insns = NULL;
+	p->len = 0;
 }
 
 /* The filter binds the calling thread and whatever it forks or execs from

@@ -49,6 +49,7 @@ struct child_args {
 	int log_fd;	/* detached: stdout/stderr; -1 = inherit */
 	int null_fd;
 	int console_sock; /* tty: the pty master goes back through it; else -1 */
+	const struct seccomp_program *seccomp;
 	bool tty;
 };
 
@@ -148,7 +149,7 @@ static void child_setup(struct child_args *a)
 	/* Privileges last: mounts needed CAP_SYS_ADMIN. */
 	if (caps_apply(c->caps, &err) < 0)
 		child_fail(a, &err);
-	if (seccomp_apply(c->seccomp, c->caps, &err) < 0)
+	if (seccomp_program_install(a->seccomp, &err) < 0)
 		child_fail(a, &err);
 
 	/* Setup is complete: the error pipe closes with the fork of the
@@ -213,15 +214,26 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 {
 	int go[2], res[2];
 	cleanup_close int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	/* Built (or read from the cache) here, so the container's init never
+	 * runs libseccomp. */
+	char cache[PATH_MAX];
+	snprintf(cache, sizeof(cache), "%s/cache", state_root());
+	struct seccomp_program prog;
+	int pr = seccomp_program_get(c->seccomp, c->caps, cache, &prog, err);
+	if (pr < 0)
+		return pr;
 	int console[2] = { -1, -1 };
 	ret->console = -1;
 	if (tty && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, console) < 0)
-		return err_set(err, errno, "socketpair");
-	if (pipe2(go, O_CLOEXEC) < 0)
+		return seccomp_program_release(&prog), err_set(err, errno, "socketpair");
+	if (pipe2(go, O_CLOEXEC) < 0) {
+		seccomp_program_release(&prog);
 		return err_set(err, errno, "pipe");
+	}
 	if (pipe2(res, O_CLOEXEC) < 0) {
 		close(go[0]);
 		close(go[1]);
+		seccomp_program_release(&prog);
 		return err_set(err, errno, "pipe");
 	}
 	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
@@ -234,6 +246,7 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 	if (pid < 0) {
 		int e = errno;
 		close(go[0]), close(go[1]), close(res[0]), close(res[1]);
+		seccomp_program_release(&prog);
 		return err_set(err, e, "clone the container's namespaces");
 	}
 	if (pid == 0) {
@@ -242,12 +255,14 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 		if (console[0] >= 0)
 			close(console[0]);
 		struct child_args a = { .c = c, .rootfs = rootfs, .go_fd = go[0], .err_fd = res[1],
-					.log_fd = log_fd, .null_fd = null_fd, .console_sock = console[1], .tty = tty };
+					.log_fd = log_fd, .null_fd = null_fd, .console_sock = console[1],
+					.seccomp = &prog, .tty = tty };
 		child_setup(&a);
 		_exit(1);
 	}
 	close(go[0]);
 	close(res[1]);
+	seccomp_program_release(&prog);
 	if (console[1] >= 0)
 		close(console[1]);
 
