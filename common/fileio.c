@@ -30,6 +30,13 @@ static int fsync_parent(const char *path)
 	return 0;
 }
 
+static bool durable = true;
+
+void fileio_set_durable(bool on)
+{
+	durable = on;
+}
+
 int file_write_atomic(const char *path, const char *data, size_t len, int mode, struct corral_error *err)
 {
 	char tmp[PATH_MAX];
@@ -47,7 +54,7 @@ int file_write_atomic(const char *path, const char *data, size_t len, int mode, 
 		}
 		off += n;
 	}
-	if (fsync(fd) < 0) {
+	if (durable && fsync(fd) < 0) {
 		int e = errno;
 		unlink(tmp);
 		return err_set(err, e, "fsync %s", tmp);
@@ -57,7 +64,7 @@ int file_write_atomic(const char *path, const char *data, size_t len, int mode, 
 		unlink(tmp);
 		return err_set(err, e, "rename %s to %s", tmp, path);
 	}
-	int r = fsync_parent(path);
+	int r = durable ? fsync_parent(path) : 0;
 	if (r < 0)
 		return err_set(err, -r, "fsync the directory of %s", path);
 	return 0;

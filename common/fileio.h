@@ -12,6 +12,9 @@
 #include "error.h"
 
 int file_write_atomic(const char *path, const char *data, size_t len, int mode, struct corral_error *err);
+/* Parsed option: state of an ephemeral container (corral run, removed on
+ * exit) is written atomically but without fsync. */
+void fileio_set_durable(bool durable);
 /* Reads a whole (small) file; *ret is NUL-terminated, caller frees. */
 int file_read_all(const char *path, char **ret, size_t *ret_len, struct corral_error *err);
 /* mkdir -p with `mode` for the created components. */

@@ -339,6 +339,8 @@ int cmd_run(int argc, char **argv)
 	char name[65];
 	bool rm = true;
 	snprintf(name, sizeof(name), "run-%d", (int)getpid());
+	/* Removed when it exits: its state need not survive a crash. */
+	fileio_set_durable(false);
 	config_init(&c);
 	int r = parse_create("run", argc, argv, &c, name, &rm, false);
 	if (r == 0 && create_container(&c, &err) < 0)
