@@ -1,0 +1,141 @@
+/* launcher-probe: a tiny static helper for tests/launcher-*.test.
+ *
+ * The default template is busybox only; this program is bind-mounted into
+ * containers (built with `gcc -static`) to make single system calls and
+ * report the outcome in a form the shell can compare:
+ *
+ *   launcher-probe OP [ARG]      prints "ok" or the errno name (EPERM, ...)
+ *   launcher-probe forks MAX     forks children that wait, up to MAX; prints
+ *                                "forks N ERRNO" (ERRNO of the failed fork,
+ *                                "none" if MAX were made), then ends them
+ *
+ * It refuses to run unless $container is "corral" (set by corral inside
+ * every container): as root on the host, several OPs would succeed and
+ * change the host.
+ *
+ * OPs: keyctl, add_key, bpf, unshare-user, unshare-mnt, unshare-net, mount,
+ * finit_module, init_module, mknod-blk PATH, clone3, open-read PATH,
+ * open-write PATH, ptrace PID. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/keyctl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int report(long r)
+{
+	if (r < 0)
+		printf("%s\n", strerrorname_np(errno) ? strerrorname_np(errno) : "EUNKNOWN");
+	else
+		printf("ok\n");
+	return 0;
+}
+
+static int forks(int max)
+{
+	int p[2];
+	pid_t *kids = calloc((size_t)max, sizeof(pid_t));
+	int n = 0, e = 0;
+	if (!kids || pipe(p) < 0) {
+		perror("launcher-probe");
+		return 2;
+	}
+	for (; n < max; n++) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			e = errno;
+			break;
+		}
+		if (pid == 0) {
+			char c;
+			close(p[1]);
+			/* Wait for the parent to close its end. */
+			while (read(p[0], &c, 1) < 0 && errno == EINTR)
+				;
+			_exit(0);
+		}
+		kids[n] = pid;
+	}
+	printf("forks %d %s\n", n, e ? strerrorname_np(e) : "none");
+	fflush(stdout);
+	close(p[1]);
+	for (int i = 0; i < n; i++)
+		waitpid(kids[i], NULL, 0);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *op = argc > 1 ? argv[1] : "";
+	const char *arg = argc > 2 ? argv[2] : "";
+	const char *where = getenv("container");
+
+	/* These calls succeed for root on the host (a tmpfs over /tmp, a
+	 * block device node...): run only where corral says it is inside. */
+	if (!where || strcmp(where, "corral")) {
+		fprintf(stderr, "launcher-probe: refusing to run outside a corral container\n");
+		return 2;
+	}
+
+	if (!strcmp(op, "keyctl"))
+		return report(syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0L, 0L, 0L, 0L));
+	if (!strcmp(op, "add_key"))
+		return report(syscall(SYS_add_key, "user", "probe", "x", 1L, KEY_SPEC_PROCESS_KEYRING));
+	if (!strcmp(op, "bpf")) {
+		union bpf_attr attr;
+		memset(&attr, 0, sizeof(attr));
+		attr.map_type = BPF_MAP_TYPE_ARRAY;
+		attr.key_size = 4;
+		attr.value_size = 4;
+		attr.max_entries = 1;
+		return report(syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof(attr)));
+	}
+	if (!strcmp(op, "unshare-user"))
+		return report(unshare(CLONE_NEWUSER));
+	if (!strcmp(op, "unshare-mnt"))
+		return report(unshare(CLONE_NEWNS));
+	if (!strcmp(op, "unshare-net"))
+		return report(unshare(CLONE_NEWNET));
+	if (!strcmp(op, "mount"))
+		return report(mount("none", "/tmp", "tmpfs", 0, NULL));
+	if (!strcmp(op, "finit_module")) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		return report(syscall(SYS_finit_module, fd, "", 0));
+	}
+	if (!strcmp(op, "init_module")) {
+		static char image[64];
+		return report(syscall(SYS_init_module, image, sizeof(image), ""));
+	}
+	if (!strcmp(op, "mknod-blk"))
+		return report(mknod(arg, S_IFBLK | 0600, makedev(254, 0)));
+	if (!strcmp(op, "clone3")) {
+		/* CLONE_SIGHAND without CLONE_VM: the kernel says EINVAL, so
+		 * no child is ever made; a filter answers before that. */
+		unsigned long long args[11];
+		memset(args, 0, sizeof(args));
+		args[0] = CLONE_SIGHAND;
+		return report(syscall(SYS_clone3, args, sizeof(args)));
+	}
+	if (!strcmp(op, "open-read"))
+		return report(open(arg, O_RDONLY | O_CLOEXEC));
+	if (!strcmp(op, "open-write"))
+		return report(open(arg, O_WRONLY | O_CLOEXEC));
+	if (!strcmp(op, "ptrace"))
+		return report(ptrace(PTRACE_ATTACH, (pid_t)atoi(arg), 0, 0));
+	if (!strcmp(op, "forks"))
+		return forks(atoi(arg) > 0 ? atoi(arg) : 1);
+	fprintf(stderr, "usage: launcher-probe OP [ARG] (see the source)\n");
+	return 2;
+}
