@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,6 +415,9 @@ int main(int argc, char **argv)
 	}
 	/* New objects get exactly the mode computed per request. */
 	umask(0);
+	/* One malloc arena: worker threads allocate little, and separate
+	 * arenas would multiply the idle footprint of every container's daemon. */
+	mallopt(M_ARENA_MAX, 1);
 
 	cowfs_ops_entry(&ops);
 	cowfs_ops_namespace(&ops);

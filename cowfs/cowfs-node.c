@@ -23,20 +23,55 @@ static size_t key_hash(dev_t dev, ino_t ino)
 	return (size_t)(h ^ (h >> 29));
 }
 
+/* A key's stripe depends on its hash only; the bucket array grows by
+ * powers of two (always a multiple of the stripe count), so a key keeps its
+ * stripe across a resize.  The bucket index is read under the stripe lock;
+ * a resize holds every stripe lock. */
+static pthread_mutex_t *stripe_of(struct cowfs *fs, dev_t dev, ino_t ino)
+{
+	return &fs->stripe_lock[key_hash(dev, ino) % COWFS_TABLE_STRIPES];
+}
+
 static size_t bucket_of(struct cowfs *fs, dev_t dev, ino_t ino)
 {
 	return key_hash(dev, ino) & (fs->nbuckets - 1);
 }
 
-/* Buckets are striped over COWFS_TABLE_STRIPES mutexes. */
-static pthread_mutex_t *stripe_of(struct cowfs *fs, size_t bucket)
+_Static_assert(COWFS_TABLE_STRIPES <= 4096 && (COWFS_TABLE_STRIPES & (COWFS_TABLE_STRIPES - 1)) == 0,
+	       "stripes must divide every bucket count");
+
+/* Grows the bucket array 4x when nodes outnumber buckets 2:1.  Starting
+ * small keeps an idle daemon's table to a few pages. */
+static void table_grow(struct cowfs *fs)
 {
-	return &fs->stripe_lock[bucket % COWFS_TABLE_STRIPES];
+	for (int i = 0; i < COWFS_TABLE_STRIPES; i++)
+		pthread_mutex_lock(&fs->stripe_lock[i]);
+	size_t n = fs->nbuckets;
+	if (atomic_load(&fs->nnodes) > 2 * n) {
+		struct cowfs_node **nb = calloc(n * 4, sizeof(*nb));
+		if (nb) {
+			for (size_t b = 0; b < n; b++) {
+				struct cowfs_node *node = fs->buckets[b];
+				while (node) {
+					struct cowfs_node *next = node->hash_next;
+					size_t to = key_hash(node->key_dev, node->key_ino) & (n * 4 - 1);
+					node->hash_next = nb[to];
+					nb[to] = node;
+					node = next;
+				}
+			}
+			free(fs->buckets);
+			fs->buckets = nb;
+			fs->nbuckets = n * 4;
+		}
+	}
+	for (int i = COWFS_TABLE_STRIPES - 1; i >= 0; i--)
+		pthread_mutex_unlock(&fs->stripe_lock[i]);
 }
 
 int node_table_init(struct cowfs *fs)
 {
-	fs->nbuckets = 1 << 16;
+	fs->nbuckets = 4096;
 	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
 	if (!fs->buckets)
 		return -ENOMEM;
@@ -103,13 +138,13 @@ static bool key_matches(const struct cowfs_node *n, const struct cowfs_node *fre
 
 struct cowfs_node *node_find_or_insert(struct cowfs *fs, struct cowfs_node *fresh)
 {
-	size_t b = bucket_of(fs, fresh->key_dev, fresh->key_ino);
-	pthread_mutex_t *lock = stripe_of(fs, b);
+	pthread_mutex_t *lock = stripe_of(fs, fresh->key_dev, fresh->key_ino);
 	struct cowfs_node *n;
 
 	/* Matching by name reads other nodes' names: hold the tree lock. */
 	pthread_rwlock_rdlock(&fs->tree_lock);
 	pthread_mutex_lock(lock);
+	size_t b = bucket_of(fs, fresh->key_dev, fresh->key_ino);
 	for (n = fs->buckets[b]; n; n = n->hash_next) {
 		if (key_matches(n, fresh) && n->refcount > 0) {
 			n->refcount++;
@@ -128,8 +163,11 @@ struct cowfs_node *node_find_or_insert(struct cowfs *fs, struct cowfs_node *fres
 	fresh->refcount = 1;
 	fresh->hash_next = fs->buckets[b];
 	fs->buckets[b] = fresh;
+	bool grow = atomic_fetch_add(&fs->nnodes, 1) + 1 > 2 * fs->nbuckets;
 	pthread_mutex_unlock(lock);
 	pthread_rwlock_unlock(&fs->tree_lock);
+	if (grow)
+		table_grow(fs);
 	return fresh;
 }
 
@@ -137,10 +175,19 @@ void node_ref(struct cowfs *fs, struct cowfs_node *n)
 {
 	if (n == fs->root)
 		return;
-	size_t b = bucket_of(fs, n->key_dev, n->key_ino);
-	pthread_mutex_lock(stripe_of(fs, b));
-	n->refcount++;
-	pthread_mutex_unlock(stripe_of(fs, b));
+	/* Retry if a rekey moved the node to another stripe meanwhile. */
+	for (;;) {
+		dev_t d = n->key_dev;
+		ino_t i = n->key_ino;
+		pthread_mutex_t *lock = stripe_of(fs, d, i);
+		pthread_mutex_lock(lock);
+		if (n->key_dev == d && n->key_ino == i) {
+			n->refcount++;
+			pthread_mutex_unlock(lock);
+			return;
+		}
+		pthread_mutex_unlock(lock);
+	}
 }
 
 static void unlink_from_bucket(struct cowfs *fs, struct cowfs_node *n, size_t b)
@@ -158,22 +205,24 @@ void node_unref(struct cowfs *fs, struct cowfs_node *n, uint64_t count)
 	while (n && n != fs->root) {
 		/* The key may change under copy-up (node_rekey); retry until the
 		 * stripe we locked is still the node's. */
-		size_t b;
 		pthread_mutex_t *lock;
 		for (;;) {
-			b = bucket_of(fs, n->key_dev, n->key_ino);
-			lock = stripe_of(fs, b);
+			dev_t d = n->key_dev;
+			ino_t i = n->key_ino;
+			lock = stripe_of(fs, d, i);
 			pthread_mutex_lock(lock);
-			if (b == bucket_of(fs, n->key_dev, n->key_ino))
+			if (n->key_dev == d && n->key_ino == i)
 				break;
 			pthread_mutex_unlock(lock);
 		}
+		size_t b = bucket_of(fs, n->key_dev, n->key_ino);
 		n->refcount -= count;
 		if (n->refcount > 0) {
 			pthread_mutex_unlock(lock);
 			return;
 		}
 		unlink_from_bucket(fs, n, b);
+		atomic_fetch_sub(&fs->nnodes, 1);
 		pthread_mutex_unlock(lock);
 
 		pthread_rwlock_wrlock(&fs->tree_lock);
@@ -188,12 +237,11 @@ void node_unref(struct cowfs *fs, struct cowfs_node *n, uint64_t count)
 
 void node_rekey(struct cowfs *fs, struct cowfs_node *n, dev_t dev, ino_t ino)
 {
-	size_t ob = bucket_of(fs, n->key_dev, n->key_ino);
-	size_t nb = bucket_of(fs, dev, ino);
-	pthread_mutex_t *ol = stripe_of(fs, ob), *nl = stripe_of(fs, nb);
-
 	if (n == fs->root)
 		return;
+	/* Only the node's own copy-up rekeys it (under node->lock), so its
+	 * key is stable here. */
+	pthread_mutex_t *ol = stripe_of(fs, n->key_dev, n->key_ino), *nl = stripe_of(fs, dev, ino);
 	/* Lock both stripes in address order. */
 	if (ol == nl) {
 		pthread_mutex_lock(ol);
@@ -204,7 +252,8 @@ void node_rekey(struct cowfs *fs, struct cowfs_node *n, dev_t dev, ino_t ino)
 		pthread_mutex_lock(nl);
 		pthread_mutex_lock(ol);
 	}
-	unlink_from_bucket(fs, n, ob);
+	unlink_from_bucket(fs, n, bucket_of(fs, n->key_dev, n->key_ino));
+	size_t nb = bucket_of(fs, dev, ino);
 	n->key_dev = dev;
 	n->key_ino = ino;
 	n->key_by_name = false;

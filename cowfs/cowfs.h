@@ -99,7 +99,8 @@ struct cowfs {
 	pthread_rwlock_t tree_lock; /* guards node->parent and node->name */
 	pthread_mutex_t stripe_lock[COWFS_TABLE_STRIPES];
 	struct cowfs_node **buckets;
-	size_t nbuckets;
+	size_t nbuckets;	/* power of two, >= stripes; changed with every stripe held */
+	_Atomic size_t nnodes;
 
 	pthread_rwlock_t origin_lock; /* readers on every upper lookup */
 	_Atomic size_t origin_count; /* fast path: nothing copied up yet */
