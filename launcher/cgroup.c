@@ -287,7 +287,7 @@ static bool set_or_unset(int64_t v, int64_t min)
 	return v == CGROUP_UNSET || v >= min;
 }
 
-static int validate(const struct cgroup_limits *lim, struct corral_error *err)
+int cgroup_limits_validate(const struct cgroup_limits *lim, struct corral_error *err)
 {
 	const char *bad = NULL;
 
@@ -369,7 +369,7 @@ int cgroup_create(const char *name, const struct cgroup_limits *lim, struct cgro
 
 	if (!cg)
 		return err_set(err, ENOMEM, "cgroup for %s", name);
-	r = validate(lim, err);
+	r = cgroup_limits_validate(lim, err);
 	if (r < 0)
 		return r;
 	r = cg_discover(name, cg, err);

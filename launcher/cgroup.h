@@ -49,6 +49,8 @@ struct cgroup_stats {
 struct cgroup;
 
 void cgroup_limits_init(struct cgroup_limits *lim); /* everything unset */
+/* Checks values and combinations without touching any cgroup (create time). */
+int cgroup_limits_validate(const struct cgroup_limits *lim, struct corral_error *err);
 /* Creates (or reuses, after a crash) the container's cgroups and applies
  * the limits.  Fails closed: a limit that cannot be applied is an error. */
 int cgroup_create(const char *name, const struct cgroup_limits *lim, struct cgroup **ret,

@@ -224,7 +224,9 @@ int cmd_stats(int argc, char **argv)
 			}
 			continue;
 		}
-		if (cgroup_open(names[i], &cg, &err) < 0 || cgroup_stats(cg, &cs, &err) < 0) {
+		char inst[160];
+		if (cgroup_open(state_instance_name(names[i], inst, sizeof(inst)), &cg, &err) < 0 ||
+		    cgroup_stats(cg, &cs, &err) < 0) {
 			rc = cli_fail(&err);
 			continue;
 		}

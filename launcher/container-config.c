@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -168,6 +169,8 @@ int config_parse_io_limit(const char *what, const char *s, struct cgroup_limits 
 		int r = config_parse_size(what, eq + 1, &value, err);
 		if (r < 0)
 			return r;
+		if (value == 0)
+			return err_plain(err, EINVAL, "invalid %s '%s': the rate must be above 0", what, eq + 1);
 	} else {
 		char *end;
 		errno = 0;
@@ -215,6 +218,26 @@ int config_set_argv(struct container_config *c, int argc, char **argv, struct co
 	return 0;
 }
 
+int config_validate_subnet(const char *s, struct corral_error *err)
+{
+	char addr[48];
+	unsigned prefix;
+	const char *slash = strchr(s, '/');
+	struct in_addr in;
+	if (!slash || (size_t)(slash - s) >= sizeof(addr) || sscanf(slash + 1, "%u", &prefix) != 1 ||
+	    strspn(slash + 1, "0123456789") != strlen(slash + 1))
+		return err_plain(err, EINVAL, "invalid subnet '%s': expected an IPv4 CIDR like 10.88.0.0/16", s);
+	memcpy(addr, s, slash - s);
+	addr[slash - s] = '\0';
+	if (inet_pton(AF_INET, addr, &in) != 1 || prefix < 8 || prefix > 30)
+		return err_plain(err, EINVAL, "invalid subnet '%s': expected an IPv4 CIDR with a prefix from /8 to /30", s);
+	uint32_t host_mask = prefix == 32 ? 0 : (0xffffffffu >> prefix);
+	if (ntohl(in.s_addr) & host_mask)
+		return err_plain(err, EINVAL, "invalid subnet '%s': host bits are set (did you mean %s with them cleared?)",
+				 s, addr);
+	return 0;
+}
+
 int config_validate(const struct container_config *c, struct corral_error *err)
 {
 	int r = name_validate("container", c->name, err);
@@ -232,6 +255,10 @@ int config_validate(const struct container_config *c, struct corral_error *err)
 				 (long long)c->limits.memory_max);
 	if (c->limits.pids_max != CGROUP_UNSET && c->limits.pids_max < 1)
 		return err_plain(err, EINVAL, "pids limit must be at least 1");
+	if ((r = cgroup_limits_validate(&c->limits, err)) < 0)
+		return r;
+	if (c->net.mode == NET_BRIDGE && (r = config_validate_subnet(c->net.subnet, err)) < 0)
+		return r;
 	if (c->userns && (c->userns_base == 0 || c->userns_size < 1024))
 		return err_plain(err, EINVAL, "user namespace range must start above 0 and hold at least 1024 ids");
 	return 0;

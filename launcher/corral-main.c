@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fileio.h"
 #include "start.h"
 #include "state.h"
 
@@ -130,6 +131,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 125;
 	}
+	/* The state root is made traversable (0711) when corral first makes
+	 * it, so user-namespaced containers can reach their own rootfs. */
+	if (access(state_root(), F_OK) < 0)
+		mkdir_p(state_root(), 0711, NULL);
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
 		if (!strcmp(argv[i], commands[k].name))
 			return commands[k].fn(argc - i, argv + i);

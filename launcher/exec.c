@@ -87,7 +87,10 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 	r = open_namespaces(st.init_pid, fds, err);
 	struct cgroup *cg = NULL;
 	if (r == 0)
-		r = cgroup_open(name, &cg, err);
+	{
+		char inst[160];
+		r = cgroup_open(state_instance_name(name, inst, sizeof(inst)), &cg, err);
+	}
 	if (r == 0)
 		r = cgroup_enter(cg, getpid(), err);
 	cgroup_free(cg);

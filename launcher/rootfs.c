@@ -20,6 +20,7 @@
 #include "cleanup.h"
 #include "fileio.h"
 #include "rootfs.h"
+#include "state.h"
 
 /* ---- host side ---- */
 
@@ -83,7 +84,8 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 		/* The daemon is charged to the container: its cgroup was
 		 * created by the caller; join it before exec. */
 		struct cgroup *cg;
-		if (cgroup_open(c->name, &cg, NULL) == 0) {
+		char inst[160];
+		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, NULL) == 0) {
 			cgroup_enter_infrastructure(cg, getpid(), NULL);
 			cgroup_free(cg);
 		}
@@ -224,8 +226,33 @@ static int mount_at(int rootfd, const char *rel, bool dir, const char *src, cons
 	return 0;
 }
 
-/* Bind `rel` onto itself, then remount that bind read-only, keeping the
- * flags the mount already has (in a user namespace they are locked). */
+/* Remounts the bind mount at `rel` adding `add` (MS_RDONLY, MS_NODEV...),
+ * keeping the flags it already has (in a user namespace they are locked). */
+static int remount_flags(int rootfd, const char *rel, bool dir, unsigned long add, struct corral_error *err)
+{
+	char target[64];
+	cleanup_close int top = open_target(rootfd, rel, dir, err);
+	if (top < 0)
+		return top;
+	fd_target(target, top);
+	struct statvfs sv;
+	unsigned long flags = MS_BIND | MS_REMOUNT | add;
+	if (statvfs(target, &sv) == 0) {
+		static const struct { unsigned long st, ms; } keep[] = {
+			{ ST_RDONLY, MS_RDONLY }, { ST_NOSUID, MS_NOSUID }, { ST_NODEV, MS_NODEV },
+			{ ST_NOEXEC, MS_NOEXEC }, { ST_NOATIME, MS_NOATIME }, { ST_NODIRATIME, MS_NODIRATIME },
+			{ ST_RELATIME, MS_RELATIME },
+		};
+		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+			if (sv.f_flag & keep[i].st)
+				flags |= keep[i].ms;
+	}
+	if (mount(NULL, target, NULL, flags, NULL) < 0)
+		return err_set(err, errno, "remount /%s", rel);
+	return 0;
+}
+
+/* Binds `rel` onto itself, then makes that bind read-only. */
 static int remount_readonly(int rootfd, const char *rel, bool dir, struct corral_error *err)
 {
 	char target[64];
@@ -237,30 +264,9 @@ static int remount_readonly(int rootfd, const char *rel, bool dir, struct corral
 	close(fd);
 	if (r < 0)
 		return err_set(err, errno, "bind /%s", rel);
-	/* Reopen: the old descriptor names what is now under the bind. */
-	cleanup_close int top = open_target(rootfd, rel, dir, err);
-	if (top < 0)
-		return top;
-	fd_target(target, top);
-	struct statvfs sv;
-	unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
-	if (statvfs(target, &sv) == 0) {
-		if (sv.f_flag & ST_NOSUID)
-			flags |= MS_NOSUID;
-		if (sv.f_flag & ST_NODEV)
-			flags |= MS_NODEV;
-		if (sv.f_flag & ST_NOEXEC)
-			flags |= MS_NOEXEC;
-		if (sv.f_flag & ST_NOATIME)
-			flags |= MS_NOATIME;
-		if (sv.f_flag & ST_NODIRATIME)
-			flags |= MS_NODIRATIME;
-		if (sv.f_flag & ST_RELATIME)
-			flags |= MS_RELATIME;
-	}
-	if (mount(NULL, target, NULL, flags, NULL) < 0)
-		return err_set(err, errno, "make /%s read-only", rel);
-	return 0;
+	/* remount_flags reopens: the old descriptor names what is now under
+	 * the bind. */
+	return remount_flags(rootfd, rel, dir, MS_RDONLY, err);
 }
 
 static int check_fs_type(int rootfd, const char *rel, long magic, const char *what, struct corral_error *err)
@@ -280,18 +286,18 @@ static int make_dev(int rootfd, struct corral_error *err)
 		{ "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 },
 		{ "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
 	};
-	int r = mount_at(rootfd, "dev", true, "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k", err);
+	/* nodev: a node made here (even with --cap-add MKNOD) cannot be
+	 * opened.  The standard nodes are bind mounts of the host's, which
+	 * keep their own access; together with a nodev root this is the
+	 * device allow-list. */
+	int r = mount_at(rootfd, "dev", true, "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV,
+			 "mode=755,size=65536k", err);
 	if (r < 0)
 		return r;
 	cleanup_close int dev = openat2_beneath(rootfd, "dev", O_PATH | O_DIRECTORY);
 	if (dev < 0)
 		return err_set(err, -dev, "open /dev");
 	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
-		if (mknodat(dev, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].major, nodes[i].minor)) == 0)
-			continue;
-		if (errno != EPERM)
-			return err_set(err, errno, "mknod /dev/%s", nodes[i].name);
-		/* In a user namespace: bind the host's node instead. */
 		char host[64], rel[64];
 		snprintf(host, sizeof(host), "/dev/%s", nodes[i].name);
 		snprintf(rel, sizeof(rel), "dev/%s", nodes[i].name);
@@ -299,9 +305,6 @@ static int make_dev(int rootfd, struct corral_error *err)
 		if (r < 0)
 			return r;
 	}
-	/* mknod ignores the umask only partly: set the modes explicitly. */
-	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
-		fchmodat(dev, nodes[i].name, 0666, 0);
 	r = mount_at(rootfd, "dev/pts", true, "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
 		     "newinstance,ptmxmode=0666,mode=0620", err);
 	if (r < 0)
@@ -384,7 +387,9 @@ static int bind_user_mounts(int rootfd, const struct container_config *c, struct
 		int r = mount_at(rootfd, m->target + 1, S_ISDIR(st.st_mode), m->source, NULL, MS_BIND | MS_REC, NULL, err);
 		if (r < 0)
 			return r;
-		if (m->readonly && (r = remount_readonly(rootfd, m->target + 1, S_ISDIR(st.st_mode), err)) < 0)
+		r = remount_flags(rootfd, m->target + 1, S_ISDIR(st.st_mode),
+				  MS_NODEV | MS_NOSUID | (m->readonly ? MS_RDONLY : 0), err);
+		if (r < 0)
 			return r;
 	}
 	return 0;
@@ -396,9 +401,17 @@ int rootfs_enter(const char *rootfs, const struct container_config *c, const cha
 	/* Nothing done from here on may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return err_set(err, errno, "make mounts private");
+	/* A bind of the root onto itself: in a user namespace the copied
+	 * cowfs mount is locked and pivot_root refuses it; the bind is ours.
+	 * nodev: device nodes made in the root cannot be opened. */
+	if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return err_set(err, errno, "bind the root %s", rootfs);
 	cleanup_close int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return err_set(err, errno, "open root %s", rootfs);
+	int r0 = remount_flags(rootfd, ".", true, MS_NODEV, err);
+	if (r0 < 0)
+		return r0;
 
 	int r = mount_at(rootfd, "proc", true, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
 	if (r == 0)

@@ -152,8 +152,12 @@ static void child_setup(struct child_args *a)
 	if (seccomp_program_install(a->seccomp, &err) < 0)
 		child_fail(a, &err);
 
-	/* Setup is complete: the error pipe closes with the fork of the
-	 * command (see init.c), which the parent reads as success. */
+	/* Setup is complete.  The container now outlives its monitor: a
+	 * killed monitor must not take it down (list/stop/rm still find it
+	 * through its pid and start time). */
+	prctl(PR_SET_PDEATHSIG, 0);
+	/* The error pipe closes with the fork of the command (see init.c),
+	 * which the parent reads as success. */
 	_exit(container_init((char **)c->argv, container_env(c, a->tty), a->err_fd));
 }
 
@@ -206,6 +210,7 @@ struct spawn {
 	pid_t pid;
 	unsigned long long start;
 	int console; /* pty master with a tty, else -1 */
+	char address[48]; /* bridge mode */
 };
 
 /* Clones the container's init and drives its setup. */
@@ -224,6 +229,7 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 		return pr;
 	int console[2] = { -1, -1 };
 	ret->console = -1;
+	ret->address[0] = '\0';
 	if (tty && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, console) < 0)
 		return seccomp_program_release(&prog), err_set(err, errno, "socketpair");
 	if (pipe2(go, O_CLOEXEC) < 0) {
@@ -266,8 +272,10 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 	if (console[1] >= 0)
 		close(console[1]);
 
+	char inst[160];
+	state_instance_name(c->name, inst, sizeof(inst));
 	struct cgroup *cg = NULL;
-	int r = cgroup_open(c->name, &cg, err);
+	int r = cgroup_open(inst, &cg, err);
 	if (r == 0)
 		r = cgroup_enter(cg, pid, err);
 	cgroup_free(cg);
@@ -275,7 +283,11 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 		r = setup_user_ns(pid, c, err);
 	if (r == 0 && c->net.mode == NET_BRIDGE) {
 		struct net_config net = c->net;
-		r = net_setup_host(state_root(), c->name, pid, &net, err);
+		r = mkdir_p(STATE_NET_DIR, 0700, err);
+		if (r == 0)
+			r = net_setup_host(STATE_NET_DIR, inst, pid, &net, err);
+		if (r == 0)
+			snprintf(ret->address, sizeof(ret->address), "%s", net.address);
 	}
 	if (r == 0 && write(go[1], "g", 1) != 1)
 		r = err_set(err, errno, "signal the container to continue");
@@ -336,6 +348,8 @@ int container_teardown(const char *name, struct corral_error *err)
 	if (r < 0)
 		return r;
 	cleanup_close int lock = teardown_lock(name);
+	char inst[160];
+	state_instance_name(name, inst, sizeof(inst));
 	/* Unmount first: the cowfs daemon flushes and exits by itself. */
 	r = rootfs_unmount(rootfs, err);
 	if (r < 0)
@@ -343,11 +357,11 @@ int container_teardown(const char *name, struct corral_error *err)
 	state_path(cfgpath, sizeof(cfgpath), name, "config", NULL);
 	if (config_load(cfgpath, &c, NULL) == 0) {
 		if (c.net.mode == NET_BRIDGE)
-			net_teardown(state_root(), name, &c.net, NULL);
+			net_teardown(STATE_NET_DIR, inst, &c.net, NULL);
 		config_release(&c);
 	}
 	struct cgroup *cg;
-	r = cgroup_open(name, &cg, NULL);
+	r = cgroup_open(inst, &cg, NULL);
 	if (r == 0) {
 		r = cgroup_kill_all(cg, err);
 		if (r == 0)
@@ -404,7 +418,8 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 		if (!rootfs_io_limit_covers(&c->limits.io[i], upper))
 			lim.io[lim.nio++] = c->limits.io[i];
 	struct cgroup *cg;
-	r = cgroup_create(c->name, &lim, &cg, err);
+	char inst[160];
+	r = cgroup_create(state_instance_name(c->name, inst, sizeof(inst)), &lim, &cg, err);
 	if (r < 0)
 		return err_wrap(err, "set up the cgroup of '%s'", c->name);
 	cgroup_free(cg);
@@ -452,6 +467,7 @@ static int mark_running(const char *name, const struct spawn *sp, struct corral_
 	st.monitor_pid = getpid();
 	st.monitor_start = proc_start_time(getpid());
 	st.started_at = time(NULL);
+	snprintf(st.address, sizeof(st.address), "%s", sp->address);
 	return state_save(name, &st, err);
 }
 

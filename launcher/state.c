@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,20 @@ int state_path(char *buf, size_t len, const char *name, const char *leaf, struct
 	if (n < 0 || (size_t)n >= len)
 		return err_plain(err, ENAMETOOLONG, "state path for '%s' is too long", name);
 	return 0;
+}
+
+const char *state_instance_name(const char *name, char *buf, size_t len)
+{
+	const char *root = state_root();
+	if (!strcmp(root, STATE_ROOT_DEFAULT)) {
+		snprintf(buf, len, "%s", name);
+		return buf;
+	}
+	uint32_t h = 2166136261u; /* FNV-1a of the root path */
+	for (const char *p = root; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	snprintf(buf, len, "%s.%08x", name, h);
+	return buf;
 }
 
 void state_init(struct container_state *st)

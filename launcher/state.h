@@ -39,6 +39,15 @@ void state_init(struct container_state *st);
 int state_load(const char *name, struct container_state *ret, struct corral_error *err);
 int state_save(const char *name, const struct container_state *st, struct corral_error *err);
 
+/* Host-wide resources (cgroups, veths, address leases) are shared by every
+ * state root: they are named after the container *and* its root, so two
+ * roots may each have a container "web".  For the default root the name
+ * is the container's own. */
+const char *state_instance_name(const char *name, char *buf, size_t len);
+/* Where address leases live: one host-wide place, because the bridge is
+ * host-wide too. */
+#define STATE_NET_DIR "/run/corral"
+
 /* Start time of pid from /proc/PID/stat, 0 if the process is gone. */
 unsigned long long proc_start_time(pid_t pid);
 /* The container's init is alive (pid exists with the recorded start time). */

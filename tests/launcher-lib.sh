@@ -49,12 +49,21 @@ cg_dir() {
 	local ctrl=$1 name=$2 path
 	path=$(awk -F: -v c="$ctrl" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' \
 		/proc/self/cgroup)
+	local base
 	if [ -n "$path" ] && [ -d "/sys/fs/cgroup/$ctrl" ]; then
-		echo "/sys/fs/cgroup/$ctrl${path%/}/corral/$name"
+		base="/sys/fs/cgroup/$ctrl${path%/}/corral"
 	else
 		path=$(awk -F: '$1 == "0" { print $3 }' /proc/self/cgroup)
-		echo "/sys/fs/cgroup${path%/}/corral/$name"
+		base="/sys/fs/cgroup${path%/}/corral"
 	fi
+	# Outside the default state root, corral suffixes the name with a
+	# hash of the root (NAME.XXXXXXXX) so that roots never share a cgroup.
+	local d
+	for d in "$base/$name" "$base/$name".????????; do
+		[ -d "$d" ] && { echo "$d"; return; }
+	done
+	echo "$base/$name"
+
 }
 
 # cg_procs NAME: pids in the container's cgroups (the pids and memory
@@ -94,6 +103,25 @@ remember_pids() {
 
 # veth_name NAME: host side veth of a bridge container (FNV-1a of the
 # name, as in launcher/net-lease.c).
+# instance_name NAME [ROOT]: what corral calls a container in host-wide
+# places (cgroups, veths, leases): NAME, or NAME.<fnv1a32 of the state root>
+# outside the default root /var/lib/corral.
+instance_name() {
+	local name=$1 root=${2:-$ROOT} h=2166136261 i c
+	if [ "$root" = /var/lib/corral ]; then
+		echo "$name"
+		return
+	fi
+	for ((i = 0; i < ${#root}; i++)); do
+		printf -v c '%d' "'${root:i:1}"
+		h=$(((h ^ c) * 16777619 & 0xffffffff))
+	done
+	printf '%s.%08x\n' "$name" "$h"
+}
+
+# Address leases are host-wide, like the bridge.
+LEASE_DIR=/run/corral/net/leases
+
 veth_name() {
 	local s=$1 h=2166136261 i c
 	for ((i = 0; i < ${#s}; i++)); do
@@ -202,8 +230,8 @@ leaks() {
 		done <"$T/pids"
 	fi
 	out+=$(ip -o link show 2>/dev/null | grep -E "alias corral:$PFX-" | sed 's/^/veth: /')$'\n'
-	for line in "$T"/root*/net/leases/*; do
-		[ -e "$line" ] && out+="lease: ${line##*/} $(cat "$line")"$'\n'
+	for line in "$LEASE_DIR"/*; do
+		[ -e "$line" ] && grep -q "^$PFX-" "$line" && out+="lease: ${line##*/} $(cat "$line")"$'\n'
 	done
 	out=$(printf '%s' "$out" | sed '/^$/d')
 	[ -z "$out" ] && return 0
