@@ -107,6 +107,7 @@ static void locate_companions(void)
 int main(int argc, char **argv)
 {
 	locate_companions();
+	start_set_cmdline_area(argc, argv);
 
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {

@@ -41,6 +41,27 @@ static const char *cowfs_binary(void)
 	return env && *env ? env : CORRAL_COWFS_PATH;
 }
 
+/* Set once at startup from main's argv (a parsed option, in effect). */
+static char *cmdline_area;
+static size_t cmdline_len;
+
+void start_set_cmdline_area(int argc, char **argv)
+{
+	if (argc < 1)
+		return;
+	cmdline_area = argv[0];
+	cmdline_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
+}
+
+static void hide_cmdline(void)
+{
+	static const char title[] = "corral-init";
+	if (!cmdline_area || cmdline_len < sizeof(title))
+		return;
+	memset(cmdline_area, 0, cmdline_len);
+	memcpy(cmdline_area, title, sizeof(title));
+}
+
 struct child_args {
 	const struct container_config *c;
 	const char *rootfs;
@@ -90,6 +111,7 @@ static void child_setup(struct child_args *a)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_DUMPABLE, 0);
 	prctl(PR_SET_NAME, "corral-init");
+	hide_cmdline();
 	if (read(a->go_fd, &go, 1) != 1)
 		_exit(1); /* the parent failed and already reported it */
 	if (c->userns) {

@@ -42,6 +42,11 @@ int container_teardown(const char *name, struct corral_error *err);
  * same capabilities and seccomp filter.  Returns the command's exit code. */
 int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struct corral_error *err);
 
+/* Gives start the memory of corral's own command line, which the
+ * container's init overwrites so that /proc/1/cmdline inside does not show
+ * host paths (the state root, the binary). */
+void start_set_cmdline_area(int argc, char **argv);
+
 /* The container's init, run in the cloned child once setup is done: forks
  * and execs argv with envp, closes `ready_fd` (the parent's success
  * signal) once the command runs, reaps orphans, and returns the command's
