@@ -41,6 +41,24 @@ static const char *cowfs_binary(void)
 	return env && *env ? env : CORRAL_COWFS_PATH;
 }
 
+/* CORRAL_DEBUG_TIMING=1: phase timestamps on stderr, to see where a start
+ * spends its time. */
+static void phase(const char *what)
+{
+	static struct timespec t0;
+	static int enabled = -1;
+	if (enabled < 0)
+		enabled = getenv("CORRAL_DEBUG_TIMING") != NULL;
+	if (!enabled)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!t0.tv_sec)
+		t0 = now;
+	fprintf(stderr, "corral: %8.3f ms [%d] %s\n",
+		(double)(now.tv_sec - t0.tv_sec) * 1e3 + (double)(now.tv_nsec - t0.tv_nsec) / 1e6, (int)getpid(), what);
+}
+
 /* Set once at startup from main's argv (a parsed option, in effect). */
 static char *cmdline_area;
 static size_t cmdline_len;
@@ -311,6 +329,7 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 		if (r == 0)
 			snprintf(ret->address, sizeof(ret->address), "%s", net.address);
 	}
+	phase("parent side set up");
 	if (r == 0 && write(go[1], "g", 1) != 1)
 		r = err_set(err, errno, "signal the container to continue");
 	close(go[1]);
@@ -441,11 +460,14 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 			lim.io[lim.nio++] = c->limits.io[i];
 	struct cgroup *cg;
 	char inst[160];
+	phase("bring up");
 	r = cgroup_create(state_instance_name(c->name, inst, sizeof(inst)), &lim, &cg, err);
 	if (r < 0)
 		return err_wrap(err, "set up the cgroup of '%s'", c->name);
 	cgroup_free(cg);
+	phase("cgroup created");
 	r = rootfs_mount_cowfs(cowfs_binary(), base, upper, work, rootfs, c, err);
+	phase("cowfs mounted");
 	cleanup_close int log_fd = -1;
 	if (r == 0 && !foreground) {
 		log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -454,6 +476,7 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 	}
 	if (r == 0)
 		r = spawn_container(c, rootfs, log_fd, tty, sp, err);
+	phase("container running");
 	if (r < 0)
 		container_teardown(c->name, NULL);
 	return r;
@@ -497,6 +520,7 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 {
 	struct container_config c;
 	struct spawn sp;
+	phase("start");
 	int r = load_for_start(name, &c, err);
 	if (r < 0)
 		return r;
@@ -516,8 +540,10 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 				close(sp.console);
 			}
 			wait_for_exit(sp.pid, &code);
+			phase("container exited");
 			record_exit(name, code);
 			container_teardown(name, NULL);
+			phase("torn down");
 			*ret_exit = code;
 		}
 		config_release(&c);
