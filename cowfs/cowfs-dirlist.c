@@ -93,12 +93,6 @@ void dirlist_release(struct cowfs_dirlist *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static int dir_layer_fd(const struct cowfs_node *dir, int layer)
-{
-	if (layer > 0 && atomic_load(&dir->opaque))
-		return -1;
-	return dir->fds[layer];
-}
 
 static bool entry_is_whiteout(int dfd, const struct dirent *de)
 {
@@ -208,9 +202,9 @@ int dirlist_build(struct cowfs *fs, struct cowfs_node *dir, struct cowfs_dirlist
 		for (size_t i = 0; i < l.count; i++)
 			l.entries[i].ino |= 1ULL << 63;
 	}
-	int upper_dfd = dir_layer_fd(dir, 0);
+	int upper_dfd = node_dir_layer_fd(dir, 0);
 	for (int layer = 0; layer < fs->nlayers && r == 0; layer++) {
-		int fd = dir_layer_fd(dir, layer);
+		int fd = node_dir_layer_fd(dir, layer);
 		if (fd < 0)
 			continue;
 		r = merge_layer(fs, layer, fd, &l, &seen, upper_dfd);

@@ -14,18 +14,11 @@
 
 #include "cowfs.h"
 
-/* Layer L of directory `dir`, or -1 when the layer is absent or hidden. */
-static int dir_layer_fd(const struct cowfs_node *dir, int layer)
-{
-	if (layer > 0 && atomic_load(&dir->opaque))
-		return -1;
-	return dir->fds[layer];
-}
 
 static bool has_layer_below(struct cowfs *fs, const struct cowfs_node *dir, int layer)
 {
 	for (int l = layer + 1; l < fs->nlayers; l++)
-		if (dir_layer_fd(dir, l) >= 0)
+		if (node_dir_layer_fd(dir, l) >= 0)
 			return true;
 	return false;
 }
@@ -50,7 +43,7 @@ int cowfs_lookup_child(struct cowfs *fs, struct cowfs_node *dir, const char *nam
 		fds[l] = -1;
 
 	for (int l = 0; l < fs->nlayers; l++) {
-		int pfd = dir_layer_fd(dir, l);
+		int pfd = node_dir_layer_fd(dir, l);
 		if (pfd < 0)
 			continue;
 		if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -151,7 +144,7 @@ int cowfs_name_state(struct cowfs *fs, struct cowfs_node *dir, const char *name,
 
 	memset(ret, 0, sizeof(*ret));
 	for (int l = 0; l < fs->nlayers; l++) {
-		int pfd = dir_layer_fd(dir, l);
+		int pfd = node_dir_layer_fd(dir, l);
 		if (pfd < 0)
 			continue;
 		if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {

@@ -108,46 +108,40 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_buf(req, names, out);
 }
 
+/* A change to an attribute: refused for layer metadata, made on the upper
+ * copy.  `value` NULL means remove. */
+static int change_xattr(struct cowfs *fs, struct cowfs_node *n, const char *name, const char *value,
+			size_t size, int flags)
+{
+	char path[PATH_MAX];
+	bool nofollow;
+
+	if (layer_is_private_xattr(name))
+		return -EPERM;
+	int r = copy_up(fs, n, COPY_UP_DATA);
+	if (r == 0)
+		r = xattr_path(fs, n, path, sizeof(path), &nofollow);
+	if (r < 0)
+		return r;
+	if (value)
+		r = nofollow ? lsetxattr(path, name, value, size, flags) : setxattr(path, name, value, size, flags);
+	else
+		r = nofollow ? lremovexattr(path, name) : removexattr(path, name);
+	return r < 0 ? -errno : 0;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
 	struct cowfs *fs = cowfs_from_req(req);
-	struct cowfs_node *n = cowfs_node_of(fs, ino);
-	char path[PATH_MAX];
-	bool nofollow;
-
-	if (layer_is_private_xattr(name)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	int r = copy_up(fs, n, COPY_UP_DATA);
-	if (r == 0)
-		r = xattr_path(fs, n, path, sizeof(path), &nofollow);
-	if (r == 0) {
-		int s = nofollow ? lsetxattr(path, name, value, size, flags) : setxattr(path, name, value, size, flags);
-		if (s < 0)
-			r = -errno;
-	}
-	fuse_reply_err(req, -r);
+	/* An empty value is still a value: never pass NULL for "set". */
+	fuse_reply_err(req, -change_xattr(fs, cowfs_node_of(fs, ino), name, value ? value : "", size, flags));
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct cowfs *fs = cowfs_from_req(req);
-	struct cowfs_node *n = cowfs_node_of(fs, ino);
-	char path[PATH_MAX];
-	bool nofollow;
-
-	if (layer_is_private_xattr(name)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	int r = copy_up(fs, n, COPY_UP_DATA);
-	if (r == 0)
-		r = xattr_path(fs, n, path, sizeof(path), &nofollow);
-	if (r == 0 && (nofollow ? lremovexattr(path, name) : removexattr(path, name)) < 0)
-		r = -errno;
-	fuse_reply_err(req, -r);
+	fuse_reply_err(req, -change_xattr(fs, cowfs_node_of(fs, ino), name, NULL, 0, 0));
 }
 
 void cowfs_ops_xattr(struct fuse_lowlevel_ops *ops)

@@ -131,6 +131,15 @@ static inline int node_fd(const struct cowfs_node *n)
 	return n->fds[node_layer(n)];
 }
 
+/* Layer `layer` of directory `dir`, or -1 when absent or hidden (an
+ * opaque directory hides every lower layer). */
+static inline int node_dir_layer_fd(const struct cowfs_node *dir, int layer)
+{
+	if (layer > 0 && atomic_load(&dir->opaque))
+		return -1;
+	return dir->fds[layer];
+}
+
 static inline bool node_is_upper(const struct cowfs_node *n)
 {
 	return node_layer(n) == 0;
