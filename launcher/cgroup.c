@@ -445,6 +445,36 @@ int cgroup_enter_infrastructure(struct cgroup *cg, pid_t pid, struct corral_erro
 	return 0;
 }
 
+int cgroup_enter_self(struct cgroup *cg, bool infrastructure, struct corral_error *err)
+{
+	bool hybrid = false;
+	for (int i = 0; i < cg->nhier; i++)
+		hybrid |= cg->hier[i].id != 0;
+	for (int i = 0; i < cg->nhier; i++) {
+		const struct cg_hier *h = &cg->hier[i];
+		if (infrastructure && h->id != 0 && h->ctrls == CG_BIT(CG_PIDS))
+			continue;
+		int r;
+		if (h->id != 0) {
+			/* v1: moving the calling thread through "tasks" skips the
+			 * global threadgroup lock, whose writer waits for an RCU
+			 * grace period (~10 ms here) on every process move.  The
+			 * caller is single-threaded, so the thread is the process. */
+			r = cg_writef(h->leaf, "tasks", err, "0");
+		} else {
+			/* v2 only moves whole processes.  On a hybrid host a v2
+			 * tree without our controllers is left out: kill_all
+			 * signals whatever the v1 hierarchies list. */
+			if (hybrid && !(h->ctrls & CG_V2_ENABLED))
+				continue;
+			r = cg_writef(h->leaf, "cgroup.procs", err, "0");
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int cgroup_stats(struct cgroup *cg, struct cgroup_stats *ret, struct corral_error *err)
 {
 	struct cgroup_stats st = { .memory_max = UINT64_MAX, .pids_max = UINT64_MAX };
@@ -545,7 +575,7 @@ int cgroup_kill_all(struct cgroup *cg, struct corral_error *err)
 		return r;
 	/* Wait until empty, signalling stragglers (forks that raced an
 	 * unfrozen listing) on every round. */
-	for (int64_t deadline = now_ms() + KILL_TIMEOUT_MS;; sleep_ms(10)) {
+	for (int64_t deadline = now_ms() + KILL_TIMEOUT_MS;; sleep_ms(1)) {
 		r = signal_all(cg, &first, err);
 		if (r <= 0)
 			return r;

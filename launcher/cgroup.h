@@ -62,6 +62,10 @@ int cgroup_enter(struct cgroup *cg, pid_t pid, struct corral_error *err);
  * CPU and I/O, but not counted against the pids limit where the pids
  * controller has its own (v1) hierarchy.  On v2 its threads count. */
 int cgroup_enter_infrastructure(struct cgroup *cg, pid_t pid, struct corral_error *err);
+/* Moves the calling (single-threaded) process into the cgroup, the cheap
+ * way where the host allows it; `infrastructure` as for
+ * cgroup_enter_infrastructure. */
+int cgroup_enter_self(struct cgroup *cg, bool infrastructure, struct corral_error *err);
 int cgroup_stats(struct cgroup *cg, struct cgroup_stats *ret, struct corral_error *err);
 /* Pids in the container's cgroup (caller frees *ret). */
 int cgroup_pids(struct cgroup *cg, pid_t **ret, size_t *ret_count, struct corral_error *err);

@@ -92,7 +92,7 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 		r = cgroup_open(state_instance_name(name, inst, sizeof(inst)), &cg, err);
 	}
 	if (r == 0)
-		r = cgroup_enter(cg, getpid(), err);
+		r = cgroup_enter_self(cg, false, err);
 	cgroup_free(cg);
 	for (size_t i = 0; r == 0 && i < NS_COUNT; i++) {
 		if (fds[i] >= 0 && setns(fds[i], ns_order[i].flag) < 0)

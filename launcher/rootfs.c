@@ -86,7 +86,7 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 		struct cgroup *cg;
 		char inst[160];
 		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, NULL) == 0) {
-			cgroup_enter_infrastructure(cg, getpid(), NULL);
+			cgroup_enter_self(cg, true, NULL);
 			cgroup_free(cg);
 		}
 		/* Quota enforced by cowfs; with a user namespace, cowfs shows

@@ -129,7 +129,18 @@ static void child_setup(struct child_args *a)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_DUMPABLE, 0);
 	prctl(PR_SET_NAME, "corral-init");
-	hide_cmdline();
+	if (!c->userns) {
+		/* Into the container's cgroup by itself, the cheap way (see
+		 * cgroup_enter_self); in a user namespace the parent does it. */
+		char inst[160];
+		struct cgroup *cg;
+		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, &err) < 0 ||
+		    cgroup_enter_self(cg, false, &err) < 0) {
+			err_wrap(&err, "enter the container's cgroup");
+			child_fail(a, &err);
+		}
+		cgroup_free(cg);
+	}
 	if (read(a->go_fd, &go, 1) != 1)
 		_exit(1); /* the parent failed and already reported it */
 	if (c->userns) {
@@ -196,6 +207,7 @@ static void child_setup(struct child_args *a)
 	 * killed monitor must not take it down (list/stop/rm still find it
 	 * through its pid and start time). */
 	prctl(PR_SET_PDEATHSIG, 0);
+	hide_cmdline();
 	/* The error pipe closes with the fork of the command (see init.c),
 	 * which the parent reads as success. */
 	_exit(container_init((char **)c->argv, container_env(c, a->tty), a->err_fd));
@@ -314,11 +326,14 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 
 	char inst[160];
 	state_instance_name(c->name, inst, sizeof(inst));
-	struct cgroup *cg = NULL;
-	int r = cgroup_open(inst, &cg, err);
-	if (r == 0)
-		r = cgroup_enter(cg, pid, err);
-	cgroup_free(cg);
+	int r = 0;
+	if (c->userns) {
+		struct cgroup *cg = NULL;
+		r = cgroup_open(inst, &cg, err);
+		if (r == 0)
+			r = cgroup_enter(cg, pid, err);
+		cgroup_free(cg);
+	}
 	if (r == 0 && c->userns)
 		r = setup_user_ns(pid, c, err);
 	if (r == 0 && c->net.mode == NET_BRIDGE) {

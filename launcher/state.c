@@ -17,7 +17,8 @@ static const char *root_override;
 
 void state_set_root(const char *root)
 {
-	root_override = root;
+	/* A copy: the container's init overwrites corral's argv. */
+	root_override = strdup(root);
 }
 
 const char *state_root(void)
