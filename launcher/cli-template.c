@@ -1,7 +1,11 @@
 /* corral template import | list | rm */
 #include "config.h"
 
+#include <errno.h>
 #include <json-c/json.h>
+#include <limits.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +29,46 @@ static void template_usage(FILE *out)
 	      out);
 }
 
+/* Archives are unpacked by corral-import (see corral-import.c): beside
+ * this binary (build tree or install), or $CORRAL_IMPORT. */
+static int run_import_helper(const char *name, const char *kind, const char *src)
+{
+	char helper[PATH_MAX];
+	const char *env = getenv("CORRAL_IMPORT");
+	if (env && *env) {
+		snprintf(helper, sizeof(helper), "%s", env);
+	} else {
+		ssize_t n = readlink("/proc/self/exe", helper, sizeof(helper) - 32);
+		if (n <= 0) {
+			fprintf(stderr, "corral: cannot find corral-import: %s\n", strerror(errno));
+			return 1;
+		}
+		helper[n] = '\0';
+		char *slash = strrchr(helper, '/');
+		strcpy(slash ? slash + 1 : helper, "corral-import");
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "corral: fork: %s\n", strerror(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		execl(helper, "corral-import", state_root(), name, kind, src, (char *)NULL);
+		fprintf(stderr, "corral: cannot run %s: %s\n", helper, strerror(errno));
+		_exit(127);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		printf("%s\n", name);
+		return 0;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
 static int template_import(int argc, char **argv)
 {
 	struct corral_error err = { 0 };
@@ -41,12 +85,10 @@ static int template_import(int argc, char **argv)
 	int r;
 	if (!strcmp(kind, "--dir"))
 		r = template_import_dir(state_root(), name, src, &err);
-	else if (!strcmp(kind, "--tar"))
-		r = template_import_tar(state_root(), name, src, &err);
 	else if (!strcmp(kind, "--debootstrap"))
 		r = template_import_debootstrap(state_root(), name, src, mirror, &err);
-	else if (!strcmp(kind, "--oci"))
-		r = template_import_oci(state_root(), name, src, &err);
+	else if (!strcmp(kind, "--tar") || !strcmp(kind, "--oci"))
+		return run_import_helper(name, kind, src);
 	else
 		return cli_usage_error("template import", "unknown source '%s'", kind);
 	if (r < 0)

@@ -86,4 +86,10 @@ int tmpl_run(char *const argv[], struct corral_error *err);
  * directory for unpacking a tar. */
 int tmpl_oci_apply(const char *path, int rootfs_fd, int work_fd, struct corral_error *err);
 
+/* An import: builds <root>/templates/.tmp-NAME-*, lets `fill` populate it,
+ * commits it as NAME (kind and source in template.conf). */
+typedef int (*tmpl_fill_fn)(struct tmpl_build *b, const char *src, struct corral_error *err);
+int tmpl_import(const char *root, const char *name, const char *src, const char *kind, const char *what,
+		tmpl_fill_fn fill, struct corral_error *err);
+
 #endif

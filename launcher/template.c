@@ -139,10 +139,9 @@ static void source_name(const char *path, char *buf, size_t len)
 
 /* The three imports below share one shape: begin a build, fill its
  * rootfs with fill(), commit; the temporary directory goes on any failure. */
-typedef int (*fill_fn)(struct tmpl_build *b, const char *src, struct corral_error *err);
 
-static int import(const char *root, const char *name, const char *src, const char *kind, const char *what,
-		  fill_fn fill, struct corral_error *err)
+int tmpl_import(const char *root, const char *name, const char *src, const char *kind, const char *what,
+		tmpl_fill_fn fill, struct corral_error *err)
 {
 	struct tmpl_build b = TMPL_BUILD_INIT;
 	int r = tmpl_build_begin(&b, root, name, err);
@@ -171,63 +170,9 @@ static int fill_dir(struct tmpl_build *b, const char *dir, struct corral_error *
 	return tmpl_copy_tree(src, b->dir_fd, TMPL_ROOTFS, st.st_dev, st.st_ino, err);
 }
 
-static int make_dir(struct tmpl_build *b, const char *name, mode_t mode, struct corral_error *err)
-{
-	if (mkdirat(b->dir_fd, name, mode) < 0)
-		return err_set(err, errno, "create %s/%s", b->path, name);
-	int fd = openat(b->dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(err, errno, "open %s/%s", b->path, name);
-	return fd;
-}
-
-static int fill_tar(struct tmpl_build *b, const char *tarball, struct corral_error *err)
-{
-	cleanup_close int fd = open(tarball, O_RDONLY | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(err, errno, "open %s", tarball);
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return err_set(err, errno, "stat %s", tarball);
-	if (S_ISDIR(st.st_mode))
-		return err_plain(err, EISDIR, "%s is a directory, not a tar archive", tarball);
-	cleanup_close int rootfs = make_dir(b, TMPL_ROOTFS, 0755, err);
-	if (rootfs < 0)
-		return rootfs;
-	struct tmpl_extract x = { .label = tarball };
-	return tmpl_extract_tar(fd, rootfs, &x, err);
-}
-
-static int fill_oci(struct tmpl_build *b, const char *path, struct corral_error *err)
-{
-	cleanup_close int rootfs = make_dir(b, TMPL_ROOTFS, 0755, err);
-	if (rootfs < 0)
-		return rootfs;
-	cleanup_close int work = make_dir(b, "image", 0700, err);
-	if (work < 0)
-		return work;
-	int r = tmpl_oci_apply(path, rootfs, work, err);
-	if (r < 0)
-		return r;
-	r = tmpl_rm_rf_at(b->dir_fd, "image");
-	if (r < 0)
-		return err_set(err, -r, "remove the unpacked image in %s", b->path);
-	return 0;
-}
-
 int template_import_dir(const char *root, const char *name, const char *dir, struct corral_error *err)
 {
-	return import(root, name, dir, "dir", "directory", fill_dir, err);
-}
-
-int template_import_tar(const char *root, const char *name, const char *tarball, struct corral_error *err)
-{
-	return import(root, name, tarball, "tar", "tar", fill_tar, err);
-}
-
-int template_import_oci(const char *root, const char *name, const char *path, struct corral_error *err)
-{
-	return import(root, name, path, "oci", "image", fill_oci, err);
+	return tmpl_import(root, name, dir, "dir", "directory", fill_dir, err);
 }
 
 /* ---- debootstrap ------------------------------------------------------------------ */
