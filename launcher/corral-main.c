@@ -3,6 +3,7 @@
 
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,9 @@ static void locate_companions(void)
 
 int main(int argc, char **argv)
 {
+	/* A child that failed early closes its end of our pipes: see that as
+	 * EPIPE and clean up, instead of dying on SIGPIPE mid-start. */
+	signal(SIGPIPE, SIG_IGN);
 	locate_companions();
 	start_set_cmdline_area(argc, argv);
 
