@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <sys/wait.h>
@@ -54,6 +55,7 @@ static int run_import_helper(const char *name, const char *kind, const char *src
 		return 1;
 	}
 	if (pid == 0) {
+		signal(SIGPIPE, SIG_DFL); /* corral ignores it; the helper must not */
 		execl(helper, "corral-import", state_root(), name, kind, src, (char *)NULL);
 		fprintf(stderr, "corral: cannot run %s: %s\n", helper, strerror(errno));
 		_exit(127);

@@ -149,6 +149,8 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 				dup2(slave, 2);
 				ioctl(0, TIOCSCTTY, 0);
 			}
+			/* corral ignores SIGPIPE; the command gets the default. */
+			signal(SIGPIPE, SIG_DFL);
 			execvpe(argv[0], argv, env);
 			err_set(&cerr, errno, "run %s in %s", argv[0], name);
 		}

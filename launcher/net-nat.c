@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,6 +63,7 @@ static int nft_run(const char *script, struct corral_error *err)
 		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(wr, 1) < 0 || dup2(wr, 2) < 0)
 			_exit(126);
+		signal(SIGPIPE, SIG_DFL);
 		execve(nft, argv, envp);
 		_exit(127);
 	}

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
@@ -118,6 +119,7 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 		}
 		argv[n++] = mnt;
 		argv[n] = NULL;
+		signal(SIGPIPE, SIG_DFL);
 		execv(cowfs_bin, (char **)argv);
 		fprintf(stderr, "corral: cannot run %s: %s\n", cowfs_bin, strerror(errno));
 		_exit(127);

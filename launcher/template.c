@@ -82,6 +82,7 @@ int tmpl_run(char *const argv[], struct corral_error *err)
 		int null = open("/dev/null", O_RDONLY);
 		if (null < 0 || dup2(null, 0) < 0 || dup2(pipefd[1], 1) < 0 || dup2(pipefd[1], 2) < 0)
 			_exit(126);
+		signal(SIGPIPE, SIG_DFL); /* corral ignores it; debootstrap must not */
 		execv(argv[0], argv);
 		static const char msg[] = "exec failed\n";
 		(void)!write(2, msg, sizeof(msg) - 1);
