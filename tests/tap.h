@@ -19,9 +19,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-static int tap_count_;
-static int tap_failures_;
-static int tap_planned_ = -1;
+/* Weak definitions: a test program split over several files shares one
+ * set of counters. */
+int tap_count_ __attribute__((weak));
+int tap_failures_ __attribute__((weak));
+int tap_planned_ __attribute__((weak)) = -1;
 
 static inline void tap_plan(int n)
 {
