@@ -129,6 +129,7 @@ static int add_hier(struct cgroup *cg, const char *name, const struct cg_mount *
 	if (n >= (int)sizeof(h->own) || k >= (int)sizeof(h->parent) || l >= (int)sizeof(h->leaf))
 		return err_plain(err, ENAMETOOLONG, "cgroup path below %s is too long", m->point);
 	snprintf(h->rel, sizeof(h->rel), "%s", rel);
+	snprintf(h->point, sizeof(h->point), "%s", m->point);
 	h->id = id;
 	h->be = m->v2 ? &cg_backend_v2 : &cg_backend_v1;
 	h->ctrls = m->mask;

@@ -52,6 +52,7 @@ struct cg_hier {
 	int id;		      /* hierarchy id in /proc/self/cgroup; 0 = v2 */
 	unsigned ctrls;	      /* CG_BIT()s driven through this hierarchy */
 	char rel[PATH_MAX];   /* own cgroup as /proc/self/cgroup shows it */
+	char point[PATH_MAX]; /* where the hierarchy is mounted */
 	char own[PATH_MAX];   /* directory of the launcher's own cgroup */
 	char parent[PATH_MAX]; /* own/corral */
 	char leaf[PATH_MAX];  /* own/corral/<name> */
@@ -84,6 +85,12 @@ struct cg_backend {
 	/* Kills everything in the leaf at once; -EOPNOTSUPP if it cannot. */
 	int (*kill)(struct cg_hier *h, struct corral_error *err);
 };
+
+/* v2 fallback: when corral's own cgroup holds other processes (a login
+ * session), v2 will not pass controllers down from it; the container is
+ * then placed under <mount>/corral instead.  Rewrites own/parent/leaf and
+ * returns false if own already is the mount root. */
+bool cg_v2_rebase_to_root(struct cg_hier *h);
 
 extern const struct cg_backend cg_backend_v1;
 extern const struct cg_backend cg_backend_v2;

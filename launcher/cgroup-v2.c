@@ -64,6 +64,26 @@ static int v2_init_dir(struct cg_hier *h, const char *dir, const char *from,
 	return v2_enable(dir, h->ctrls & CG_V2_ENABLED, h->ctrls & CG_V2_ENABLED, &enabled, err);
 }
 
+bool cg_v2_rebase_to_root(struct cg_hier *h)
+{
+	if (!h->point[0] || !strcmp(h->own, h->point))
+		return false;
+	const char *slash = strrchr(h->leaf, '/');
+	const char *name = slash ? slash + 1 : h->leaf;
+	size_t plen = strlen(h->point), nlen = strlen(name);
+	if (plen + sizeof("/" CG_PARENT "/") + nlen > sizeof(h->leaf))
+		return false;
+	char leaf[PATH_MAX];
+	memcpy(leaf, h->point, plen);
+	memcpy(leaf + plen, "/" CG_PARENT "/", sizeof("/" CG_PARENT "/") - 1);
+	memcpy(leaf + plen + sizeof("/" CG_PARENT "/") - 1, name, nlen + 1);
+	memcpy(h->own, h->point, plen + 1);
+	memcpy(h->parent, leaf, plen + sizeof("/" CG_PARENT) - 1);
+	h->parent[plen + sizeof("/" CG_PARENT) - 1] = '\0';
+	memcpy(h->leaf, leaf, strlen(leaf) + 1);
+	return true;
+}
+
 static int v2_prepare(struct cg_hier *h, unsigned need, struct corral_error *err)
 {
 	cleanup_free char *text = NULL;
@@ -79,6 +99,18 @@ static int v2_prepare(struct cg_hier *h, unsigned need, struct corral_error *err
 			return err_plain(err, ENOTSUP, "a limit needs the cgroup controller \"%s\", which "
 					 "%s/cgroup.controllers does not offer", cg_v2_names[c], h->own);
 	r = v2_enable(h->own, want, need, &enabled, err);
+	if (r == -EBUSY && cg_v2_rebase_to_root(h)) {
+		/* Own cgroup holds processes: use the v2 root, which may
+		 * always pass controllers down (cgroup_open looks there too). */
+		free(text);
+		text = NULL;
+		r = cg_read(h->own, "cgroup.controllers", &text, err);
+		if (r < 0)
+			return r;
+		avail = cg_parse_v2_list(text);
+		want = h->ctrls & CG_V2_ENABLED & avail;
+		r = v2_enable(h->own, want, need, &enabled, err);
+	}
 	if (r < 0)
 		return r;
 	h->ctrls = (h->ctrls & ~CG_V2_ENABLED) | enabled;

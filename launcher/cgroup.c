@@ -406,7 +406,11 @@ int cgroup_open(const char *name, struct cgroup **ret, struct corral_error *err)
 	/* Keep the hierarchies the leaf exists in (a crash may have left a
 	 * partial set); that also makes destroy idempotent. */
 	for (int i = 0; i < cg->nhier; i++) {
-		if (stat(cg->hier[i].leaf, &st) < 0 || !S_ISDIR(st.st_mode))
+		bool found = stat(cg->hier[i].leaf, &st) == 0 && S_ISDIR(st.st_mode);
+		/* A v2 leaf may live under the v2 root (see cg_v2_rebase_to_root). */
+		if (!found && cg->hier[i].id == 0 && cg_v2_rebase_to_root(&cg->hier[i]))
+			found = stat(cg->hier[i].leaf, &st) == 0 && S_ISDIR(st.st_mode);
+		if (!found)
 			continue;
 		cg->hier[kept] = cg->hier[i];
 		r = cg->hier[kept].be->open(&cg->hier[kept], err);

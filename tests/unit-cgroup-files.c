@@ -178,6 +178,21 @@ static void test_validation(void)
 	   err.msg);
 }
 
+/* A login session's cgroup holds other processes, so v2 refuses to pass
+ * controllers down from it: the container moves to <mount>/corral/NAME. */
+static void test_v2_rebase(void)
+{
+	struct cg_hier h = { 0 };
+	snprintf(h.point, sizeof(h.point), "/sys/fs/cgroup");
+	snprintf(h.own, sizeof(h.own), "/sys/fs/cgroup/user.slice/session-1.scope");
+	snprintf(h.parent, sizeof(h.parent), "/sys/fs/cgroup/user.slice/session-1.scope/corral");
+	snprintf(h.leaf, sizeof(h.leaf), "/sys/fs/cgroup/user.slice/session-1.scope/corral/web");
+	ok(cg_v2_rebase_to_root(&h) && !strcmp(h.own, "/sys/fs/cgroup") &&
+		   !strcmp(h.parent, "/sys/fs/cgroup/corral") && !strcmp(h.leaf, "/sys/fs/cgroup/corral/web"),
+	   "v2: a busy own cgroup falls back to <mount>/corral/NAME (%s)", h.leaf);
+	ok(!cg_v2_rebase_to_root(&h), "v2: already at the mount root, nothing to rebase");
+}
+
 int main(void)
 {
 	char v2[96], v1[96];
@@ -193,5 +208,6 @@ int main(void)
 	test_v2_fixture(v2);
 	test_v1_fixture(v1);
 	test_validation();
+	test_v2_rebase();
 	return tap_done();
 }
