@@ -73,6 +73,17 @@ static bool parse_bool(const char *v, bool *out)
 	return false;
 }
 
+/* A whole non-negative number (strtoull alone would take "-1"). */
+static bool parse_u64(const char *v, unsigned long long *out)
+{
+	char *end;
+	if (!*v || *v == '-' || *v == '+')
+		return false;
+	errno = 0;
+	*out = strtoull(v, &end, 10);
+	return !errno && !*end;
+}
+
 static bool in_list(const char *key, const char *const *list)
 {
 	for (int i = 0; list[i]; i++)
@@ -165,10 +176,8 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 		return 0;
 	}
 	if ((!strcmp(key, "quota_bytes") || !strcmp(key, "quota_inodes")) && val) {
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(val, &end, 10);
-		if (errno || *end || end == val)
+		unsigned long long v;
+		if (!parse_u64(val, &v))
 			goto bad_value;
 		if (!strcmp(key, "quota_bytes"))
 			o->quota_bytes = v;
@@ -183,10 +192,8 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 	}
 	if ((!strcmp(key, "read_bps") || !strcmp(key, "write_bps") || !strcmp(key, "read_iops") ||
 	     !strcmp(key, "write_iops")) && val) {
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(val, &end, 10);
-		if (errno || *end || end == val)
+		unsigned long long v;
+		if (!parse_u64(val, &v))
 			goto bad_value;
 		if (!strcmp(key, "read_bps"))
 			o->read_bps = v;
