@@ -70,37 +70,44 @@ int file_write_atomic(const char *path, const char *data, size_t len, int mode, 
 	return 0;
 }
 
-int file_read_all(const char *path, char **ret, size_t *ret_len, struct corral_error *err)
+int fd_read_all(int fd, const char *what, char **ret, size_t *ret_len, struct corral_error *err)
 {
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(err, errno, "open %s", path);
 	size_t cap = 4096, len = 0;
 	cleanup_free char *buf = malloc(cap + 1);
 	if (!buf)
-		return err_set(err, ENOMEM, "read %s", path);
+		return err_set(err, ENOMEM, "read %s", what);
 	for (;;) {
 		if (len == cap) {
 			if (cap >= (1 << 24))
-				return err_plain(err, EFBIG, "%s is larger than 16 MiB", path);
+				return err_plain(err, EFBIG, "%s is larger than 16 MiB", what);
 			char *b = realloc(buf, cap * 2 + 1);
 			if (!b)
-				return err_set(err, ENOMEM, "read %s", path);
+				return err_set(err, ENOMEM, "read %s", what);
 			buf = b;
 			cap *= 2;
 		}
 		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n < 0)
-			return err_set(err, errno, "read %s", path);
+			return err_set(err, errno, "read %s", what);
 		if (n == 0)
 			break;
-		len += n;
+		len += (size_t)n;
 	}
 	buf[len] = '\0';
 	if (ret_len)
 		*ret_len = len;
 	*ret = take_ptr(buf);
 	return 0;
+}
+
+int file_read_all(const char *path, char **ret, size_t *ret_len, struct corral_error *err)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return err_set(err, errno, "open %s", path);
+	return fd_read_all(fd, path, ret, ret_len, err);
 }
 
 int mkdir_p(const char *path, int mode, struct corral_error *err)

@@ -15,8 +15,10 @@ int file_write_atomic(const char *path, const char *data, size_t len, int mode, 
 /* Parsed option: state of an ephemeral container (corral run, removed on
  * exit) is written atomically but without fsync. */
 void fileio_set_durable(bool durable);
-/* Reads a whole (small) file; *ret is NUL-terminated, caller frees. */
+/* Reads a whole (small, at most 16 MiB) file; *ret is NUL-terminated,
+ * caller frees.  `what` names it in errors. */
 int file_read_all(const char *path, char **ret, size_t *ret_len, struct corral_error *err);
+int fd_read_all(int fd, const char *what, char **ret, size_t *ret_len, struct corral_error *err);
 /* mkdir -p with `mode` for the created components. */
 int mkdir_p(const char *path, int mode, struct corral_error *err);
 /* Whether `path` (absolute, resolved) is a mount point of this mount

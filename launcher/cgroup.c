@@ -17,6 +17,7 @@
 
 #include "cgroup-internal.h"
 #include "cleanup.h"
+#include "fileio.h"
 
 #define KILL_TIMEOUT_MS 5000
 
@@ -70,35 +71,8 @@ int cg_writef(const char *dir, const char *file, struct corral_error *err, const
 int cg_read(const char *dir, const char *file, char **ret, struct corral_error *err)
 {
 	char path[PATH_MAX + 64];
-	size_t len = 0, cap = 4096;
-
 	join(path, sizeof(path), dir, file);
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return err_set(err, errno, "open %s", path);
-	cleanup_free char *buf = malloc(cap);
-	if (!buf)
-		return err_set(err, ENOMEM, "read %s", path);
-	for (;;) {
-		if (cap - len < 2) {
-			char *bigger = realloc(buf, cap * 2);
-			if (!bigger)
-				return err_set(err, ENOMEM, "read %s", path);
-			buf = bigger;
-			cap *= 2;
-		}
-		ssize_t n = read(fd, buf + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return err_set(err, errno, "read %s", path);
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	*ret = take_ptr(buf);
-	return 0;
+	return file_read_all(path, ret, NULL, err);
 }
 
 static int parse_u64(const char *s, uint64_t *ret)

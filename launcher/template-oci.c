@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fileio.h"
 #include "template-internal.h"
 
 #define JSON_MAX (16 * 1024 * 1024)
@@ -95,21 +96,11 @@ static int read_json(int dir_fd, const char *path, const char *want_hex, json_ob
 		return err_set(err, errno, "stat %s", path);
 	if (!S_ISREG(st.st_mode) || st.st_size > JSON_MAX)
 		return err_plain(err, EINVAL, "%s is not a regular file of at most %d bytes", path, JSON_MAX);
-	cleanup_free char *buf = malloc(st.st_size + 1);
-	if (!buf)
-		return err_set(err, ENOMEM, "read %s", path);
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return err_set(err, errno, "read %s", path);
-		if (n == 0)
-			break;
-		got += n;
-	}
-	buf[got] = '\0';
+	cleanup_free char *buf = NULL;
+	size_t got;
+	int rr = fd_read_all(fd, path, &buf, &got, err);
+	if (rr < 0)
+		return rr;
 	if (want_hex) {
 		struct sha256_ctx ctx;
 		char hex[65];
