@@ -212,6 +212,14 @@ void tree_usage(int fd, int64_t *bytes, int64_t *inodes)
 	closedir(d);
 }
 
+int remove_tree_at(int dirfd, const char *name)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return remove_at(dirfd, name, st.st_dev);
+}
+
 int remove_tree(const char *path, struct corral_error *err)
 {
 	struct stat st;

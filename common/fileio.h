@@ -28,5 +28,7 @@ bool path_is_mountpoint(const char *path);
 void tree_usage(int dirfd, int64_t *bytes, int64_t *inodes);
 /* rm -rf that never crosses into another mount. */
 int remove_tree(const char *path, struct corral_error *err);
+/* The same below a directory descriptor; -errno (-EXDEV at a mount). */
+int remove_tree_at(int dirfd, const char *name);
 
 #endif

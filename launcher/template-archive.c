@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fileio.h"
 #include "template-internal.h"
 #include "template.h"
 
@@ -50,7 +51,7 @@ static int fill_oci(struct tmpl_build *b, const char *path, struct corral_error 
 	int r = tmpl_oci_apply(path, rootfs, work, err);
 	if (r < 0)
 		return r;
-	r = tmpl_rm_rf_at(b->dir_fd, "image");
+	r = remove_tree_at(b->dir_fd, "image");
 	if (r < 0)
 		return err_set(err, -r, "remove the unpacked image in %s", b->path);
 	return 0;

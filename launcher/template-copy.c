@@ -22,59 +22,8 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fileio.h"
 #include "template-internal.h"
-
-/* ---- removing ------------------------------------------------------------ */
-
-static int rm_contents(int fd)
-{
-	int dfd = dup(fd);
-	if (dfd < 0)
-		return -errno;
-	cleanup_dir DIR *d = fdopendir(dfd);
-	if (!d) {
-		int r = -errno;
-		close(dfd);
-		return r;
-	}
-	int ret = 0;
-	for (;;) {
-		errno = 0;
-		struct dirent *de = readdir(d);
-		if (!de) {
-			if (errno)
-				ret = -errno;
-			break;
-		}
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		int r = tmpl_rm_rf_at(fd, de->d_name);
-		if (r < 0 && ret == 0)
-			ret = r;
-	}
-	return ret;
-}
-
-int tmpl_rm_rf_at(int dirfd, const char *name)
-{
-	struct stat st;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (S_ISDIR(st.st_mode)) {
-		cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return errno == ENOENT ? 0 : -errno;
-		int r = rm_contents(fd);
-		if (r < 0)
-			return r;
-		if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-			return -errno;
-		return 0;
-	}
-	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
 
 /* ---- copying ------------------------------------------------------------- */
 

@@ -40,10 +40,6 @@ int tmpl_build_commit(struct tmpl_build *b, const char *kind, const char *source
 /* Removes the temporary directory (if still there) and closes the fds. */
 void tmpl_build_abort(struct tmpl_build *b);
 
-/* rm -rf of dirfd/name without following any symlink; a missing name is
- * success.  Returns 0 or -errno. */
-int tmpl_rm_rf_at(int dirfd, const char *name);
-
 /* Copies the directory src_fd to a new directory dst_parent_fd/dst_name,
  * keeping types, owners, modes, times, xattrs, hard links and holes.
  * Never follows a symlink.  A directory with the identity skip_dev/skip_ino

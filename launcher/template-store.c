@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fileio.h"
 #include "template-internal.h"
 #include "template.h"
 
@@ -183,7 +184,7 @@ static void sweep_stale(int templates_fd)
 			continue;
 		if (tmp && flock(fd, LOCK_EX | LOCK_NB) < 0)
 			continue;	/* a live build */
-		tmpl_rm_rf_at(templates_fd, de->d_name);
+		remove_tree_at(templates_fd, de->d_name);
 	}
 }
 
@@ -284,7 +285,7 @@ int tmpl_build_commit(struct tmpl_build *b, const char *kind, const char *source
 void tmpl_build_abort(struct tmpl_build *b)
 {
 	if (b->templates_fd >= 0 && b->tmp_name[0])
-		tmpl_rm_rf_at(b->templates_fd, b->tmp_name);
+		remove_tree_at(b->templates_fd, b->tmp_name);
 	b->tmp_name[0] = '\0';
 	if (b->dir_fd >= 0)
 		close(b->dir_fd);
@@ -391,7 +392,7 @@ int template_remove(const char *root, const char *name, struct corral_error *err
 		return err_set(err, errno, "remove template '%s'", name);
 	if (fsync(tfd) < 0)
 		return err_set(err, errno, "fsync the templates directory");
-	r = tmpl_rm_rf_at(tfd, gone);
+	r = remove_tree_at(tfd, gone);
 	if (r < 0)
 		return err_set(err, -r, "delete the files of template '%s' (left in %s/templates/%s)", name, root,
 			       gone);

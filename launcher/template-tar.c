@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fileio.h"
 #include "template-internal.h"
 
 #define READ_BUF (256 * 1024)
@@ -232,7 +233,7 @@ static int prune(struct layer *l, int fd, char *path, size_t plen)
 			return -ENAMETOOLONG;
 		int r = 0;
 		if (!layer_has(l, path)) {
-			r = tmpl_rm_rf_at(fd, de->d_name);
+			r = remove_tree_at(fd, de->d_name);
 		} else {
 			cleanup_close int sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub >= 0)
@@ -279,7 +280,7 @@ static int layer_member(struct layer *l, int root_fd, struct archive_entry *e, c
 		cleanup_close int fd = open_dir_in_tree(root_fd, parent);
 		if (fd < 0)
 			return nothing_there(fd) ? 1 : err_set(err, -fd, "whiteout '%s'", clean);
-		int r = tmpl_rm_rf_at(fd, victim);
+		int r = remove_tree_at(fd, victim);
 		return r < 0 ? err_set(err, -r, "remove '%s' for whiteout '%s'", vpath, clean) : 1;
 	}
 
@@ -289,7 +290,7 @@ static int layer_member(struct layer *l, int root_fd, struct archive_entry *e, c
 		cleanup_close int fd = open_dir_in_tree(root_fd, parent);
 		struct stat st;
 		if (fd >= 0 && fstatat(fd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
-			int r = tmpl_rm_rf_at(fd, base);
+			int r = remove_tree_at(fd, base);
 			if (r < 0)
 				return err_set(err, -r, "replace directory '%s'", clean);
 		}
