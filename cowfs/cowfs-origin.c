@@ -20,22 +20,30 @@ struct origin_entry {
 	bool tomb;
 };
 
+/* Striped: lookups of upper objects consult the map, so no one lock may
+ * be shared by all of them. */
+#define ORIGIN_STRIPES 16
+
 struct cowfs_origin_map {
-	struct origin_entry *slots;
-	size_t cap;   /* power of two */
-	size_t count; /* used + tombstones */
+	pthread_mutex_t lock;
+	struct origin_entry *slots; /* under lock */
+	size_t cap;		    /* power of two */
+	size_t count;		    /* used + tombstones */
 };
 
 int origin_map_init(struct cowfs *fs)
 {
-	fs->origins = calloc(1, sizeof(*fs->origins));
+	fs->origins = calloc(ORIGIN_STRIPES, sizeof(*fs->origins));
 	if (!fs->origins)
 		return -ENOMEM;
-	fs->origins->cap = 1024;
-	fs->origins->slots = calloc(fs->origins->cap, sizeof(struct origin_entry));
-	if (!fs->origins->slots)
-		return -ENOMEM;
-	pthread_rwlock_init(&fs->origin_lock, NULL);
+	for (int i = 0; i < ORIGIN_STRIPES; i++) {
+		struct cowfs_origin_map *m = &fs->origins[i];
+		pthread_mutex_init(&m->lock, NULL);
+		m->cap = 64;
+		m->slots = calloc(m->cap, sizeof(struct origin_entry));
+		if (!m->slots)
+			return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -43,9 +51,15 @@ void origin_map_destroy(struct cowfs *fs)
 {
 	if (!fs->origins)
 		return;
-	free(fs->origins->slots);
+	for (int i = 0; i < ORIGIN_STRIPES; i++)
+		free(fs->origins[i].slots);
 	free(fs->origins);
 	fs->origins = NULL;
+}
+
+static struct cowfs_origin_map *stripe_of(struct cowfs *fs, ino_t ino)
+{
+	return &fs->origins[((uint64_t)ino * 0x9e3779b97f4a7c15ULL) >> 60];
 }
 
 static size_t slot_of(const struct cowfs_origin_map *m, ino_t ino)
@@ -95,13 +109,13 @@ static int grow(struct cowfs_origin_map *m)
 
 void origin_remember(struct cowfs *fs, ino_t upper_ino, uint64_t st_ino)
 {
-	struct cowfs_origin_map *m = fs->origins;
+	struct cowfs_origin_map *m = stripe_of(fs, upper_ino);
 
-	pthread_rwlock_wrlock(&fs->origin_lock);
+	pthread_mutex_lock(&m->lock);
 	if ((m->count + 1) * 4 > m->cap * 3 && grow(m) < 0) {
 		/* Out of memory: the inode number changes after copy-up, which
 		 * is what overlayfs without xino does.  Not fatal. */
-		pthread_rwlock_unlock(&fs->origin_lock);
+		pthread_mutex_unlock(&m->lock);
 		return;
 	}
 	struct origin_entry *e = find_slot(m, upper_ino, true);
@@ -114,7 +128,7 @@ void origin_remember(struct cowfs *fs, ino_t upper_ino, uint64_t st_ino)
 		e->tomb = false;
 		atomic_fetch_add(&fs->origin_count, 1);
 	}
-	pthread_rwlock_unlock(&fs->origin_lock);
+	pthread_mutex_unlock(&m->lock);
 }
 
 bool origin_lookup(struct cowfs *fs, ino_t upper_ino, uint64_t *ret_st_ino)
@@ -123,23 +137,25 @@ bool origin_lookup(struct cowfs *fs, ino_t upper_ino, uint64_t *ret_st_ino)
 
 	if (atomic_load_explicit(&fs->origin_count, memory_order_acquire) == 0)
 		return false;
-	pthread_rwlock_rdlock(&fs->origin_lock);
-	struct origin_entry *e = find_slot(fs->origins, upper_ino, false);
+	struct cowfs_origin_map *m = stripe_of(fs, upper_ino);
+	pthread_mutex_lock(&m->lock);
+	struct origin_entry *e = find_slot(m, upper_ino, false);
 	if (e && e->used) {
 		*ret_st_ino = e->st_ino;
 		found = true;
 	}
-	pthread_rwlock_unlock(&fs->origin_lock);
+	pthread_mutex_unlock(&m->lock);
 	return found;
 }
 
 void origin_forget(struct cowfs *fs, ino_t upper_ino)
 {
-	pthread_rwlock_wrlock(&fs->origin_lock);
-	struct origin_entry *e = find_slot(fs->origins, upper_ino, false);
+	struct cowfs_origin_map *m = stripe_of(fs, upper_ino);
+	pthread_mutex_lock(&m->lock);
+	struct origin_entry *e = find_slot(m, upper_ino, false);
 	if (e && e->used) {
 		e->used = false;
 		e->tomb = true;
 	}
-	pthread_rwlock_unlock(&fs->origin_lock);
+	pthread_mutex_unlock(&m->lock);
 }

@@ -11,7 +11,7 @@
  * objects use only their topmost layer).
  *
  * Lock order: fs->tree_lock (rename) -> node->lock -> table stripe lock ->
- * fs->origin_lock.  A node lock is never held while taking another node's
+ * an origin-map stripe lock.  A node lock is never held while taking another node's
  * lock, except in rename, which takes node locks in address order. */
 #ifndef COWFS_H
 #define COWFS_H
@@ -102,9 +102,8 @@ struct cowfs {
 	size_t nbuckets;	/* power of two, >= stripes; changed with every stripe held */
 	_Atomic size_t nnodes;
 
-	pthread_rwlock_t origin_lock; /* readers on every upper lookup */
 	_Atomic size_t origin_count; /* fast path: nothing copied up yet */
-	struct cowfs_origin_map *origins;
+	struct cowfs_origin_map *origins; /* striped, each stripe its own lock */
 
 	struct cowfs_node *root;
 	struct fuse_session *se;
