@@ -112,12 +112,14 @@ int cowfs_finish_create(fuse_req_t req, struct cowfs *fs, struct cowfs_node *dir
 	int r = chown_to_caller(req, fs, dir->fds[0], name);
 	if (r < 0)
 		return r;
+	/* Every field is set: the kernel keeps e->generation for the inode
+	 * and marks it bad (EIO on every open fd) when a later lookup of the
+	 * same node reports another generation. */
+	*e = (struct fuse_entry_param){ .attr_timeout = fs->attr_timeout, .entry_timeout = fs->entry_timeout };
 	r = cowfs_lookup_child(fs, dir, name, &n, &e->attr);
 	if (r < 0)
 		return r;
 	e->ino = (fuse_ino_t)(uintptr_t)n;
-	e->attr_timeout = fs->attr_timeout;
-	e->entry_timeout = fs->entry_timeout;
 	*ret = n;
 	return 0;
 }
