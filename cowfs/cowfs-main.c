@@ -248,7 +248,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * a round trip each. */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	want(conn, FUSE_CAP_CACHE_SYMLINKS);
-	want(conn, FUSE_CAP_NO_OPENDIR_SUPPORT);
 	want(conn, FUSE_CAP_ASYNC_DIO);
 	/* The caller's umask is applied here, unless a default ACL rules. */
 	want(conn, FUSE_CAP_DONT_MASK);

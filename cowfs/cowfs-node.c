@@ -87,10 +87,6 @@ static void node_free(struct cowfs *fs, struct cowfs_node *n)
 	for (int i = 0; i < fs->nlayers; i++)
 		if (n->fds[i] >= 0)
 			close(n->fds[i]);
-	if (n->listing) {
-		dirlist_release(n->listing);
-		free(n->listing);
-	}
 	pthread_mutex_destroy(&n->lock);
 	free(n->name);
 	free(n);

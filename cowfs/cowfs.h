@@ -57,7 +57,6 @@ struct cowfs_node {
 	_Atomic int layer;	/* topmost layer holding the object */
 	_Atomic bool opaque;	/* directory: lower layers are hidden */
 	_Atomic bool deleted;	/* unlinked: a copy-up must not re-link it */
-	struct cowfs_dirlist *listing; /* dir being read; under lock */
 	int fds[];		/* per layer O_PATH descriptor, -1 if absent */
 };
 
