@@ -18,7 +18,7 @@
 
 /* An open directory. */
 struct cowfs_dir {
-	pthread_mutex_t lock;	   /* one read at a time per handle */
+	pthread_mutex_t lock;	   /* one read at a time; outermost (cowfs.h) */
 	struct cowfs_dirlist list; /* under lock */
 	bool built;		   /* list holds a listing; under lock */
 };

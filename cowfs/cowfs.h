@@ -10,9 +10,28 @@
  * it lives (directories may live in several layers and are merged; other
  * objects use only their topmost layer).
  *
- * Lock order: fs->tree_lock (rename) -> node->lock -> table stripe lock ->
- * an origin-map stripe lock.  A node lock is never held while taking another node's
- * lock, except in rename, which takes node locks in address order. */
+ * Lock order (outermost first; a thread holding one lock takes only locks
+ * further down this list):
+ *
+ *   open directory's lock (cowfs-ops-dir.c, held while a listing is read
+ *     and its entries looked up)
+ *   node->lock (copy-up of that node; parents are copied before it is
+ *     taken, so no two node locks are ever held at once)
+ *   fs->tree_lock (read: lookups that match names, node_get_parent;
+ *     write: node_set_parent and freeing a node in node_unref, taken only
+ *     after the stripe lock is dropped)
+ *   table stripe locks (node refcount and hash chains; two at once only in
+ *     node_rekey, in address order, and all of them in table_grow, in
+ *     index order, which is the same order)
+ *
+ * Leaves, under which nothing else is taken: an origin-map stripe lock
+ * (taken under node->lock by copy-up), a handle's cowfs_file.lock (the
+ * reopen after copy-up), fs->whiteout_lock, a cowfs_rate.lock.
+ *
+ * Rename and the other namespace operations take no lock of their own:
+ * the kernel holds the parent directories' i_rwsem exclusively (and
+ * s_vfs_rename_mutex across directories), and each step locks only what
+ * it touches (copy-up: the node; node_set_parent: the tree lock). */
 #ifndef COWFS_H
 #define COWFS_H
 
@@ -39,18 +58,20 @@ struct cowfs_node {
 	mode_t type;	   /* S_IFMT bits */
 	uint64_t st_ino;   /* inode number shown to the kernel, stable for life */
 
-	/* Protected by the table stripe lock of key. */
+	/* Protected by the table stripe lock of key (after node->lock and
+	 * fs->tree_lock in the lock order). */
 	struct cowfs_node *hash_next;
 	dev_t key_dev;
 	ino_t key_ino;
 	bool key_by_name;  /* lower hard link: identity is (parent, name) too */
 	uint64_t refcount; /* kernel lookups + children + in-flight internal refs */
 
-	/* Protected by fs->tree_lock. */
+	/* Protected by fs->tree_lock (after node->lock, before stripe locks). */
 	struct cowfs_node *parent; /* holds one reference; NULL for root/detached */
 	char *name;
 
-	/* Written under node->lock, read lock-free: layer is published with
+	/* Written under node->lock (held only by copy-up, never with another
+	 * node's lock), read lock-free: layer is published with
 	 * release ordering after fds[layer] is set, and a descriptor, once set,
 	 * stays open until the node is freed. */
 	pthread_mutex_t lock;
@@ -65,7 +86,7 @@ struct cowfs_origin_map; /* upper inode -> inode number kept across copy-up */
 /* A rate limit (cowfs-throttle.c); per_second 0 = none. */
 struct cowfs_rate {
 	uint64_t per_second;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* a leaf: nothing is taken under it */
 	uint64_t next; /* ns (CLOCK_MONOTONIC) when the next slot starts; under lock */
 };
 
@@ -94,15 +115,20 @@ struct cowfs {
 
 	struct cowfs_rate read_bps, write_bps, read_iops, write_iops;
 
-	pthread_mutex_t whiteout_lock; /* (re)creating the shared whiteout */
-	pthread_rwlock_t tree_lock; /* guards node->parent and node->name */
+	pthread_mutex_t whiteout_lock; /* (re)creating the shared whiteout; a leaf */
+	/* Guards node->parent and node->name.  Order: after node->lock and an
+	 * open directory's lock, before the stripe locks. */
+	pthread_rwlock_t tree_lock;
+	/* Guard each node's key, refcount and hash chain, and buckets[] of
+	 * their stripe.  Innermost but for the leaves; two at a time only in
+	 * address (= index) order. */
 	pthread_mutex_t stripe_lock[COWFS_TABLE_STRIPES];
 	struct cowfs_node **buckets;
 	size_t nbuckets;	/* power of two, >= stripes; changed with every stripe held */
 	_Atomic size_t nnodes;
 
 	_Atomic size_t origin_count; /* fast path: nothing copied up yet */
-	struct cowfs_origin_map *origins; /* striped, each stripe its own lock */
+	struct cowfs_origin_map *origins; /* striped, each stripe its own lock (a leaf) */
 
 	struct cowfs_node *root;
 	struct fuse_session *se;
