@@ -257,7 +257,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
 
 #ifdef HAVE_FUSE_PASSTHROUGH
-	if (conn->capable & FUSE_CAP_PASSTHROUGH) {
+	/* Passthrough writes never reach the daemon: no quota could see them. */
+	if ((conn->capable & FUSE_CAP_PASSTHROUGH) && !fs->quota_bytes) {
 		conn->want |= FUSE_CAP_PASSTHROUGH;
 		fs->passthrough = true;
 		fs->writeback = false; /* the kernel refuses both at once */

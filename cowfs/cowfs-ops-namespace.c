@@ -119,6 +119,7 @@ int cowfs_finish_create(fuse_req_t req, struct cowfs *fs, struct cowfs_node *dir
 	r = cowfs_lookup_child(fs, dir, name, &n, &e->attr);
 	if (r < 0)
 		return r;
+	quota_charge(fs, (int64_t)e->attr.st_blocks * 512, 0); /* a symlink's or directory's block */
 	e->ino = (fuse_ino_t)(uintptr_t)n;
 	*ret = n;
 	return 0;
@@ -159,6 +160,8 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
 	struct cowfs_node *dir = cowfs_node_of(fs, parent);
 	bool wh;
 	int r = prepare_new_name(fs, dir, name, false, &wh);
+	if (r == 0) /* a long target takes a block of its own */
+		r = quota_check(fs, (int64_t)strlen(target), 0);
 	if (r == 0 && symlinkat(target, dir->fds[0], name) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -355,6 +358,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		fuse_reply_err(req, -r);
 		return;
 	}
+	quota_charge(fs, 0, 1); /* a name; the blocks are counted once */
 	struct cowfs_node *linked;
 	struct stat st;
 	r = cowfs_lookup_child(fs, dir, newname, &linked, &st);
@@ -400,11 +404,11 @@ static int remove_name(struct cowfs *fs, struct cowfs_node *dir, const char *nam
 	if (r < 0)
 		return r;
 	if (ns->upper_exists) {
-		if (is_dir || ns->st.st_nlink <= 1) {
+		if (is_dir || ns->st.st_nlink <= 1)
 			origin_forget(fs, ns->st.st_ino);
-			/* The upper object goes; a whiteout may take its inode. */
-			quota_charge(fs, -(int64_t)ns->st.st_blocks * 512, ns->lower_exists ? 0 : -1);
-		}
+		/* The upper name goes (a whiteout may take its place); its
+		 * blocks come back through quota_unlinked(). */
+		quota_charge(fs, 0, ns->lower_exists ? 0 : -1);
 		if (ns->lower_exists)
 			return replace_with_whiteout(fs, dir->fds[0], name, is_dir);
 		return unlinkat(dir->fds[0], name, is_dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
@@ -433,6 +437,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		r = remove_name(fs, dir, name, &ns, false);
 	if (r == 0 && (!ns.upper_exists || ns.st.st_nlink <= 1))
 		atomic_store(&n->deleted, true);
+	if (r == 0)
+		quota_unlinked(fs, n);
 	node_unref(fs, n, 1);
 	fuse_reply_err(req, -r);
 }
@@ -460,8 +466,10 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		r = dirlist_purge_upper_whiteouts(fs, n->fds[0]);
 	if (r == 0)
 		r = remove_name(fs, dir, name, &ns, true);
-	if (r == 0)
+	if (r == 0) {
 		atomic_store(&n->deleted, true);
+		quota_unlinked(fs, n);
+	}
 	node_unref(fs, n, 1);
 	fuse_reply_err(req, -r);
 }
@@ -595,6 +603,11 @@ static int do_rename(struct cowfs *fs, struct cowfs_node *odir, const char *onam
 		node_set_parent(fs, src, ndir, nname);
 		if (dst && (dst->type == S_IFDIR || !ds.upper_exists || ds.st.st_nlink <= 1))
 			atomic_store(&dst->deleted, true);
+		/* Names: a whiteout may stay at the old one; an upper name or
+		 * whiteout at the new one was replaced. */
+		quota_charge(fs, 0, (rflags ? 1 : 0) - (ds.upper_exists || ds.upper_whiteout ? 1 : 0));
+		if (dst)
+			quota_unlinked(fs, dst);
 	}
 out:
 	if (dst)

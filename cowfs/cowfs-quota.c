@@ -1,10 +1,17 @@
 /* Disk quota and id shifting.
  *
- * Quota: the upper layer's usage (allocated bytes, inodes) is counted once
- * at mount and kept up to date by every operation that allocates or frees
- * in the upper; an operation that would pass the limit fails with EDQUOT
- * before it changes anything.  statfs reports the quota, so `df` inside a
- * container shows its own limit.
+ * Quota: the upper layer's usage is counted once at mount and kept up to
+ * date by every operation that allocates or frees in the upper.  Bytes are
+ * allocated blocks (st_blocks * 512), never file sizes: a write into a hole
+ * below EOF, fallocate inside the size and a symlink's target block all
+ * count, and a hard-linked inode counts once.  Each operation is charged
+ * the change it made to its object's st_blocks; one that can know its
+ * worst case beforehand (a write: the holes it covers) reserves that first
+ * and fails with EDQUOT before changing anything.  Blocks of a removed
+ * object are given back when its last name goes, and what it allocates
+ * afterwards (open but unlinked) when its node is freed.  Inodes count
+ * names in the upper (whiteouts included).  statfs reports the quota, so
+ * `df` inside a container shows its own limit and real usage.
  *
  * Id shift: a container in a user namespace maps its root to an
  * unprivileged host uid (say 100000).  The template on disk is owned by 0,
@@ -15,20 +22,91 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cowfs.h"
-#include "fileio.h"
+
+/* A set of inode numbers (open addressing) for counting hard links once. */
+struct ino_set {
+	ino_t *slots; /* 0 = free (no inode has number 0) */
+	size_t cap, count;
+};
+
+/* Adds ino; returns 1 if new, 0 if already there, -ENOMEM. */
+static int ino_set_add(struct ino_set *set, ino_t ino)
+{
+	if ((set->count + 1) * 2 > set->cap) {
+		struct ino_set bigger = { .cap = set->cap ? set->cap * 2 : 256 };
+		bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
+		if (!bigger.slots)
+			return -ENOMEM;
+		for (size_t i = 0; i < set->cap; i++)
+			if (set->slots[i])
+				ino_set_add(&bigger, set->slots[i]);
+		free(set->slots);
+		*set = bigger;
+	}
+	size_t i = ((uint64_t)ino * 0x9e3779b97f4a7c15ULL) & (set->cap - 1);
+	for (; set->slots[i]; i = (i + 1) & (set->cap - 1))
+		if (set->slots[i] == ino)
+			return 0;
+	set->slots[i] = ino;
+	set->count++;
+	return 1;
+}
+
+/* Allocated bytes and names below directory fd (consumed), each inode's bytes
+ * once.  The upper is one filesystem: inode numbers alone identify. */
+static int scan_tree(int fd, struct ino_set *seen, int64_t *bytes, int64_t *names)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *de;
+	int r = 0;
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno != ENOENT)
+				r = -errno;
+			continue;
+		}
+		*names += 1;
+		int fresh = 1;
+		if (!S_ISDIR(st.st_mode) && st.st_nlink > 1 && st.st_blocks > 0)
+			fresh = ino_set_add(seen, st.st_ino);
+		if (fresh < 0)
+			r = fresh;
+		else if (fresh)
+			*bytes += (int64_t)st.st_blocks * 512;
+		if (r == 0 && S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			r = sub < 0 ? -errno : scan_tree(sub, seen, bytes, names);
+		}
+	}
+	closedir(d);
+	return r;
+}
 
 int quota_scan_upper(struct cowfs *fs)
 {
 	int64_t bytes = 0, inodes = 0;
+	struct ino_set seen = { 0 };
 	int fd = openat(fs->layers[0].root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	tree_usage(fd, &bytes, &inodes);
+	int r = scan_tree(fd, &seen, &bytes, &inodes);
+	free(seen.slots);
+	if (r < 0)
+		return r;
 	atomic_store(&fs->used_bytes, bytes);
 	atomic_store(&fs->used_inodes, inodes);
 	return 0;
@@ -49,6 +127,77 @@ void quota_charge(struct cowfs *fs, int64_t bytes, int64_t inodes)
 		return;
 	atomic_fetch_add(&fs->used_bytes, bytes);
 	atomic_fetch_add(&fs->used_inodes, inodes);
+}
+
+int quota_reserve(struct cowfs *fs, int64_t bytes)
+{
+	if (!fs->quota_bytes || bytes <= 0)
+		return 0;
+	/* Added first, checked after: concurrent writers cannot all pass on
+	 * the same remaining space. */
+	int64_t before = atomic_fetch_add(&fs->used_bytes, bytes);
+	if (before + bytes > (int64_t)fs->quota_bytes) {
+		atomic_fetch_sub(&fs->used_bytes, bytes);
+		return -EDQUOT;
+	}
+	return 0;
+}
+
+int64_t quota_may_allocate(int fd, off_t off, off_t len, blksize_t blksize)
+{
+	if (len <= 0)
+		return 0;
+	/* Whole blocks: a write touching part of a hole allocates a block. */
+	off_t bs = blksize > 0 ? blksize : 4096;
+	off_t pos = off / bs * bs, end = (off + len + bs - 1) / bs * bs;
+	int64_t holes = 0;
+	/* A file with more extents than this in the range is taken as all
+	 * hole from there on: refusing a little early beats a slow write. */
+	for (int extents = 0; pos < end && extents < 64; extents++) {
+		off_t hole = lseek(fd, pos, SEEK_HOLE);
+		if (hole < 0)
+			return holes + (end - pos); /* ENXIO: at or past EOF */
+		if (hole >= end)
+			return holes;
+		off_t data = lseek(fd, hole, SEEK_DATA);
+		if (data < 0 || data >= end)
+			return holes + (end - hole);
+		holes += data - hole;
+		pos = data;
+	}
+	return pos < end ? holes + (end - pos) : holes;
+}
+
+/* Blocks of the node's upper object, or -1 if it has none or is linked. */
+static int64_t unlinked_bytes(struct cowfs_node *n)
+{
+	struct stat st;
+	if (node_layer(n) != 0 || n->fds[0] < 0 || layer_stat_fd(n->fds[0], &st) < 0 || st.st_nlink > 0)
+		return -1;
+	return (int64_t)st.st_blocks * 512;
+}
+
+void quota_unlinked(struct cowfs *fs, struct cowfs_node *n)
+{
+	if (!fs->quota_bytes)
+		return;
+	pthread_mutex_lock(&n->lock);
+	int64_t bytes = n->quota_released < 0 ? unlinked_bytes(n) : -1;
+	if (bytes >= 0) {
+		quota_charge(fs, -bytes, 0);
+		n->quota_released = bytes;
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+void quota_node_freed(struct cowfs *fs, struct cowfs_node *n)
+{
+	if (!fs->quota_bytes)
+		return;
+	/* The last reference is gone: nothing else holds n->lock. */
+	int64_t bytes = unlinked_bytes(n);
+	if (bytes >= 0)
+		quota_charge(fs, -(bytes - (n->quota_released > 0 ? n->quota_released : 0)), 0);
 }
 
 void idshift_present(const struct cowfs *fs, struct stat *st)

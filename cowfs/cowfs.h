@@ -70,7 +70,8 @@ struct cowfs_node {
 	struct cowfs_node *parent; /* holds one reference; NULL for root/detached */
 	char *name;
 
-	/* Written under node->lock (held only by copy-up, never with another
+	/* Written under node->lock (held by copy-up, and with a quota by the
+	 * measure-write-measure of a write or truncate; never with another
 	 * node's lock), read lock-free: layer is published with
 	 * release ordering after fds[layer] is set, and a descriptor, once set,
 	 * stays open until the node is freed. */
@@ -78,6 +79,9 @@ struct cowfs_node {
 	_Atomic int layer;	/* topmost layer holding the object */
 	_Atomic bool opaque;	/* directory: lower layers are hidden */
 	_Atomic bool deleted;	/* unlinked: a copy-up must not re-link it */
+	/* With a quota: bytes given back when the upper object lost its last
+	 * name, -1 until then.  Under lock. */
+	int64_t quota_released;
 	int fds[];		/* per layer O_PATH descriptor, -1 if absent */
 };
 
@@ -227,10 +231,23 @@ int cowfs_name_state(struct cowfs *fs, struct cowfs_node *dir, const char *name,
 		     struct cowfs_name_state *ret);
 
 /* ---- cowfs-quota.c: disk quota and id shifting ---- */
+/* Counts the upper's allocated bytes (each inode once) and names. */
 int quota_scan_upper(struct cowfs *fs);
 /* -EDQUOT if `bytes` more bytes or `inodes` more inodes would pass the quota. */
 int quota_check(struct cowfs *fs, int64_t bytes, int64_t inodes);
 void quota_charge(struct cowfs *fs, int64_t bytes, int64_t inodes);
+/* Charges `bytes` now, or fails with -EDQUOT (charging nothing) if that
+ * would pass the quota; the caller later charges the difference between
+ * what was really allocated and `bytes`. */
+int quota_reserve(struct cowfs *fs, int64_t bytes);
+/* Upper bound of what writing [off, off+len) of fd may allocate: the holes
+ * (and the part past EOF) it covers, in whole blocks.  Moves fd's offset. */
+int64_t quota_may_allocate(int fd, off_t off, off_t len, blksize_t blksize);
+/* After a name of n was removed: gives back its blocks if that was the
+ * last name (the object lives on while open).  Takes n->lock. */
+void quota_unlinked(struct cowfs *fs, struct cowfs_node *n);
+/* n is being freed: gives back what its unlinked object allocated since. */
+void quota_node_freed(struct cowfs *fs, struct cowfs_node *n);
 /* Rewrites owner ids of a real object's stat as the kernel must see them. */
 void idshift_present(const struct cowfs *fs, struct stat *st);
 /* Converts a caller/kernel id to the id stored on disk; -EINVAL if outside. */
