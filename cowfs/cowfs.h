@@ -15,8 +15,10 @@
  *
  *   open directory's lock (cowfs-ops-dir.c, held while a listing is read
  *     and its entries looked up)
- *   node->lock (copy-up of that node; parents are copied before it is
- *     taken, so no two node locks are ever held at once)
+ *   node->lock (copy-up of that node; with a quota also the measure of a
+ *     write, fallocate, truncate or O_TRUNC open, and quota_unlinked;
+ *     parents are copied before it is taken, so no two node locks are
+ *     ever held at once)
  *   fs->tree_lock (read: lookups that match names, node_get_parent;
  *     write: node_set_parent and freeing a node in node_unref, taken only
  *     after the stripe lock is dropped)
