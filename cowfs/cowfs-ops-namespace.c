@@ -159,9 +159,11 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
 	struct cowfs *fs = cowfs_from_req(req);
 	struct cowfs_node *dir = cowfs_node_of(fs, parent);
 	bool wh;
-	int r = prepare_new_name(fs, dir, name, false, &wh);
-	if (r == 0) /* a long target takes a block of its own */
-		r = quota_check(fs, (int64_t)strlen(target), 0);
+	/* A long target takes a block of its own.  Checked before
+	 * prepare_new_name, which may remove a whiteout. */
+	int r = quota_check(fs, (int64_t)strlen(target), 0);
+	if (r == 0)
+		r = prepare_new_name(fs, dir, name, false, &wh);
 	if (r == 0 && symlinkat(target, dir->fds[0], name) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -203,6 +205,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct cowfs_node *dir = cowfs_node_of(fs, parent);
 	bool wh;
 	int r = prepare_new_name(fs, dir, name, true, &wh);
+	if (r == 0) /* a directory takes a block: refused once the quota is full */
+		r = quota_check(fs, 1, 0);
 	if (r == 0) {
 		mode_t m = effective_mode(req, dir->fds[0], mode);
 		if (wh)
