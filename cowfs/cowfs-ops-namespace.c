@@ -61,8 +61,11 @@ static int prepare_new_name(struct cowfs *fs, struct cowfs_node *dir, const char
 	if (r < 0)
 		return r;
 	*ret_was_whiteout = ns.upper_whiteout;
-	if (ns.upper_whiteout && !keep_whiteout && unlinkat(dir->fds[0], name, 0) < 0)
-		return -errno;
+	if (ns.upper_whiteout && !keep_whiteout) {
+		if (unlinkat(dir->fds[0], name, 0) < 0)
+			return -errno;
+		quota_charge(fs, 0, -1); /* the whiteout's name */
+	}
 	return 0;
 }
 
@@ -209,10 +212,13 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		r = quota_check(fs, 1, 0);
 	if (r == 0) {
 		mode_t m = effective_mode(req, dir->fds[0], mode);
-		if (wh)
+		if (wh) {
 			r = mkdir_over_whiteout(req, fs, dir->fds[0], name, m);
-		else if (mkdirat(dir->fds[0], name, m) < 0)
+			if (r == 0)
+				quota_charge(fs, 0, -1); /* the whiteout's name */
+		} else if (mkdirat(dir->fds[0], name, m) < 0) {
 			r = -errno;
+		}
 	}
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -362,7 +368,11 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		fuse_reply_err(req, -r);
 		return;
 	}
-	quota_charge(fs, 0, 1); /* a name; the blocks are counted once */
+	/* A name (the blocks count once); an O_TMPFILE getting its first
+	 * name was charged its inode when it was made. */
+	struct stat lst;
+	if (layer_stat_fd(node_fd(n), &lst) < 0 || lst.st_nlink > 1)
+		quota_charge(fs, 0, 1);
 	struct cowfs_node *linked;
 	struct stat st;
 	r = cowfs_lookup_child(fs, dir, newname, &linked, &st);

@@ -179,7 +179,7 @@ static int64_t unlinked_bytes(struct cowfs_node *n)
 
 void quota_unlinked(struct cowfs *fs, struct cowfs_node *n)
 {
-	if (!fs->quota_bytes)
+	if (!fs->quota_bytes && !fs->quota_inodes)
 		return;
 	pthread_mutex_lock(&n->lock);
 	int64_t bytes = n->quota_released < 0 ? unlinked_bytes(n) : -1;
@@ -192,12 +192,15 @@ void quota_unlinked(struct cowfs *fs, struct cowfs_node *n)
 
 void quota_node_freed(struct cowfs *fs, struct cowfs_node *n)
 {
-	if (!fs->quota_bytes)
+	if (!fs->quota_bytes && !fs->quota_inodes)
 		return;
-	/* The last reference is gone: nothing else holds n->lock. */
+	/* The last reference is gone: nothing else holds n->lock.  An
+	 * unlinked object never released had no name (O_TMPFILE, the copy-up
+	 * of a deleted file): its inode was charged when it was made. */
 	int64_t bytes = unlinked_bytes(n);
 	if (bytes >= 0)
-		quota_charge(fs, -(bytes - (n->quota_released > 0 ? n->quota_released : 0)), 0);
+		quota_charge(fs, -(bytes - (n->quota_released > 0 ? n->quota_released : 0)),
+			     n->quota_released < 0 ? -1 : 0);
 }
 
 void idshift_present(const struct cowfs *fs, struct stat *st)

@@ -248,7 +248,8 @@ int64_t quota_may_allocate(int fd, off_t off, off_t len, blksize_t blksize);
 /* After a name of n was removed: gives back its blocks if that was the
  * last name (the object lives on while open).  Takes n->lock. */
 void quota_unlinked(struct cowfs *fs, struct cowfs_node *n);
-/* n is being freed: gives back what its unlinked object allocated since. */
+/* n is being freed: gives back what its unlinked object allocated since
+ * (and the inode of one that never had a name). */
 void quota_node_freed(struct cowfs *fs, struct cowfs_node *n);
 /* Rewrites owner ids of a real object's stat as the kernel must see them. */
 void idshift_present(const struct cowfs *fs, struct stat *st);
