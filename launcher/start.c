@@ -82,7 +82,7 @@ static void hide_cmdline(void)
 
 struct child_args {
 	const struct container_config *c;
-	const char *rootfs;
+	int view;	/* the container's view of its root (rootfs_open_view) */
 	int go_fd;	/* read: parent finished its side */
 	int err_fd;	/* write: setup error text; EOF on exec = success */
 	int log_fd;	/* detached: stdout/stderr; -1 = inherit */
@@ -161,7 +161,7 @@ static void child_setup(struct child_args *a)
 	}
 	if (c->net.mode != NET_HOST && net_setup_loopback(&err) < 0)
 		child_fail(a, &err);
-	if (rootfs_enter(a->rootfs, c, NULL, &err) < 0) {
+	if (rootfs_enter(a->view, c, NULL, &err) < 0) {
 		err_wrap(&err, "prepare the root filesystem");
 		child_fail(a, &err);
 	}
@@ -279,6 +279,13 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 	int pr = seccomp_program_get(c->seccomp, c->caps, cache, &prog, err);
 	if (pr < 0)
 		return pr;
+	/* The root: see rootfs.h for why the child finds it through its
+	 * working directory. */
+	cleanup_close int mnt_root = -1, view = -1;
+	cleanup_close int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	pr = rootfs_open_view(rootfs, &mnt_root, &view, err);
+	if (pr < 0)
+		return seccomp_program_release(&prog), pr;
 	int console[2] = { -1, -1 };
 	ret->console = -1;
 	ret->address[0] = '\0';
@@ -300,19 +307,28 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 	if (c->userns)
 		flags |= CLONE_NEWUSER;
 	fflush(NULL);
-	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
+	/* The child's working directory names its root (see rootfs.h); ours
+	 * is put back at once. */
+	pid_t pid = -1;
+	int e = fchdir(mnt_root) < 0 ? errno : 0;
+	bool entered = e == 0;
+	if (entered) {
+		pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
+		e = errno;
+		if (pid != 0 && (cwd < 0 || fchdir(cwd) < 0))
+			(void)!chdir("/");
+	}
 	if (pid < 0) {
-		int e = errno;
 		close(go[0]), close(go[1]), close(res[0]), close(res[1]);
 		seccomp_program_release(&prog);
-		return err_set(err, e, "clone the container's namespaces");
+		return entered ? err_set(err, e, "clone the container's namespaces") : err_set(err, e, "enter %s", rootfs);
 	}
 	if (pid == 0) {
 		close(go[1]);
 		close(res[0]);
 		if (console[0] >= 0)
 			close(console[0]);
-		struct child_args a = { .c = c, .rootfs = rootfs, .go_fd = go[0], .err_fd = res[1],
+		struct child_args a = { .c = c, .view = view, .go_fd = go[0], .err_fd = res[1],
 					.log_fd = log_fd, .null_fd = null_fd, .console_sock = console[1],
 					.seccomp = &prog, .tty = tty };
 		child_setup(&a);
@@ -460,6 +476,11 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 {
 	char upper[PATH_MAX], work[PATH_MAX], rootfs[PATH_MAX], log[PATH_MAX], base[PATH_MAX];
 	int r = container_dirs(c->name, upper, work, rootfs, log, err);
+	if (r < 0)
+		return r;
+	/* Closed again if someone opened it up: its tree is about to hold
+	 * the container's files. */
+	r = state_secure_container(c->name, err);
 	if (r < 0)
 		return r;
 	r = template_rootfs(state_root(), c->template_name, base, sizeof(base), err);

@@ -10,7 +10,8 @@
  *      `- the container's command     orphans are reaped by init
  *
  * Setup happens in the child between clone() and exec, in a fixed order,
- * and any failure aborts the start (fail closed): namespaces (clone) ->
+ * and any failure aborts the start (fail closed): the container's view of
+ * its root (parent, rootfs_open_view) -> namespaces (clone) ->
  * cgroup, uid/gid maps, network (parent side) -> hostname -> root mounts,
  * pivot_root -> close every inherited fd -> capabilities, no_new_privs ->
  * seccomp -> init forks and execs the command. */

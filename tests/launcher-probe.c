@@ -8,6 +8,12 @@
  *   launcher-probe forks MAX     forks children that wait, up to MAX; prints
  *                                "forks N ERRNO" (ERRNO of the failed fork,
  *                                "none" if MAX were made), then ends them
+ *   launcher-probe ids           prints "uid U euid E" (also outside a
+ *                                container: it changes nothing; a set-uid
+ *                                copy shows whether set-uid took effect)
+ *   launcher-probe exec-as UID PATH [ARG...]
+ *                                drops to UID (uid and gid, no groups) and
+ *                                execs PATH
  *
  * It refuses to run unless $container is "corral" (set by corral inside
  * every container): as root on the host, several OPs would succeed and
@@ -18,6 +24,7 @@
  * open-write PATH, ptrace PID. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/keyctl.h>
@@ -82,6 +89,11 @@ int main(int argc, char **argv)
 	const char *arg = argc > 2 ? argv[2] : "";
 	const char *where = getenv("container");
 
+	if (!strcmp(op, "ids")) {
+		printf("uid %d euid %d\n", (int)getuid(), (int)geteuid());
+		return 0;
+	}
+
 	/* These calls succeed for root on the host (a tmpfs over /tmp, a
 	 * block device node...): run only where corral says it is inside. */
 	if (!where || strcmp(where, "corral")) {
@@ -134,6 +146,22 @@ int main(int argc, char **argv)
 		return report(open(arg, O_WRONLY | O_CLOEXEC));
 	if (!strcmp(op, "ptrace"))
 		return report(ptrace(PTRACE_ATTACH, (pid_t)atoi(arg), 0, 0));
+	if (!strcmp(op, "exec-as") && argc > 3) {
+		uid_t id = (uid_t)atoi(arg);
+		/* setgroups is denied in a user namespace whose setgroups file
+		 * says so; there are no supplementary groups to drop there. */
+		if (setgroups(0, NULL) < 0 && errno != EPERM) {
+			perror("launcher-probe: setgroups");
+			return 2;
+		}
+		if (setresgid(id, id, id) < 0 || setresuid(id, id, id) < 0) {
+			perror("launcher-probe: drop to the uid");
+			return 2;
+		}
+		execv(argv[3], argv + 3);
+		printf("exec %s\n", strerrorname_np(errno) ? strerrorname_np(errno) : "EUNKNOWN");
+		return 2;
+	}
 	if (!strcmp(op, "forks"))
 		return forks(atoi(arg) > 0 ? atoi(arg) : 1);
 	fprintf(stderr, "usage: launcher-probe OP [ARG] (see the source)\n");
