@@ -14,7 +14,11 @@
  * io_uring_* (a large, often-exploited surface seccomp cannot look into),
  * swapon, swapoff, vm86, vm86old, lsm_set_self_attr, uselib, ustat, sysfs,
  * _sysctl, nfsservctl and the other obsolete calls, personality() values
- * other than the few below, socket(AF_VSOCK).
+ * other than the few below, socket(AF_VSOCK), the socket-creating call of
+ * the 32-bit socketcall multiplexer (see rules_add), modify_ldt (as in
+ * Docker's profile: per-process LDT segments are only needed by 16-bit
+ * code and very old 32-bit threading, and have been a source of kernel
+ * bugs).
  *
  * The filter covers every ABI of the machine: on x86_64 also the 32-bit
  * x86 (int 0x80) and x32 ABIs, which have their own syscall numbers, so
@@ -119,7 +123,7 @@ static const char *const allow_always[] = {
 	"fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid",
 	"waitpid", "getpid", "getppid", "gettid", "getpgid", "setpgid", "getpgrp", "getsid",
 	"setsid", "set_tid_address", "set_robust_list", "get_robust_list", "rseq",
-	"arch_prctl", "set_thread_area", "get_thread_area", "modify_ldt", "prctl", "seccomp",
+	"arch_prctl", "set_thread_area", "get_thread_area", "prctl", "seccomp",
 	"capget", "capset", "getrlimit", "ugetrlimit", "setrlimit", "prlimit64", "getrusage",
 	"getpriority", "setpriority", "sched_yield", "sched_getaffinity", "sched_setaffinity",
 	"sched_getattr", "sched_setattr", "sched_getparam", "sched_setparam",
@@ -154,13 +158,12 @@ static const char *const allow_always[] = {
 	"futex_time64", "futex_waitv", "futex_wait", "futex_wake", "futex_requeue",
 	"io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents",
 	"io_pgetevents_time64",
-	/* sockets (socket() itself is below: it checks the address family).
-	 * socketcall is the 32-bit x86 multiplexer; its arguments sit in
-	 * memory where a filter cannot read them. */
+	/* sockets (socket() itself is below: it checks the address family;
+	 * socketcall, the 32-bit x86 multiplexer, is derived from these by
+	 * libseccomp and narrowed by the prelude). */
 	"socketpair", "bind", "connect", "listen", "accept", "accept4", "getsockname",
 	"getpeername", "getsockopt", "setsockopt", "send", "sendto", "sendmsg", "sendmmsg",
 	"recv", "recvfrom", "recvmsg", "recvmmsg", "recvmmsg_time64", "shutdown",
-	"socketcall",
 	/* System V and POSIX IPC (namespaced) */
 	"ipc", "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semtimedop",
 	"semtimedop_time64", "semctl", "shmget", "shmat", "shmdt", "shmctl", "mq_open",
@@ -217,6 +220,7 @@ static const unsigned long personality_ok[] = { 0x0, 0x8, 0x20000, 0x20008, 0xff
  * a higher one fails like any other refused call. */
 #define AF_KNOWN_MAX 45
 
+
 static int rule_add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned n,
 		    const struct scmp_arg_cmp *cmp, struct corral_error *err)
 {
@@ -263,8 +267,7 @@ static int rules_add(scmp_filter_ctx ctx, capmask_t keep, struct corral_error *e
 	 * comparisons are on the full 64-bit register: a value with junk in
 	 * the upper half (which the kernel would truncate to AF_VSOCK) is
 	 * refused rather than allowed, hence "below" plus single values
-	 * rather than "not equal".  The 32-bit socketcall path cannot be
-	 * checked this way (see above). */
+	 * rather than "not equal". */
 	struct scmp_arg_cmp below_vsock = SCMP_A0(SCMP_CMP_LT, AF_VSOCK);
 	if ((r = rule_add(ctx, allow, "socket", 1, &below_vsock, err)) < 0)
 		return r;
@@ -273,6 +276,15 @@ static int rules_add(scmp_filter_ctx ctx, capmask_t keep, struct corral_error *e
 		if ((r = rule_add(ctx, allow, "socket", 1, &c, err)) < 0)
 			return r;
 	}
+
+	/* On the 32-bit x86 ABI, libseccomp also turns each of these socket
+	 * rules into a rule for socketcall(2), the multiplexer, with the
+	 * sub-call number as its only condition: the sub-call's own
+	 * arguments (the address family among them) sit in memory, out of a
+	 * filter's reach, so "socket" here would become socketcall(SYS_SOCKET)
+	 * allowed for every family, AF_VSOCK included.  The prelude (see
+	 * prelude_build) refuses socketcall(SYS_SOCKET) before this program
+	 * runs. */
 
 	if (sys_admin) {
 		/* The container may make namespaces of its own. */
@@ -333,7 +345,7 @@ int security_seccomp_build(capmask_t keep, int deny_errno, scmp_filter_ctx *ret,
 	return 0;
 }
 
-/* ---- syscalls newer than libseccomp ----
+/* ---- the prelude: syscalls newer than libseccomp, socketcall ----
  *
  * libseccomp can only name syscalls it was built to know.  The kernel may
  * be newer: its extra syscalls would hit the default action, EPERM, and a
@@ -341,9 +353,20 @@ int security_seccomp_build(capmask_t keep, int deny_errno, scmp_filter_ctx *ret,
  * for fchmodat2 or clone3) would fail instead of falling back.  So a short
  * classic-BPF prelude runs before libseccomp's program and answers ENOSYS
  * for every number above the highest one libseccomp knows for that ABI.
- * It only ever refuses: anything else passes on to libseccomp's program. */
+ *
+ * On x86_64 it also refuses the 32-bit socketcall(SYS_SOCKET, ...) with
+ * the profile's errno: libseccomp derives an unconditional rule for it
+ * from the socket() rules (see rules_add), and the address family it
+ * would have to check is in memory.  The other sub-calls work on
+ * descriptors that already exist and pass on.  32-bit programs create
+ * sockets with the direct socket syscall (i386 359, since Linux 4.3),
+ * whose family libseccomp's program checks; C libraries that try it
+ * first (musl, glibc built for Linux >= 4.3) are unaffected.
+ *
+ * The prelude only ever refuses: anything else passes on to libseccomp's
+ * program. */
 
-#define PRELUDE_MAX 16
+#define PRELUDE_MAX 20
 
 struct prelude {
 	struct sock_filter insn[PRELUDE_MAX];
@@ -378,13 +401,20 @@ static unsigned emit_jump(struct prelude *p, uint16_t code, uint32_t k)
 	return p->n++;
 }
 
-enum { TO_PASS = -1, TO_ENOSYS = -2 };
+enum { TO_PASS = -1, TO_ENOSYS = -2, TO_DENY = -3 };
 
-static void patch(struct prelude *p, unsigned at, int jt, int jf, unsigned pass, unsigned enosys)
+struct targets {
+	unsigned pass, enosys, deny;
+};
+
+static void patch(struct prelude *p, unsigned at, int jt, int jf, const struct targets *t)
 {
-	int t[2] = { jt, jf };
+	int to2[2] = { jt, jf };
 	for (int i = 0; i < 2; i++) {
-		unsigned to = t[i] == TO_PASS ? pass : t[i] == TO_ENOSYS ? enosys : (unsigned)t[i];
+		unsigned to = to2[i] == TO_PASS	  ? t->pass
+			      : to2[i] == TO_ENOSYS ? t->enosys
+			      : to2[i] == TO_DENY   ? t->deny
+						    : (unsigned)to2[i];
 		uint8_t off = (uint8_t)(to - at - 1);
 		if (i == 0)
 			p->insn[at].jt = off;
@@ -395,14 +425,18 @@ static void patch(struct prelude *p, unsigned at, int jt, int jf, unsigned pass,
 
 #define SECCOMP_DATA_NR 0     /* offsetof(struct seccomp_data, nr) */
 #define SECCOMP_DATA_ARCH 4   /* offsetof(struct seccomp_data, arch) */
+#define SECCOMP_DATA_ARG0_LO 16 /* args[0], low 32 bits (little endian) */
 #define X32_SYSCALL_BIT 0x40000000u
 #define X32_COMPAT_FIRST 512  /* x32's own numbers start here, past the shared ones */
+#define I386_NR_SOCKETCALL 102
+#define SOCKETCALL_SYS_SOCKET 1 /* linux/net.h */
 
-static void prelude_build(struct prelude *p)
+static void prelude_build(struct prelude *p, int deny_errno)
 {
 	const uint16_t LD = BPF_LD | BPF_W | BPF_ABS;
 	const uint16_t JEQ = BPF_JMP | BPF_JEQ | BPF_K, JGT = BPF_JMP | BPF_JGT | BPF_K,
 		       JGE = BPF_JMP | BPF_JGE | BPF_K;
+	struct targets t;
 
 	p->n = 0;
 #if defined(__x86_64__)
@@ -422,27 +456,36 @@ static void prelude_build(struct prelude *p)
 	unsigned is86 = emit_jump(p, JEQ, AUDIT_ARCH_I386);
 	emit(p, LD, SECCOMP_DATA_NR);
 	unsigned new86 = emit_jump(p, JGT, max86);
-	unsigned enosys = emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
-	unsigned pass = p->n;
+	unsigned sockcall = emit_jump(p, JEQ, I386_NR_SOCKETCALL);
+	/* A 32-bit argument: the kernel zero-extends it, the low word is all. */
+	emit(p, LD, SECCOMP_DATA_ARG0_LO);
+	unsigned sys_socket = emit_jump(p, JEQ, SOCKETCALL_SYS_SOCKET);
+	t.enosys = emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+	t.deny = emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((uint32_t)deny_errno & SECCOMP_RET_DATA));
+	t.pass = p->n;
 
-	patch(p, is64, is64 + 1, is86, pass, enosys);
-	patch(p, isx32, newx32, new64, pass, enosys);
-	patch(p, new64, TO_ENOSYS, TO_PASS, pass, enosys);
-	patch(p, newx32, x32own, TO_PASS, pass, enosys);
-	patch(p, x32own, TO_PASS, TO_ENOSYS, pass, enosys);
-	patch(p, is86, is86 + 1, TO_PASS, pass, enosys);
-	patch(p, new86, TO_ENOSYS, TO_PASS, pass, enosys);
+	patch(p, is64, is64 + 1, is86, &t);
+	patch(p, isx32, newx32, new64, &t);
+	patch(p, new64, TO_ENOSYS, TO_PASS, &t);
+	patch(p, newx32, x32own, TO_PASS, &t);
+	patch(p, x32own, TO_PASS, TO_ENOSYS, &t);
+	patch(p, is86, is86 + 1, TO_PASS, &t);
+	patch(p, new86, TO_ENOSYS, sockcall, &t);
+	patch(p, sockcall, sockcall + 1, TO_PASS, &t);
+	patch(p, sys_socket, TO_DENY, TO_PASS, &t);
 #else
 	/* Elsewhere the filter holds the native ABI only. */
+	(void)deny_errno;
 	emit(p, LD, SECCOMP_DATA_ARCH);
 	unsigned native = emit_jump(p, JEQ, seccomp_arch_native());
 	emit(p, LD, SECCOMP_DATA_NR);
 	unsigned newer = emit_jump(p, JGT, max_known(seccomp_arch_native(), 0, 4096));
-	unsigned enosys = emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
-	unsigned pass = p->n;
+	t.enosys = emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+	t.deny = t.enosys;
+	t.pass = p->n;
 
-	patch(p, native, native + 1, TO_PASS, pass, enosys);
-	patch(p, newer, TO_ENOSYS, TO_PASS, pass, enosys);
+	patch(p, native, native + 1, TO_PASS, &t);
+	patch(p, newer, TO_ENOSYS, TO_PASS, &t);
 #endif
 }
 
@@ -450,13 +493,13 @@ static void prelude_build(struct prelude *p)
  * latter starts by loading the arch itself, so it does not care what the
  * prelude left in the accumulator.  libseccomp 2.5 exports only to a
  * descriptor, hence the memfd. */
-static int program_build(scmp_filter_ctx ctx, struct sock_filter **ret, unsigned short *ret_len,
+static int program_build(scmp_filter_ctx ctx, int deny_errno, struct sock_filter **ret, unsigned short *ret_len,
 			 struct corral_error *err)
 {
 	struct prelude pre;
 	int r;
 
-	prelude_build(&pre);
+	prelude_build(&pre, deny_errno);
 
 	cleanup_close int fd = memfd_create("corral-seccomp", MFD_CLOEXEC);
 	if (fd < 0)
@@ -514,7 +557,7 @@ static int build_program(capmask_t keep, int deny_errno, struct sock_filter **re
 	int r = security_seccomp_build(keep, deny_errno, &ctx, err);
 	if (r < 0)
 		return r;
-	if ((r = program_build(ctx, ret, ret_len, err)) < 0)
+	if ((r = program_build(ctx, deny_errno, ret, ret_len, err)) < 0)
 		return err_wrap(err, "build the seccomp program");
 	return 0;
 }
