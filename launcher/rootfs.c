@@ -71,6 +71,9 @@ static int io_limit_options(const struct container_config *c, const char *upper,
 	return n;
 }
 
+/* Exit status of the forked daemon when it cannot join the cgroup. */
+#define COWFS_NO_CGROUP 125
+
 int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *upper, const char *work,
 		       const char *mnt, const struct container_config *c, struct corral_error *err)
 {
@@ -83,13 +86,17 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 		return err_set(err, errno, "fork for cowfs");
 	if (pid == 0) {
 		/* The daemon is charged to the container: its cgroup was
-		 * created by the caller; join it before exec. */
-		struct cgroup *cg;
+		 * created by the caller; join it before exec.  Fail closed: a
+		 * daemon outside it would escape the container's limits. */
+		struct cgroup *cg = NULL;
+		struct corral_error cerr = { 0 };
 		char inst[160];
-		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, NULL) == 0) {
-			cgroup_enter_self(cg, true, NULL);
-			cgroup_free(cg);
+		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, &cerr) < 0 ||
+		    cgroup_enter_self(cg, true, &cerr) < 0) {
+			fprintf(stderr, "corral: cowfs: %s\n", cerr.msg);
+			_exit(COWFS_NO_CGROUP);
 		}
+		cgroup_free(cg);
 		/* Quota enforced by cowfs; with a user namespace, cowfs shows
 		 * the template's root-owned files as the container's root. */
 		int n = 0;
@@ -128,6 +135,8 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return err_set(err, errno, "wait for cowfs");
+	if (WIFEXITED(status) && WEXITSTATUS(status) == COWFS_NO_CGROUP)
+		return err_plain(err, EIO, "the cowfs daemon for %s could not join the container's cgroup", mnt);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return err_plain(err, EIO, "cowfs could not mount the root at %s (exit status %d)", mnt,
 				 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));

@@ -35,6 +35,7 @@
 #include <linux/filter.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <nettle/sha2.h>
 #include <seccomp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -570,71 +571,190 @@ int security_seccomp_load(capmask_t keep, int deny_errno, struct corral_error *e
 	return r < 0 ? r : install(insns, len, err);
 }
 
+/* ---- the program cache ----
+ *
+ * Building the program takes ~17 ms (libseccomp, three ABIs), as long as
+ * a whole `corral exec` otherwise, so programs are cached per corral
+ * build and capability set:
+ *
+ *   <root>/cache/seccomp-<key>.bpf        the program
+ *   <root>/digests/seccomp-<key>.sha256   its SHA-256, in hex
+ *
+ * A cached program is used only if it hashes to its digest, which lives
+ * in another directory and is written after the program: a file that was
+ * cut short, corrupted or replaced is rebuilt (and rewritten), never
+ * loaded.  Both directories are root-owned 0700 and opened without
+ * following symlinks, files are opened O_NOFOLLOW and written temp ->
+ * fsync -> rename -> fsync dir.  Callers get the program on the host side,
+ * before they join any namespace of a container, so no path here ever
+ * resolves in a container's mount namespace. */
+
+#define CACHE_DIR "cache"
+#define DIGEST_DIR "digests"
+#define SHA256_HEX_LEN (2 * SHA256_DIGEST_SIZE)
+
 /* Cache key: this build of corral (the profile is compiled in) and the
  * capability set the profile depends on. */
-static void cache_path(char *buf, size_t len, const char *dir, capmask_t keep)
+static void cache_key(char *buf, size_t len, capmask_t keep)
 {
-	snprintf(buf, len, "%s/seccomp-%s-%s-%016llx.bpf", dir, PACKAGE_VERSION, CORRAL_BUILD_ID,
-		 (unsigned long long)keep);
-	for (char *p = buf + strlen(dir) + 1; *p; p++)
-		if (*p == ' ' || *p == ':')
+	snprintf(buf, len, "seccomp-%s-%s-%016llx", PACKAGE_VERSION, CORRAL_BUILD_ID, (unsigned long long)keep);
+	for (char *p = buf; *p; p++)
+		if (*p == ' ' || *p == ':' || *p == '/')
 			*p = '_';
 }
 
-static int cache_read(const char *path, struct sock_filter **ret, unsigned short *ret_len)
+static void sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN + 1])
 {
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct sha256_ctx ctx;
+	uint8_t d[SHA256_DIGEST_SIZE];
+	sha256_init(&ctx);
+	sha256_update(&ctx, len, data);
+	sha256_digest(&ctx, sizeof(d), d);
+	for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* Opens <parent>/<name>, creating it 0700, as a directory only we can
+ * write: owned by our euid (else -EPERM: not ours to trust), group and
+ * other bits cleared if some were set. */
+static int open_private_dir(int parent, const char *name)
+{
+	if (mkdirat(parent, name, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	cleanup_close int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0)
-		return -1;
-	/* Only a root-owned, non-writable-by-others file of whole
-	 * instructions within the kernel's limit is trusted. */
-	if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) || st.st_size == 0 ||
-	    st.st_size % sizeof(struct sock_filter) || st.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS)
-		return -1;
-	struct sock_filter *insns = malloc(st.st_size);
-	if (!insns)
-		return -1;
-	if (read(fd, insns, st.st_size) != st.st_size) {
-		free(insns);
-		return -1;
+		return -errno;
+	if (st.st_uid != geteuid())
+		return -EPERM;
+	if ((st.st_mode & 077) && fchmod(fd, 0700) < 0)
+		return -errno;
+	return take_fd(fd);
+}
+
+/* Reads a regular file of ours, not writable by others, of at most `max`
+ * bytes; *ret is NUL-terminated. */
+static int read_private_file(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len)
+{
+	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022) || (size_t)st.st_size > max)
+		return -EBADMSG;
+	int r = fd_read_all(fd, name, ret, ret_len, NULL);
+	if (r == 0 && *ret_len > max) {
+		free(*ret);
+		return -EBADMSG;
 	}
-	*ret = insns;
-	*ret_len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
+	return r;
+}
+
+/* temp -> fsync -> rename -> fsync dir, below dirfd, following no link. */
+static int write_private_file(int dirfd, const char *name, const void *data, size_t len)
+{
+	char tmp[NAME_MAX + 1];
+	if (snprintf(tmp, sizeof(tmp), ".%s.tmp.%d", name, (int)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	(void)unlinkat(dirfd, tmp, 0);
+	cleanup_close int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	int r = 0;
+	for (size_t off = 0; off < len && r == 0;) {
+		ssize_t n = write(fd, (const char *)data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			r = n < 0 ? -errno : -EIO;
+		else
+			off += (size_t)n;
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		r = -errno;
+	if (r < 0) {
+		(void)unlinkat(dirfd, tmp, 0);
+		return r;
+	}
+	return fsync(dirfd) < 0 ? -errno : 0;
+}
+
+/* The cached program for `key`, if it is whole and matches its digest. */
+static int cache_load(int cache_fd, int digest_fd, const char *key, struct sock_filter **ret, unsigned short *ret_len)
+{
+	char name[NAME_MAX + 1];
+	cleanup_free char *digest = NULL, *prog = NULL;
+	size_t dlen = 0, plen = 0;
+
+	snprintf(name, sizeof(name), "%.200s.sha256", key);
+	int r = read_private_file(digest_fd, name, SHA256_HEX_LEN + 1, &digest, &dlen);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof(name), "%.200s.bpf", key);
+	r = read_private_file(cache_fd, name, (size_t)BPF_MAXINSNS * sizeof(struct sock_filter), &prog, &plen);
+	if (r < 0)
+		return r;
+	if (plen == 0 || plen % sizeof(struct sock_filter))
+		return -EBADMSG;
+	char hex[SHA256_HEX_LEN + 1];
+	sha256_hex(prog, plen, hex);
+	if (dlen < SHA256_HEX_LEN || memcmp(digest, hex, SHA256_HEX_LEN) ||
+	    (dlen > SHA256_HEX_LEN && strcmp(digest + SHA256_HEX_LEN, "\n")))
+		return -EBADMSG;
+	*ret_len = (unsigned short)(plen / sizeof(struct sock_filter));
+	*ret = (struct sock_filter *)take_ptr(prog);
 	return 0;
 }
 
-static void cache_write(const char *dir, const char *path, const struct sock_filter *insns, unsigned short len)
+/* Program first, digest last: a reader never pairs a new digest with an
+ * old program.  Failing to store is not an error (the cache only saves
+ * time); the next start rebuilds. */
+static void cache_store(int cache_fd, int digest_fd, const char *key, const struct sock_filter *insns,
+			unsigned short len)
 {
-	if (mkdir_p(dir, 0700, NULL) < 0)
+	char name[NAME_MAX + 1], hex[SHA256_HEX_LEN + 2];
+	size_t size = (size_t)len * sizeof(*insns);
+
+	snprintf(name, sizeof(name), "%.200s.bpf", key);
+	if (write_private_file(cache_fd, name, insns, size) < 0)
 		return;
-	file_write_atomic(path, (const char *)insns, (size_t)len * sizeof(*insns), 0600, NULL);
+	sha256_hex(insns, size, hex);
+	strcat(hex, "\n");
+	snprintf(name, sizeof(name), "%.200s.sha256", key);
+	(void)write_private_file(digest_fd, name, hex, strlen(hex));
 }
 
-int seccomp_program_get(enum seccomp_mode mode, capmask_t keep, const char *cache_dir,
+int seccomp_program_get(enum seccomp_mode mode, capmask_t keep, const char *state_dir,
 			struct seccomp_program *ret, struct corral_error *err)
 {
 	struct sock_filter *insns = NULL;
 	unsigned short len = 0;
-	char path[PATH_MAX];
+	char key[NAME_MAX + 1];
+	cleanup_close int root_fd = -1, cache_fd = -1, digest_fd = -1;
 
 	ret->insns = NULL;
 	ret->len = 0;
 	if (mode == SECCOMP_UNCONFINED)
 		return 0;
-	if (cache_dir) {
-		cache_path(path, sizeof(path), cache_dir, keep);
-		if (cache_read(path, &insns, &len) == 0) {
-			ret->insns = insns;
-			ret->len = len;
-			return 0;
-		}
+	cache_key(key, sizeof(key), keep);
+	if (state_dir)
+		root_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd >= 0) {
+		cache_fd = open_private_dir(root_fd, CACHE_DIR);
+		digest_fd = open_private_dir(root_fd, DIGEST_DIR);
+	}
+	if (cache_fd >= 0 && digest_fd >= 0 && cache_load(cache_fd, digest_fd, key, &insns, &len) == 0) {
+		ret->insns = insns;
+		ret->len = len;
+		return 0;
 	}
 	int r = build_program(keep, EPERM, &insns, &len, err);
 	if (r < 0)
 		return r;
-	if (cache_dir)
-		cache_write(cache_dir, path, insns, len);
+	if (cache_fd >= 0 && digest_fd >= 0)
+		cache_store(cache_fd, digest_fd, key, insns, len);
 	ret->insns = insns;
 	ret->len = len;
 	return 0;
