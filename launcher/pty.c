@@ -4,7 +4,10 @@
  * could push keystrokes into the host shell with TIOCSTI (allowed on this
  * kernel: dev.tty.legacy_tiocsti=1).  Instead the container gets a pty of
  * its own devpts instance, and corral copies bytes between the caller's
- * terminal and the pty master. */
+ * terminal and the pty master; or, without a pty, pipes in place of those
+ * of corral's stdio that are terminals (pty_relay_*).  Container processes
+ * also run in a session of their own (the callers setsid()), so none has
+ * the caller's terminal as its controlling terminal. */
 #include "config.h"
 
 #include <errno.h>
