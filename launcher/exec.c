@@ -161,12 +161,11 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 	 * caller's terminal goes into the container. */
 	struct pty_relay relay;
 	pty_relay_init(&relay);
+	for (size_t i = 0; i < NS_COUNT; i++)
+		fds[i] = -1;
 	r = tty ? 0 : pty_relay_open(&relay, err);
 	if (r == 0)
 		r = open_namespaces(st.init_pid, fds, err);
-	else
-		for (size_t i = 0; i < NS_COUNT; i++)
-			fds[i] = -1;
 	struct cgroup *cg = NULL;
 	if (r == 0)
 	{

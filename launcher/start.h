@@ -10,8 +10,8 @@
  *      `- the container's command     orphans are reaped by init
  *
  * Setup happens in the child between clone() and exec, in a fixed order,
- * and any failure aborts the start (fail closed): seccomp program (host
- * side, before the clone) -> namespaces (clone) -> a session of its own
+ * and any failure aborts the start (fail closed): cgroup, cowfs mount ->
+ * seccomp program (host side) -> namespaces (clone) -> a session of its own
  * (setsid: the caller's terminal is never a container's controlling
  * terminal) -> cgroup, uid/gid maps, network (parent side) -> hostname ->
  * root mounts, pivot_root -> stdio (a pty, relayed pipes or the console
