@@ -70,6 +70,9 @@ static int io_limit_options(const struct container_config *c, const char *upper,
 	return n;
 }
 
+/* Exit status of the forked daemon when it cannot join the cgroup. */
+#define COWFS_NO_CGROUP 125
+
 int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *upper, const char *work,
 		       const char *mnt, const struct container_config *c, struct corral_error *err)
 {
@@ -81,13 +84,17 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 		return err_set(err, errno, "fork for cowfs");
 	if (pid == 0) {
 		/* The daemon is charged to the container: its cgroup was
-		 * created by the caller; join it before exec. */
-		struct cgroup *cg;
+		 * created by the caller; join it before exec.  Fail closed: a
+		 * daemon outside it would escape the container's limits. */
+		struct cgroup *cg = NULL;
+		struct corral_error cerr = { 0 };
 		char inst[160];
-		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, NULL) == 0) {
-			cgroup_enter_self(cg, true, NULL);
-			cgroup_free(cg);
+		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, &cerr) < 0 ||
+		    cgroup_enter_self(cg, true, &cerr) < 0) {
+			fprintf(stderr, "corral: cowfs: %s\n", cerr.msg);
+			_exit(COWFS_NO_CGROUP);
 		}
+		cgroup_free(cg);
 		/* nosuid,nodev: this mount is the host's view of the tree,
 		 * whose set-uid files and device nodes the container's root
 		 * made; the container gets its own view (rootfs_open_view).
@@ -126,6 +133,8 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return err_set(err, errno, "wait for cowfs");
+	if (WIFEXITED(status) && WEXITSTATUS(status) == COWFS_NO_CGROUP)
+		return err_plain(err, EIO, "the cowfs daemon for %s could not join the container's cgroup", mnt);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return err_plain(err, EIO, "cowfs could not mount the root at %s (exit status %d)", mnt,
 				 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));

@@ -88,6 +88,7 @@ struct child_args {
 	int log_fd;	/* detached: stdout/stderr; -1 = inherit */
 	int null_fd;
 	int console_sock; /* tty: the pty master goes back through it; else -1 */
+	const struct pty_relay *relay; /* foreground without tty: relayed stdio */
 	const struct seccomp_program *seccomp;
 	bool tty;
 };
@@ -126,9 +127,18 @@ static void child_setup(struct child_args *a)
 	char go;
 
 	/* If the monitor dies mid-setup, so do we; nobody may ptrace us. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	prctl(PR_SET_DUMPABLE, 0);
-	prctl(PR_SET_NAME, "corral-init");
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || prctl(PR_SET_DUMPABLE, 0) < 0 ||
+	    prctl(PR_SET_NAME, "corral-init") < 0) {
+		err_set(&err, errno, "prctl");
+		child_fail(a, &err);
+	}
+	/* Out of the caller's session: the caller's terminal is its
+	 * controlling terminal, which a container process could open as
+	 * /dev/tty and push input into with TIOCSTI. */
+	if (setsid() < 0) {
+		err_set(&err, errno, "start a new session");
+		child_fail(a, &err);
+	}
 	if (!c->userns) {
 		/* Into the container's cgroup by itself, the cheap way (see
 		 * cgroup_enter_self); in a user namespace the parent does it. */
@@ -171,6 +181,10 @@ static void child_setup(struct child_args *a)
 			child_fail(a, &err);
 		}
 	}
+	if (a->relay && pty_relay_child_stdio(a->relay) < 0) {
+		err_set(&err, errno, "attach the relayed stdio");
+		child_fail(a, &err);
+	}
 	if (a->console_sock >= 0) {
 		/* A pty of the container's own devpts; the master goes to the
 		 * monitor, which relays it to the caller's terminal. */
@@ -206,7 +220,10 @@ static void child_setup(struct child_args *a)
 	/* Setup is complete.  The container now outlives its monitor: a
 	 * killed monitor must not take it down (list/stop/rm still find it
 	 * through its pid and start time). */
-	prctl(PR_SET_PDEATHSIG, 0);
+	if (prctl(PR_SET_PDEATHSIG, 0) < 0) {
+		err_set(&err, errno, "prctl");
+		child_fail(a, &err);
+	}
 	hide_cmdline();
 	/* The error pipe closes with the fork of the command (see init.c),
 	 * which the parent reads as success. */
@@ -267,16 +284,14 @@ struct spawn {
 
 /* Clones the container's init and drives its setup. */
 static int spawn_container(const struct container_config *c, const char *rootfs, int log_fd, bool tty,
-			   struct spawn *ret, struct corral_error *err)
+			   const struct pty_relay *relay, struct spawn *ret, struct corral_error *err)
 {
 	int go[2], res[2];
 	cleanup_close int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	/* Built (or read from the cache) here, so the container's init never
-	 * runs libseccomp. */
-	char cache[PATH_MAX];
-	snprintf(cache, sizeof(cache), "%s/cache", state_root());
+	/* Built (or read from the cache) here, on the host side, so the
+	 * container's init never runs libseccomp. */
 	struct seccomp_program prog;
-	int pr = seccomp_program_get(c->seccomp, c->caps, cache, &prog, err);
+	int pr = seccomp_program_get(c->seccomp, c->caps, state_root(), &prog, err);
 	if (pr < 0)
 		return pr;
 	/* The root: see rootfs.h for why the child finds it through its
@@ -330,7 +345,7 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 			close(console[0]);
 		struct child_args a = { .c = c, .view = view, .go_fd = go[0], .err_fd = res[1],
 					.log_fd = log_fd, .null_fd = null_fd, .console_sock = console[1],
-					.seccomp = &prog, .tty = tty };
+					.relay = relay, .seccomp = &prog, .tty = tty };
 		child_setup(&a);
 		_exit(1);
 	}
@@ -471,8 +486,8 @@ static void record_exit(const char *name, int code)
 }
 
 /* Everything from cgroup creation to a running init; undone on failure. */
-static int bring_up(const struct container_config *c, bool foreground, bool tty, struct spawn *sp,
-		    struct corral_error *err)
+static int bring_up(const struct container_config *c, bool foreground, bool tty, const struct pty_relay *relay,
+		    struct spawn *sp, struct corral_error *err)
 {
 	char upper[PATH_MAX], work[PATH_MAX], rootfs[PATH_MAX], log[PATH_MAX], base[PATH_MAX];
 	int r = container_dirs(c->name, upper, work, rootfs, log, err);
@@ -511,7 +526,7 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 			r = err_set(err, errno, "open %s", log);
 	}
 	if (r == 0)
-		r = spawn_container(c, rootfs, log_fd, tty, sp, err);
+		r = spawn_container(c, rootfs, log_fd, tty, relay, sp, err);
 	phase("container running");
 	if (r < 0)
 		container_teardown(c->name, NULL);
@@ -562,19 +577,32 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 		return r;
 
 	if (opts->foreground) {
-		r = bring_up(&c, true, opts->tty, &sp, err);
+		/* The container gets a pty with tty, else pipes for those of
+		 * our stdin, stdout, stderr that are terminals: never a
+		 * descriptor of the caller's terminal. */
+		struct pty_relay relay;
+		pty_relay_init(&relay);
+		if (!opts->tty)
+			r = pty_relay_open(&relay, err);
+		if (r == 0)
+			r = bring_up(&c, true, opts->tty, &relay, &sp, err);
+		pty_relay_close_child(&relay);
 		if (r == 0)
 			r = mark_running(name, &sp, err);
 		if (r == 0) {
-			/* Signals for the container go to its init, not to us. */
-			signal(SIGINT, SIG_IGN);
-			signal(SIGTERM, SIG_IGN);
-			signal(SIGHUP, SIG_IGN);
+			/* The init is in a session of its own, out of reach of
+			 * the terminal: signals for the container come to us
+			 * and go on to its init. */
+			pty_forward_signals(sp.pid);
 			int code = 0;
 			if (sp.console >= 0) {
 				pty_proxy(sp.console);
 				close(sp.console);
+			} else if (pty_relay_active(&relay)) {
+				cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, sp.pid, 0);
+				pty_relay_run(&relay, pidfd);
 			}
+			pty_relay_release(&relay);
 			wait_for_exit(sp.pid, &code);
 			phase("container exited");
 			record_exit(name, code);
@@ -582,6 +610,7 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 			phase("torn down");
 			*ret_exit = code;
 		}
+		pty_relay_release(&relay);
 		config_release(&c);
 		return r;
 	}
@@ -600,7 +629,9 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 	}
 	if (mon == 0) {
 		close(ready[0]);
-		setsid();
+		/* Out of the caller's session, for good (see child_setup). */
+		if (setsid() < 0)
+			_exit(1);
 		int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (null_fd >= 0) {
 			dup2(null_fd, 0);
@@ -608,7 +639,7 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 			dup2(null_fd, 2);
 		}
 		struct corral_error merr = { 0 };
-		int mr = bring_up(&c, false, false, &sp, &merr);
+		int mr = bring_up(&c, false, false, NULL, &sp, &merr);
 		if (mr == 0)
 			mr = mark_running(name, &sp, &merr);
 		/* "+" = running; anything else is the error message. */

@@ -19,9 +19,22 @@
  * every container): as root on the host, several OPs would succeed and
  * change the host.
  *
+ *   launcher-probe tty DEV:RDEV  tries to push input into a terminal: prints
+ *                                "session container|foreign" (foreign: the
+ *                                session leader is outside the container's
+ *                                pid namespace, i.e. the caller's session),
+ *                                "fdN KIND sti=RESULT" for fds 0..2 (KIND:
+ *                                hosttty when it is the terminal DEV:RDEV
+ *                                -- st_dev:st_rdev of the caller's pty --,
+ *                                tty, pipe, file, chr, closed, other) and
+ *                                "devtty RESULT [sti=RESULT]" for
+ *                                open("/dev/tty"); RESULT: ok or the errno
+ *                                name.  Each TIOCSTI that works pushes
+ *                                "corral-tiocsti-marker\n".
+ *
  * OPs: keyctl, add_key, bpf, unshare-user, unshare-mnt, unshare-net, mount,
  * finit_module, init_module, mknod-blk PATH, clone3, open-read PATH,
- * open-write PATH, ptrace PID. */
+ * open-write PATH, ptrace PID, tty DEV:RDEV. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <grp.h>
@@ -33,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
@@ -80,6 +94,58 @@ static int forks(int max)
 	close(p[1]);
 	for (int i = 0; i < n; i++)
 		waitpid(kids[i], NULL, 0);
+	return 0;
+}
+
+static const char *errname(int e)
+{
+	return strerrorname_np(e) ? strerrorname_np(e) : "EUNKNOWN";
+}
+
+/* TIOCSTI of the whole marker: "ok" if every byte went in. */
+static const char *inject(int fd)
+{
+	static const char marker[] = "corral-tiocsti-marker\n";
+	for (const char *p = marker; *p; p++)
+		if (ioctl(fd, TIOCSTI, p) < 0)
+			return errname(errno);
+	return "ok";
+}
+
+static const char *kind(int fd, unsigned long long dev, unsigned long long rdev)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return errno == EBADF ? "closed" : "other";
+	if (S_ISCHR(st.st_mode) && st.st_dev == dev && st.st_rdev == rdev)
+		return "hosttty";
+	if (isatty(fd))
+		return "tty";
+	if (S_ISFIFO(st.st_mode))
+		return "pipe";
+	if (S_ISREG(st.st_mode))
+		return "file";
+	return S_ISCHR(st.st_mode) ? "chr" : "other";
+}
+
+static int tty_probe(const char *arg)
+{
+	unsigned long long dev = 0, rdev = 0;
+	if (sscanf(arg, "%llu:%llu", &dev, &rdev) != 2) {
+		fprintf(stderr, "launcher-probe: tty wants DEV:RDEV\n");
+		return 2;
+	}
+	/* 0: the session leader is not in our pid namespace. */
+	printf("session %s\n", getsid(0) == 0 ? "foreign" : "container");
+	for (int fd = 0; fd <= 2; fd++) {
+		const char *k = kind(fd, dev, rdev);
+		printf("fd%d %s sti=%s\n", fd, k, strcmp(k, "closed") ? inject(fd) : "EBADF");
+	}
+	int t = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (t < 0)
+		printf("devtty %s\n", errname(errno));
+	else
+		printf("devtty ok %s sti=%s\n", kind(t, dev, rdev), inject(t));
 	return 0;
 }
 
@@ -162,6 +228,8 @@ int main(int argc, char **argv)
 		printf("exec %s\n", strerrorname_np(errno) ? strerrorname_np(errno) : "EUNKNOWN");
 		return 2;
 	}
+	if (!strcmp(op, "tty"))
+		return tty_probe(arg);
 	if (!strcmp(op, "forks"))
 		return forks(atoi(arg) > 0 ? atoi(arg) : 1);
 	fprintf(stderr, "usage: launcher-probe OP [ARG] (see the source)\n");
