@@ -558,17 +558,23 @@ static int do_rename(struct cowfs *fs, struct cowfs_node *odir, const char *onam
 		if (r < 0)
 			goto out;
 	}
-	if (ds.upper_whiteout && src->type == S_IFDIR && unlinkat(nfd, nname, 0) < 0) {
-		r = -errno; /* a directory cannot replace a device node */
-		goto out;
-	}
 	r = hide_lower_at_target(fs, src, ds.lower_exists || ds.upper_whiteout);
 	if (r < 0)
 		goto out;
 	if (ds.upper_exists && ds.st.st_nlink <= 1)
 		origin_forget(fs, ds.st.st_ino);
 	unsigned rflags = os.lower_exists ? RENAME_WHITEOUT : 0;
-	if (renameat2(ofd, oname, nfd, nname, rflags) < 0) {
+	if (ds.upper_whiteout && src->type == S_IFDIR) {
+		/* A directory cannot replace a device node: it is exchanged
+		 * with the whiteout, which thus never leaves the new name
+		 * (removing it first would uncover the lower object if the
+		 * rename then failed).  The old name keeps the whiteout if a
+		 * lower object is to stay hidden there. */
+		if (renameat2(ofd, oname, nfd, nname, RENAME_EXCHANGE) < 0)
+			r = -errno;
+		else if (!os.lower_exists && unlinkat(ofd, oname, 0) < 0)
+			r = -errno;
+	} else if (renameat2(ofd, oname, nfd, nname, rflags) < 0) {
 		if (rflags && (errno == EINVAL || errno == EXDEV)) {
 			/* No RENAME_WHITEOUT here: rename, then whiteout. */
 			if (renameat(ofd, oname, nfd, nname) < 0)
