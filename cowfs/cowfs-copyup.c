@@ -327,13 +327,13 @@ int copy_up(struct cowfs *fs, struct cowfs_node *n, int flags)
 			if (fd >= 0)
 				close(fd);
 			stage_abort(fs, &s, n->type == S_IFDIR);
-			/* The name was taken meanwhile (the tenant renamed
-			 * something over it): this lower object is gone. */
-			if (r == -EEXIST) {
-				atomic_store(&n->deleted, true);
-				r = -ESTALE;
-			}
 		}
+	}
+	if (r == -EEXIST) {
+		/* The name was taken meanwhile (the tenant renamed something
+		 * over it): the lower object it showed is gone. */
+		atomic_store(&n->deleted, true);
+		r = -ESTALE;
 	}
 	if (r < 0)
 		goto unlock;
