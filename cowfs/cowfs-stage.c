@@ -53,8 +53,9 @@ static int make_inheriting_dir(struct cowfs *fs, struct cowfs_stage *s, int targ
 {
 	char tpath[64];
 	struct stat tst;
-	if (layer_stat_fd(target_fd, &tst) < 0)
-		return -errno;
+	int r = layer_stat_fd(target_fd, &tst);
+	if (r < 0)
+		return r;
 	fd_path(tpath, target_fd);
 	char acl[8192];
 	ssize_t acl_len = getxattr(tpath, XATTR_DEFAULT_ACL, acl, sizeof(acl));
@@ -123,27 +124,50 @@ int stage_open(struct cowfs_stage *s, mode_t type)
 /* Removes the staging subdirectory, if any. */
 static void stage_release(struct cowfs *fs, struct cowfs_stage *s)
 {
-	if (s->sub_fd >= 0) {
+	if (s->sub_fd >= 0)
 		close(s->sub_fd);
-		s->sub_fd = -1;
+	s->sub_fd = -1;
+	if (s->sub[0])
 		unlinkat(fs->work_fd, s->sub, AT_REMOVEDIR);
+	s->sub[0] = '\0';
+}
+
+/* Moves the staged object to its free name.  Without RENAME_NOREPLACE
+ * (an upper filesystem that lacks it) a non-directory is hard-linked
+ * there instead, which cannot replace anything either. */
+static int install_noreplace(struct cowfs_stage *s)
+{
+	if (renameat2(s->dirfd, s->name, s->target_fd, s->target, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	if (linkat(s->dirfd, s->name, s->target_fd, s->target, 0) < 0)
+		return -errno;
+	unlinkat(s->dirfd, s->name, 0);
+	return 0;
+}
+
+/* Swaps the staged object with the whiteout at its name.  Without
+ * RENAME_EXCHANGE a non-directory replaces the whiteout by a plain rename,
+ * atomic as well (the kernel holds the directory: nothing else can have
+ * taken the name). */
+static int install_over_whiteout(struct cowfs_stage *s)
+{
+	if (renameat2(s->dirfd, s->name, s->target_fd, s->target, RENAME_EXCHANGE) == 0) {
+		/* The whiteout came back to the work dir: dropped there. */
+		unlinkat(s->dirfd, s->name, 0);
+		return 0;
 	}
+	if (errno != EINVAL)
+		return -errno;
+	return renameat(s->dirfd, s->name, s->target_fd, s->target) < 0 ? -errno : 0;
 }
 
 int stage_install(struct cowfs *fs, struct cowfs_stage *s)
 {
 	if (!s->in_work)
 		return 0;
-	int r = 0;
-	if (s->over_whiteout) {
-		/* The whiteout comes back to the work dir and is dropped there. */
-		if (renameat2(s->dirfd, s->name, s->target_fd, s->target, RENAME_EXCHANGE) < 0)
-			r = -errno;
-		else if (unlinkat(s->dirfd, s->name, 0) < 0 && errno == EISDIR)
-			unlinkat(s->dirfd, s->name, AT_REMOVEDIR);
-	} else if (renameat2(s->dirfd, s->name, s->target_fd, s->target, RENAME_NOREPLACE) < 0) {
-		r = -errno;
-	}
+	int r = s->over_whiteout ? install_over_whiteout(s) : install_noreplace(s);
 	if (r < 0)
 		return r; /* still staged: the caller aborts */
 	s->installed = true;
@@ -155,11 +179,11 @@ void stage_abort(struct cowfs *fs, struct cowfs_stage *s, bool is_dir)
 {
 	int saved = errno;
 	struct stat st;
-	/* In place, remove only what this stage made (the name may have
-	 * been taken over since). */
+	/* In place, remove only what this stage is known to have made (the
+	 * name may have been taken over since). */
 	if (s->built && !s->installed &&
-	    (s->in_work || !s->ino ||
-	     (fstatat(s->dirfd, s->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == s->ino)))
+	    (s->in_work ||
+	     (s->ino && fstatat(s->dirfd, s->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == s->ino)))
 		unlinkat(s->dirfd, s->name, is_dir ? AT_REMOVEDIR : 0);
 	if (!s->installed) {
 		/* In place: the name hides the lower object again. */
