@@ -3,7 +3,10 @@
  * Regular files are copied into an unnamed O_TMPFILE in the target upper
  * directory, given their owner, mode, xattrs and timestamps, fsync'ed, and
  * only then linked under their name: a crash leaves either no upper copy or
- * a complete one.  Data moves by reflink (FICLONE) when the filesystem can
+ * a complete one.  Directories and special files are built the same way in
+ * the work directory and renamed in (cowfs-stage.c).  Attributes are only
+ * ever applied through descriptors: the tenant can rename anything over a
+ * name in the upper at any time.  Data moves by reflink (FICLONE) when the filesystem can
  * share extents, else by copy_file_range over the data segments only, so
  * sparse files stay sparse.
  *
@@ -165,23 +168,34 @@ static int copy_up_regular(struct cowfs *fs, struct cowfs_node *n, int pfd, cons
 		*ret_fd = take_fd(dst);
 		return 0;
 	}
-	if (linkat(AT_FDCWD, dst_path, pfd, name, AT_SYMLINK_FOLLOW) < 0)
-		return -errno;
-	int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	/* The descriptor is taken before the name exists: the tenant may
+	 * rename anything over the name right after the link. */
+	int fd = reopen_fd(fs, dst, O_PATH);
 	if (fd < 0)
-		return -errno;
+		return fd;
+	if (linkat(AT_FDCWD, dst_path, pfd, name, AT_SYMLINK_FOLLOW) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
 	*ret_fd = fd;
 	return 0;
 }
 
-static int copy_up_dir(struct cowfs *fs, struct cowfs_node *n, int pfd, const char *name,
+/* Directories and special files are built in the work directory with
+ * their final owner, mode, xattrs and times (cowfs-stage.c), then renamed
+ * in: the tenant, racing renames in the parent, never sees a half-made
+ * object, nor can it swap one in for a name-based chmod to follow (a
+ * symlink to a host file would have received the copied mode). */
+static int copy_up_dir(struct cowfs *fs, struct cowfs_node *n, struct cowfs_stage *s,
 		       const struct stat *st, int *ret_fd)
 {
 	char src_path[64], dst_path[64];
 
-	if (mkdirat(pfd, name, 0700) < 0)
+	if (mkdirat(s->dirfd, s->name, 0700) < 0)
 		return -errno;
-	cleanup_close int dst = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	s->built = true;
+	cleanup_close int dst = openat(s->dirfd, s->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dst < 0)
 		return -errno;
 	fd_path(src_path, node_fd(n));
@@ -192,47 +206,73 @@ static int copy_up_dir(struct cowfs *fs, struct cowfs_node *n, int pfd, const ch
 	r = apply_attrs_fd(dst, st, true);
 	if (r < 0)
 		return r;
-	int fd = openat(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = reopen_fd(fs, dst, O_PATH | O_DIRECTORY);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	*ret_fd = fd;
 	return 0;
 }
 
-/* Symlinks, fifos, sockets and device nodes: created in place. */
-static int copy_up_other(struct cowfs *fs, struct cowfs_node *n, int lower_pfd, int pfd,
-			 const char *name, const struct stat *st, int *ret_fd)
+static int set_times_fd(struct cowfs_stage *s, int fd, const struct stat *st)
+{
+	struct timespec ts[2] = { st->st_atim, st->st_mtim };
+	if (utimensat(fd, "", ts, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	/* Kernel without AT_EMPTY_PATH for utimensat: by name, which is
+	 * safe in the work dir; in place (no work dir) only a same-typed
+	 * object can have been swapped in, never followed. */
+	return utimensat(s->dirfd, s->name, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* Symlinks, fifos, sockets and device nodes. */
+static int copy_up_other(struct cowfs *fs, struct cowfs_node *n, int lower_pfd, const char *name,
+			 struct cowfs_stage *s, const struct stat *st, int *ret_fd)
 {
 	char src_path[PATH_MAX], dst_path[PATH_MAX];
+	bool link = S_ISLNK(st->st_mode);
 
-	if (S_ISLNK(st->st_mode)) {
+	if (link) {
 		char target[PATH_MAX];
 		ssize_t len = readlinkat(node_fd(n), "", target, sizeof(target) - 1);
 		if (len < 0)
 			return -errno;
 		target[len] = '\0';
-		if (symlinkat(target, pfd, name) < 0)
+		if (symlinkat(target, s->dirfd, s->name) < 0)
 			return -errno;
-	} else {
-		if (mknodat(pfd, name, st->st_mode, st->st_rdev) < 0)
-			return -errno;
+	} else if (mknodat(s->dirfd, s->name, st->st_mode, st->st_rdev) < 0) {
+		return -errno;
 	}
-	if (fchownat(pfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+	s->built = true;
+	cleanup_close int fd = stage_open(s, st->st_mode & S_IFMT);
+	if (fd < 0)
+		return fd;
+	/* All through the descriptor: /proc/self/fd/N of an O_PATH
+	 * descriptor reaches the object itself, never a symlink's target. */
+	if (fchownat(fd, "", st->st_uid, st->st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	if (!S_ISLNK(st->st_mode) && fchmodat(pfd, name, st->st_mode & 07777, 0) < 0)
+	fd_path(dst_path, fd);
+	if (!link && chmod(dst_path, st->st_mode & 07777) < 0)
 		return -errno;
-	snprintf(src_path, sizeof(src_path), "/proc/self/fd/%d/%s", lower_pfd, name);
-	snprintf(dst_path, sizeof(dst_path), "/proc/self/fd/%d/%s", pfd, name);
-	int r = lower_pfd >= 0 ? copy_xattrs(src_path, dst_path, true) : 0;
+	int r = 0;
+	if (!link) {
+		fd_path(src_path, node_fd(n));
+		r = copy_xattrs(src_path, dst_path, false);
+	} else if (lower_pfd >= 0) {
+		/* A symlink's xattrs are reached by name through its directory
+		 * (the magic link would be the one acted on): the lower layer
+		 * is read-only, the staged copy out of the tenant's reach. */
+		snprintf(src_path, sizeof(src_path), "/proc/self/fd/%d/%s", lower_pfd, name);
+		snprintf(dst_path, sizeof(dst_path), "/proc/self/fd/%d/%s", s->dirfd, s->name);
+		r = copy_xattrs(src_path, dst_path, true);
+	}
 	if (r < 0)
 		return r;
-	struct timespec ts[2] = { st->st_atim, st->st_mtim };
-	if (utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	*ret_fd = fd;
+	r = set_times_fd(s, fd, st);
+	if (r < 0)
+		return r;
+	*ret_fd = take_fd(fd);
 	return 0;
 }
 
@@ -272,16 +312,28 @@ int copy_up(struct cowfs *fs, struct cowfs_node *n, int flags)
 		goto unlock;
 	int pfd = anonymous ? fs->layers[0].root_fd : parent->fds[0];
 	int fd = -1;
-	switch (n->type) {
-	case S_IFREG:
+	if (n->type == S_IFREG) {
 		r = copy_up_regular(fs, n, pfd, name, &st, flags, anonymous, &fd);
-		break;
-	case S_IFDIR:
-		r = copy_up_dir(fs, n, pfd, name, &st, &fd);
-		break;
-	default:
-		r = copy_up_other(fs, n, parent->fds[lower], pfd, name, &st, &fd);
-		break;
+	} else {
+		struct cowfs_stage s;
+		r = stage_begin(fs, &s, pfd, name, STAGE_IN_WORK);
+		if (r == 0 && n->type == S_IFDIR)
+			r = copy_up_dir(fs, n, &s, &st, &fd);
+		else if (r == 0)
+			r = copy_up_other(fs, n, parent->fds[lower], name, &s, &st, &fd);
+		if (r == 0)
+			r = stage_install(fs, &s);
+		if (r < 0) {
+			if (fd >= 0)
+				close(fd);
+			stage_abort(fs, &s, n->type == S_IFDIR);
+		}
+	}
+	if (r == -EEXIST) {
+		/* The name was taken meanwhile (the tenant renamed something
+		 * over it): the lower object it showed is gone. */
+		atomic_store(&n->deleted, true);
+		r = -ESTALE;
 	}
 	if (r < 0)
 		goto unlock;
@@ -317,13 +369,17 @@ int copy_up_tree(struct cowfs *fs, struct cowfs_node *dir)
 		struct cowfs_node *child;
 		struct stat st;
 		r = cowfs_lookup_child(fs, dir, list.entries[i].name, &child, &st);
-		if (r < 0)
-			break;
-		if (child->type == S_IFDIR)
-			r = copy_up_tree(fs, child);
-		else
-			r = copy_up(fs, child, COPY_UP_DATA);
-		node_unref(fs, child, 1);
+		if (r == 0) {
+			if (child->type == S_IFDIR)
+				r = copy_up_tree(fs, child);
+			else
+				r = copy_up(fs, child, COPY_UP_DATA);
+			node_unref(fs, child, 1);
+		}
+		/* Removed or replaced through the mount meanwhile: whatever
+		 * holds the name now is already in the upper. */
+		if (r == -ENOENT || r == -ESTALE)
+			r = 0;
 	}
 	dirlist_release(&list);
 	if (r < 0)

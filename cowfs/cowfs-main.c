@@ -120,9 +120,11 @@ static void clean_work_dir(int work_fd)
 		return;
 	dfd = -1;
 	while ((de = readdir(d))) {
-		/* Leftovers of an interrupted operation of an earlier mount. */
-		if (strncmp(de->d_name, "#cowfs.", 7) == 0 && unlinkat(dirfd(d), de->d_name, 0) < 0)
-			unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+		/* Leftovers of an interrupted operation of an earlier mount:
+		 * objects being built (cowfs-stage.c), a staging directory
+		 * with the object inside, replaced objects on their way out. */
+		if (strncmp(de->d_name, "#cowfs.", 7) == 0)
+			remove_tree_at(dirfd(d), de->d_name);
 	}
 	closedir(d);
 }

@@ -4,9 +4,10 @@
  * Each works on the upper layer only.  Removing a name that a lower layer
  * also shows leaves a whiteout; a directory created where a lower one was
  * deleted is made opaque.  With a work directory (on the upper fs), the
- * whiteout replaces the upper object atomically (RENAME_WHITEOUT) and an
- * opaque directory appears complete (built in the work dir, then renamed
- * into place); without one, the same steps run in place. */
+ * whiteout replaces the upper object atomically (RENAME_WHITEOUT), and an
+ * object created over a whiteout appears complete, owner and opaque marker
+ * included (built in the work dir, then exchanged with the whiteout, see
+ * cowfs-stage.c); without one, the same steps run in place. */
 #include "config.h"
 
 #include <errno.h>
@@ -33,18 +34,11 @@
 #define RENAME_WHITEOUT (1 << 2)
 #endif
 
-static _Atomic unsigned long work_counter;
-
-static void work_name(char buf[64])
-{
-	snprintf(buf, 64, "#cowfs.%d.%lu", (int)getpid(), atomic_fetch_add(&work_counter, 1));
-}
-
 /* Makes `name` in `dir` ready to receive a new object: the dir is copied
- * up and a whiteout in the way is noted (and removed unless the caller
- * replaces it atomically).  Fails with EEXIST if the name is visible. */
+ * up.  Fails with EEXIST if the name is visible; reports a whiteout in the
+ * way, which the new object replaces atomically (cowfs-stage.c). */
 static int prepare_new_name(struct cowfs *fs, struct cowfs_node *dir, const char *name,
-			    bool keep_whiteout, bool *ret_was_whiteout)
+			    bool *ret_was_whiteout)
 {
 	struct cowfs_name_state ns;
 	if (strlen(name) > NAME_MAX)
@@ -61,25 +55,22 @@ static int prepare_new_name(struct cowfs *fs, struct cowfs_node *dir, const char
 	if (r < 0)
 		return r;
 	*ret_was_whiteout = ns.upper_whiteout;
-	if (ns.upper_whiteout && !keep_whiteout) {
-		if (unlinkat(dir->fds[0], name, 0) < 0)
-			return -errno;
-		quota_charge(fs, 0, -1); /* the whiteout's name */
-	}
 	return 0;
 }
 
 /* New objects are created by the daemon (root) and handed to the caller:
- * uid always, gid unless the directory is setgid (the fs already gave the
- * directory's group). */
-static int chown_to_caller(fuse_req_t req, struct cowfs *fs, int dirfd, const char *name)
+ * uid always, gid unless the directory is setgid (the fs, or the staging
+ * directory standing in for it, already gave the directory's group).  By
+ * descriptor: the name may be the tenant's to change. */
+static int chown_to_caller(fuse_req_t req, struct cowfs *fs, int dirfd, int fd)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct stat dst;
 	uid_t uid;
 	gid_t gid;
-	if (fstat(dirfd, &dst) < 0 && fstatat(dirfd, "", &dst, AT_EMPTY_PATH) < 0)
-		return -errno;
+	int r = layer_stat_fd(dirfd, &dst);
+	if (r < 0)
+		return r;
 	/* A caller outside the shifted range (host root tending the
 	 * container) creates files as the container's root. */
 	if (idshift_store_uid(fs, ctx->uid, &uid) < 0)
@@ -88,9 +79,8 @@ static int chown_to_caller(fuse_req_t req, struct cowfs *fs, int dirfd, const ch
 		gid = 0;
 	if (dst.st_mode & S_ISGID)
 		gid = (gid_t)-1;
-	if (fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	quota_charge(fs, 0, 1);
 	return 0;
 }
 
@@ -108,33 +98,111 @@ static mode_t effective_mode(fuse_req_t req, int dirfd, mode_t mode)
 	return dir_has_default_acl(dirfd) ? mode : mode & ~fuse_req_ctx(req)->umask;
 }
 
-int cowfs_finish_create(fuse_req_t req, struct cowfs *fs, struct cowfs_node *dir,
-			const char *name, struct fuse_entry_param *e, struct cowfs_node **ret)
+/* What create, mknod, mkdir, symlink and link make. */
+struct new_object {
+	mode_t type;		/* S_IFMT bits */
+	mode_t mode;		/* permission bits, umask applied */
+	dev_t rdev;		/* mknod */
+	const char *target;	/* symlink */
+	int link_fd;		/* link: O_PATH on the upper object, else -1 */
+	int open_flags;		/* create: the returned descriptor's flags */
+};
+
+static int make_object(const struct cowfs_stage *s, const struct new_object *o, int *ret_open_fd)
 {
-	struct cowfs_node *n;
-	int r = chown_to_caller(req, fs, dir->fds[0], name);
+	int r = 0;
+	if (o->link_fd >= 0)
+		r = linkat(o->link_fd, "", s->dirfd, s->name, AT_EMPTY_PATH);
+	else if (o->type == S_IFREG && o->open_flags >= 0) {
+		r = openat(s->dirfd, s->name, o->open_flags | O_CREAT | O_EXCL, o->mode);
+		if (r >= 0)
+			*ret_open_fd = r;
+	} else if (o->type == S_IFDIR)
+		r = mkdirat(s->dirfd, s->name, o->mode);
+	else if (o->type == S_IFLNK)
+		r = symlinkat(o->target, s->dirfd, s->name);
+	else
+		r = mknodat(s->dirfd, s->name, o->type | o->mode, o->rdev);
+	return r < 0 ? -errno : 0;
+}
+
+/* Creates `name` in `dir` for the caller and lists it as a node (one
+ * reference in *ret).  Over a whiteout the object is built in the work
+ * directory, with its owner and (directories) opaque marker, and only then
+ * exchanged with the whiteout: a failure or crash at any step leaves the
+ * whiteout, and with it the lower object hidden. */
+static int create_object(fuse_req_t req, struct cowfs *fs, struct cowfs_node *dir, const char *name,
+			 const struct new_object *o, struct fuse_entry_param *e, struct cowfs_node **ret,
+			 int *ret_open_fd)
+{
+	struct cowfs_stage s;
+	bool wh = false;
+	/* A symlink's long target and a directory take a block: refused once
+	 * the byte quota is full (what they took is charged below). */
+	int r = 0;
+	if (o->link_fd < 0 && o->type == S_IFLNK)
+		r = quota_check(fs, (int64_t)strlen(o->target), 0);
+	else if (o->link_fd < 0 && o->type == S_IFDIR)
+		r = quota_check(fs, 1, 0);
+	if (r == 0)
+		r = prepare_new_name(fs, dir, name, &wh);
 	if (r < 0)
 		return r;
+	enum stage_flags flags = STAGE_IN_PLACE;
+	if (wh)
+		flags = STAGE_OVER_WHITEOUT | (o->link_fd >= 0 ? 0 : STAGE_INHERIT);
+	r = stage_begin(fs, &s, dir->fds[0], name, flags);
+	if (r < 0)
+		return r;
+	cleanup_close int open_fd = -1;
+	r = make_object(&s, o, &open_fd);
+	s.built = r == 0;
+	cleanup_close int fd = r == 0 ? stage_open(&s, o->type) : -1;
+	if (r == 0 && fd < 0)
+		r = fd;
+	/* A directory replacing a whiteout hides what the lower layers had. */
+	if (r == 0 && wh && o->type == S_IFDIR)
+		r = layer_set_opaque(fs, fd);
+	if (r == 0 && o->link_fd < 0)
+		r = chown_to_caller(req, fs, dir->fds[0], fd);
+	if (r == 0)
+		r = stage_install(fs, &s);
+	if (r < 0) {
+		stage_abort(fs, &s, o->type == S_IFDIR);
+		return r;
+	}
+	/* Names: the new one, less a whiteout it replaced.  An O_TMPFILE
+	 * getting its first name was charged its inode when it was made. */
+	int64_t names = wh ? 0 : 1;
+	struct stat lst;
+	if (o->link_fd >= 0 && layer_stat_fd(o->link_fd, &lst) == 0 && lst.st_nlink == 1)
+		names--;
+	quota_charge(fs, 0, names);
 	/* Every field is set: the kernel keeps e->generation for the inode
 	 * and marks it bad (EIO on every open fd) when a later lookup of the
 	 * same node reports another generation. */
 	*e = (struct fuse_entry_param){ .attr_timeout = fs->attr_timeout, .entry_timeout = fs->entry_timeout };
-	r = cowfs_lookup_child(fs, dir, name, &n, &e->attr);
+	/* From here the object is complete under its name: a failure below
+	 * is reported, but the object stays (removing it could uncover a
+	 * lower one). */
+	r = cowfs_lookup_child(fs, dir, name, ret, &e->attr);
 	if (r < 0)
 		return r;
-	quota_charge(fs, (int64_t)e->attr.st_blocks * 512, 0); /* a symlink's or directory's block */
-	e->ino = (fuse_ino_t)(uintptr_t)n;
-	*ret = n;
+	if (o->link_fd < 0) /* a symlink's or directory's block */
+		quota_charge(fs, (int64_t)e->attr.st_blocks * 512, 0);
+	e->ino = (fuse_ino_t)(uintptr_t)*ret;
+	if (ret_open_fd)
+		*ret_open_fd = take_fd(open_fd);
 	return 0;
 }
 
-static void reply_new_entry(fuse_req_t req, struct cowfs *fs, struct cowfs_node *dir, const char *name)
+static void reply_new_entry(fuse_req_t req, struct cowfs *fs, struct cowfs_node *dir, const char *name,
+			    const struct new_object *o)
 {
 	struct fuse_entry_param e;
 	struct cowfs_node *n;
-	int r = cowfs_finish_create(req, fs, dir, name, &e, &n);
+	int r = create_object(req, fs, dir, name, o, &e, &n, NULL);
 	if (r < 0) {
-		unlinkat(dir->fds[0], name, 0);
 		fuse_reply_err(req, -r);
 		return;
 	}
@@ -146,94 +214,31 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	struct cowfs *fs = cowfs_from_req(req);
 	struct cowfs_node *dir = cowfs_node_of(fs, parent);
-	bool wh;
-	int r = prepare_new_name(fs, dir, name, false, &wh);
-	if (r == 0 && mknodat(dir->fds[0], name, effective_mode(req, dir->fds[0], mode), rdev) < 0)
-		r = -errno;
-	if (r < 0) {
-		fuse_reply_err(req, -r);
+	/* A 0:0 character device is a whiteout on disk: it would hide the
+	 * name instead of creating it.  Refused, as kernel overlayfs does. */
+	if (S_ISCHR(mode) && rdev == 0) {
+		fuse_reply_err(req, EPERM);
 		return;
 	}
-	reply_new_entry(req, fs, dir, name);
+	struct new_object o = { .type = mode & S_IFMT, .mode = effective_mode(req, dir->fds[0], mode & 07777),
+				.rdev = rdev, .link_fd = -1, .open_flags = -1 };
+	reply_new_entry(req, fs, dir, name, &o);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
 {
 	struct cowfs *fs = cowfs_from_req(req);
-	struct cowfs_node *dir = cowfs_node_of(fs, parent);
-	bool wh;
-	/* A long target takes a block of its own.  Checked before
-	 * prepare_new_name, which may remove a whiteout. */
-	int r = quota_check(fs, (int64_t)strlen(target), 0);
-	if (r == 0)
-		r = prepare_new_name(fs, dir, name, false, &wh);
-	if (r == 0 && symlinkat(target, dir->fds[0], name) < 0)
-		r = -errno;
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	reply_new_entry(req, fs, dir, name);
-}
-
-/* A directory replacing a whiteout hides what the lower layers had. */
-static int mkdir_over_whiteout(fuse_req_t req, struct cowfs *fs, int dirfd, const char *name, mode_t mode)
-{
-	if (fs->work_fd < 0) {
-		if (unlinkat(dirfd, name, 0) < 0 || mkdirat(dirfd, name, mode) < 0)
-			return -errno;
-		cleanup_close int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		return fd < 0 ? -errno : layer_set_opaque(fs, fd);
-	}
-	char tmp[64];
-	work_name(tmp);
-	if (mkdirat(fs->work_fd, tmp, mode) < 0)
-		return -errno;
-	cleanup_close int fd = openat(fs->work_fd, tmp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int r = fd < 0 ? -errno : layer_set_opaque(fs, fd);
-	if (r == 0 && renameat2(fs->work_fd, tmp, dirfd, name, RENAME_EXCHANGE) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlinkat(fs->work_fd, tmp, AT_REMOVEDIR);
-		return r;
-	}
-	unlinkat(fs->work_fd, tmp, 0); /* the old whiteout */
-	(void)req;
-	return 0;
+	struct new_object o = { .type = S_IFLNK, .mode = 0777, .target = target, .link_fd = -1, .open_flags = -1 };
+	reply_new_entry(req, fs, cowfs_node_of(fs, parent), name, &o);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct cowfs *fs = cowfs_from_req(req);
 	struct cowfs_node *dir = cowfs_node_of(fs, parent);
-	bool wh;
-	int r = prepare_new_name(fs, dir, name, true, &wh);
-	if (r == 0) /* a directory takes a block: refused once the quota is full */
-		r = quota_check(fs, 1, 0);
-	if (r == 0) {
-		mode_t m = effective_mode(req, dir->fds[0], mode);
-		if (wh) {
-			r = mkdir_over_whiteout(req, fs, dir->fds[0], name, m);
-			if (r == 0)
-				quota_charge(fs, 0, -1); /* the whiteout's name */
-		} else if (mkdirat(dir->fds[0], name, m) < 0) {
-			r = -errno;
-		}
-	}
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	struct fuse_entry_param e;
-	struct cowfs_node *n;
-	r = cowfs_finish_create(req, fs, dir, name, &e, &n);
-	if (r < 0) {
-		unlinkat(dir->fds[0], name, AT_REMOVEDIR);
-		fuse_reply_err(req, -r);
-		return;
-	}
-	if (fuse_reply_entry(req, &e) != 0)
-		node_unref(fs, n, 1);
+	struct new_object o = { .type = S_IFDIR, .mode = effective_mode(req, dir->fds[0], mode & 07777),
+				.link_fd = -1, .open_flags = -1 };
+	reply_new_entry(req, fs, dir, name, &o);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -241,27 +246,21 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 {
 	struct cowfs *fs = cowfs_from_req(req);
 	struct cowfs_node *dir = cowfs_node_of(fs, parent);
-	bool wh;
-	int r = prepare_new_name(fs, dir, name, false, &wh);
+	int flags = cowfs_real_open_flags(fs, fi->flags);
+	struct new_object o = { .type = S_IFREG, .mode = effective_mode(req, dir->fds[0], mode & 07777),
+				.link_fd = -1, .open_flags = flags };
+	struct fuse_entry_param e;
+	struct cowfs_node *n;
+	int fd = -1;
+	int r = create_object(req, fs, dir, name, &o, &e, &n, &fd);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	int flags = cowfs_real_open_flags(fs, fi->flags);
-	int fd = openat(dir->fds[0], name, flags | O_CREAT | O_EXCL,
-			effective_mode(req, dir->fds[0], mode));
-	if (fd < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
-	struct fuse_entry_param e;
-	struct cowfs_node *n;
-	r = cowfs_finish_create(req, fs, dir, name, &e, &n);
-	if (r == 0)
-		r = cowfs_file_attach(req, fs, n, fd, 0, flags & ~O_TRUNC, fi);
+	r = cowfs_file_attach(req, fs, n, fd, 0, flags & ~O_TRUNC, fi);
 	if (r < 0) {
 		close(fd);
-		unlinkat(dir->fds[0], name, 0);
+		node_unref(fs, n, 1);
 		fuse_reply_err(req, -r);
 		return;
 	}
@@ -357,30 +356,18 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 {
 	struct cowfs *fs = cowfs_from_req(req);
 	struct cowfs_node *n = cowfs_node_of(fs, ino);
-	struct cowfs_node *dir = cowfs_node_of(fs, newparent);
-	bool wh;
-	int r = copy_up(fs, n, COPY_UP_DATA);
-	if (r == 0)
-		r = prepare_new_name(fs, dir, newname, false, &wh);
-	if (r == 0 && linkat(node_fd(n), "", dir->fds[0], newname, AT_EMPTY_PATH) < 0)
-		r = -errno;
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	/* A name (the blocks count once); an O_TMPFILE getting its first
-	 * name was charged its inode when it was made. */
-	struct stat lst;
-	if (layer_stat_fd(node_fd(n), &lst) < 0 || lst.st_nlink > 1)
-		quota_charge(fs, 0, 1);
+	struct fuse_entry_param e;
 	struct cowfs_node *linked;
-	struct stat st;
-	r = cowfs_lookup_child(fs, dir, newname, &linked, &st);
+	int r = copy_up(fs, n, COPY_UP_DATA);
+	if (r == 0) {
+		struct new_object o = { .type = n->type, .link_fd = node_fd(n), .open_flags = -1 };
+		r = create_object(req, fs, cowfs_node_of(fs, newparent), newname, &o, &e, &linked, NULL);
+	}
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	cowfs_reply_entry(req, fs, linked, &st);
+	cowfs_reply_entry(req, fs, linked, &e.attr);
 }
 
 /* Removes the upper object at `name` and leaves a whiteout in its place. */
@@ -390,7 +377,7 @@ static int replace_with_whiteout(struct cowfs *fs, int dirfd, const char *name, 
 		/* A whiteout made in the work dir is swapped in atomically;
 		 * what it replaced is then removed from the work dir. */
 		char tmp[64];
-		work_name(tmp);
+		stage_work_name(tmp);
 		int r = layer_make_whiteout(fs, fs->work_fd, tmp);
 		if (r < 0)
 			return r;
@@ -592,17 +579,23 @@ static int do_rename(struct cowfs *fs, struct cowfs_node *odir, const char *onam
 		if (r < 0)
 			goto out;
 	}
-	if (ds.upper_whiteout && src->type == S_IFDIR && unlinkat(nfd, nname, 0) < 0) {
-		r = -errno; /* a directory cannot replace a device node */
-		goto out;
-	}
 	r = hide_lower_at_target(fs, src, ds.lower_exists || ds.upper_whiteout);
 	if (r < 0)
 		goto out;
 	if (ds.upper_exists && ds.st.st_nlink <= 1)
 		origin_forget(fs, ds.st.st_ino);
 	unsigned rflags = os.lower_exists ? RENAME_WHITEOUT : 0;
-	if (renameat2(ofd, oname, nfd, nname, rflags) < 0) {
+	if (ds.upper_whiteout && src->type == S_IFDIR) {
+		/* A directory cannot replace a device node: it is exchanged
+		 * with the whiteout, which thus never leaves the new name
+		 * (removing it first would uncover the lower object if the
+		 * rename then failed).  The old name keeps the whiteout if a
+		 * lower object is to stay hidden there. */
+		if (renameat2(ofd, oname, nfd, nname, RENAME_EXCHANGE) < 0)
+			r = -errno;
+		else if (!os.lower_exists && unlinkat(ofd, oname, 0) < 0)
+			r = -errno;
+	} else if (renameat2(ofd, oname, nfd, nname, rflags) < 0) {
 		if (rflags && (errno == EINVAL || errno == EXDEV)) {
 			/* No RENAME_WHITEOUT here: rename, then whiteout. */
 			if (renameat(ofd, oname, nfd, nname) < 0)

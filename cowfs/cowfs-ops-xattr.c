@@ -9,13 +9,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include "cleanup.h"
 #include "cowfs.h"
 
 /* Path reaching the object itself: the O_PATH magic link for anything but
- * a symlink, which is reached by name through its directory. */
+ * a symlink, which is reached by name through its directory (the f*xattr
+ * calls refuse O_PATH descriptors, and l*xattr on the magic link would act
+ * on the link in /proc).  That name is one component, never followed, in
+ * an upper directory; it must still hold the node's symlink, or the tenant
+ * has renamed something else over it. */
 static int xattr_path(struct cowfs *fs, struct cowfs_node *n, char *buf, size_t len, bool *nofollow)
 {
 	*nofollow = false;
@@ -30,6 +35,10 @@ static int xattr_path(struct cowfs *fs, struct cowfs_node *n, char *buf, size_t 
 	int pfd = parent->fds[node_layer(n)];
 	node_unref(fs, parent, 1);
 	if (pfd < 0 || !name)
+		return -ESTALE;
+	struct stat named, own;
+	if (fstatat(pfd, name, &named, AT_SYMLINK_NOFOLLOW) < 0 || layer_stat_fd(node_fd(n), &own) < 0 ||
+	    named.st_ino != own.st_ino || named.st_dev != own.st_dev)
 		return -ESTALE;
 	snprintf(buf, len, "/proc/self/fd/%d/%s", pfd, name);
 	*nofollow = true;

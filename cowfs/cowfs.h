@@ -43,6 +43,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <limits.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -214,6 +215,38 @@ void fd_path(char buf[64], int fd);
 int reopen_fd(struct cowfs *fs, int fd, int flags);
 int layer_stat_fd(int fd, struct stat *st);
 
+/* ---- cowfs-stage.c: new upper objects built out of the tenant's reach ---- */
+enum stage_flags {
+	STAGE_IN_PLACE = 0,	  /* create at the final name (plain creations) */
+	STAGE_IN_WORK = 1,	  /* build in the work dir, then rename in */
+	STAGE_OVER_WHITEOUT = 2,  /* replaces a whiteout (implies the work dir) */
+	STAGE_INHERIT = 4,	  /* take the target dir's default ACL and setgid group */
+};
+/* Where the object is built: the caller creates `name` in `dirfd`, sets
+ * `built`, applies attributes through stage_open's descriptor, then calls
+ * stage_install (or stage_abort on any failure). */
+struct cowfs_stage {
+	int target_fd;		/* upper directory receiving the object */
+	const char *target;	/* its name there */
+	int dirfd;		/* where it is built: work dir, subdir, or target_fd */
+	char name[NAME_MAX + 1];
+	int sub_fd;		/* owned inheriting subdirectory, or -1 */
+	char sub[64];
+	ino_t ino;		/* of the built object, once stage_open saw it */
+	bool in_work, over_whiteout, built, installed;
+};
+void stage_work_name(char buf[64]);
+/* Without a work dir, falls back to in place (removing a whiteout first). */
+int stage_begin(struct cowfs *fs, struct cowfs_stage *s, int target_fd, const char *target,
+		enum stage_flags flags);
+/* O_PATH|O_NOFOLLOW descriptor on the built object; -ESTALE if the name
+ * no longer holds an object of `type` (in place only). */
+int stage_open(struct cowfs_stage *s, mode_t type);
+/* Renames the object to its name; -EEXIST if the name was taken meanwhile. */
+int stage_install(struct cowfs *fs, struct cowfs_stage *s);
+/* Removes what was built and restores a whiteout removed in place; keeps errno. */
+void stage_abort(struct cowfs *fs, struct cowfs_stage *s, bool is_dir);
+
 /* ---- cowfs-lookup.c: resolving a name in a merged directory ---- */
 /* Looks `name` up in `dir`; on success returns a referenced node and its
  * stat (st_ino already rewritten). */
@@ -298,8 +331,5 @@ int cowfs_loop(struct cowfs *fs, int nthreads);
 
 /* Reply helpers used by several op files. */
 void cowfs_reply_entry(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, const struct stat *st);
-/* Chowns a new upper object to the caller and lists it as a node. */
-int cowfs_finish_create(fuse_req_t req, struct cowfs *fs, struct cowfs_node *dir,
-			const char *name, struct fuse_entry_param *e, struct cowfs_node **ret);
 
 #endif

@@ -10,6 +10,14 @@ void test_unlink(void)
 	      "unlink: name gone from lookup and readdir");
 	CHECK(is_whiteout(U("rm/victim")), "unlink: whiteout (char 0:0) in upper");
 	CHECK(content_is(B("rm/victim"), "victim\n"), "unlink: base file unchanged");
+	/* A 0:0 character device is what a whiteout is on disk: creating
+	 * one must fail, and the failure must leave the whiteout (the
+	 * deleted base file may not come back). */
+	CHECK(fails_with(mknod(M("rm/victim"), S_IFCHR | 0644, makedev(0, 0)), EPERM,
+			 "mknod c 0 0 over the whiteout") &&
+	      drop_caches() && absent(M("rm/victim")) && not_listed(M("rm"), "victim") &&
+	      is_whiteout(U("rm/victim")),
+	      "unlink: mknod c 0 0 over the whiteout fails (EPERM), base file stays hidden");
 
 	CHECK(sys(unlink(M("rm/readd")), "unlink") &&
 	      write_file(M("rm/readd"), "new\n", O_CREAT | O_EXCL) &&
@@ -156,6 +164,9 @@ void test_mknod(void)
 	      long_is(st.st_rdev, makedev(7, 200), "st_rdev") &&
 	      type_is(U("nod/blk"), S_IFBLK),
 	      "mknod: block device 7:200");
+	CHECK(fails_with(mknod(M("nod/zero"), S_IFCHR | 0644, makedev(0, 0)), EPERM, "mknod c 0 0") &&
+	      drop_caches() && absent(M("nod/zero")) && absent(U("nod/zero")),
+	      "mknod: a 0:0 character device (a whiteout on disk) gives EPERM, nothing made");
 	CHECK(lstat_ok(M("nodes/null"), &st) && S_ISCHR(st.st_mode) &&
 	      long_is(st.st_rdev, makedev(1, 3), "st_rdev") &&
 	      type_is(M("nodes/fifo"), S_IFIFO),
