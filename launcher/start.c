@@ -263,6 +263,8 @@ struct spawn {
 	unsigned long long start;
 	int console; /* pty master with a tty, else -1 */
 	char address[48]; /* bridge mode */
+	pid_t cowfs_pid; /* the root's daemon, 0 if not known */
+	unsigned long long cowfs_start;
 };
 
 /* Clones the container's init and drives its setup. */
@@ -454,6 +456,65 @@ static void record_exit(const char *name, int code)
 	state_save(name, &st, NULL);
 }
 
+/* This process's children, from /proc (corral is single-threaded). */
+static size_t list_children(pid_t *buf, size_t max)
+{
+	char path[64], text[4096];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)gettid());
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
+	size_t count = 0;
+	if (n <= 0)
+		return 0;
+	text[n] = '\0';
+	for (char *p = text, *end; count < max; p = end) {
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		buf[count++] = (pid_t)v;
+	}
+	return count;
+}
+
+/* Mounts the container's root and learns its cowfs daemon's pid and start
+ * time, so that list/inspect/stats can tell when the daemon is gone (the
+ * container then runs on a dead root).  The daemon detaches from its
+ * parent, so for the length of the mount this process is a child
+ * subreaper: the daemon is re-parented to it and shows up as a new child.
+ * It stays our child; if it dies, it is a zombie (which proc_start_time
+ * counts as gone) until this process exits. */
+static int mount_root(const char *base, const char *upper, const char *work, const char *rootfs,
+		      const struct container_config *c, struct spawn *sp, struct corral_error *err)
+{
+	pid_t before[64], after[64];
+	sp->cowfs_pid = 0;
+	sp->cowfs_start = 0;
+	/* A mount left by an earlier run is not reused: its daemon may be
+	 * dead, and its pid is not ours to know.  Its daemon exits once the
+	 * detached mount is let go. */
+	int r = rootfs_unmount(rootfs, err);
+	if (r < 0)
+		return r;
+	size_t nb = list_children(before, 64);
+	bool reaper = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
+	r = rootfs_mount_cowfs(cowfs_binary(), base, upper, work, rootfs, c, err);
+	if (reaper)
+		prctl(PR_SET_CHILD_SUBREAPER, 0);
+	if (r < 0 || !reaper)
+		return r;
+	size_t na = list_children(after, 64);
+	for (size_t i = 0; i < na && !sp->cowfs_pid; i++) {
+		bool old = false;
+		for (size_t j = 0; j < nb && !old; j++)
+			old = after[i] == before[j];
+		if (!old) {
+			sp->cowfs_pid = after[i];
+			sp->cowfs_start = proc_start_time(after[i]);
+		}
+	}
+	return 0;
+}
+
 /* Everything from cgroup creation to a running init; undone on failure. */
 static int bring_up(const struct container_config *c, bool foreground, bool tty, struct spawn *sp,
 		    struct corral_error *err)
@@ -481,7 +542,7 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 		return err_wrap(err, "set up the cgroup of '%s'", c->name);
 	cgroup_free(cg);
 	phase("cgroup created");
-	r = rootfs_mount_cowfs(cowfs_binary(), base, upper, work, rootfs, c, err);
+	r = mount_root(base, upper, work, rootfs, c, sp, err);
 	phase("cowfs mounted");
 	cleanup_close int log_fd = -1;
 	if (r == 0 && !foreground) {
@@ -527,6 +588,8 @@ static int mark_running(const char *name, const struct spawn *sp, struct corral_
 	st.monitor_pid = getpid();
 	st.monitor_start = proc_start_time(getpid());
 	st.started_at = time(NULL);
+	st.cowfs_pid = sp->cowfs_pid;
+	st.cowfs_start = sp->cowfs_start;
 	snprintf(st.address, sizeof(st.address), "%s", sp->address);
 	return state_save(name, &st, err);
 }
