@@ -42,13 +42,16 @@ static const char create_options_help[] =
 	"  --seccomp PROFILE        default or unconfined\n"
 	"  --userns                 map container root to an unprivileged host uid range\n"
 	"  --userns-range BASE:SIZE host ids for --userns (default 100000:65536)\n"
-	"  --mount SRC:DST[:ro]     bind a host path into the container\n";
+	"  --mount SRC:DST[:ro]     bind a host path into the container\n"
+	"  --console-size SIZE      detached: console.log rotates to console.log.1 at SIZE\n"
+	"                           (default 1M, at least 64K)\n";
 
 enum {
 	OPT_TEMPLATE = 256, OPT_HOSTNAME, OPT_MEMORY, OPT_MEMORY_SWAP, OPT_CPUS, OPT_CPU_WEIGHT,
 	OPT_CPUSET_CPUS, OPT_CPUSET_MEMS, OPT_PIDS, OPT_RBPS, OPT_WBPS, OPT_RIOPS, OPT_WIOPS,
 	OPT_DISK, OPT_INODES, OPT_NETWORK, OPT_SUBNET, OPT_NAT, OPT_CAP_ADD, OPT_CAP_DROP,
 	OPT_SECCOMP, OPT_USERNS, OPT_USERNS_RANGE, OPT_MOUNT, OPT_NAME, OPT_RM, OPT_DETACH,
+	OPT_CONSOLE_SIZE,
 };
 
 static const struct option create_longopts[] = {
@@ -76,6 +79,7 @@ static const struct option create_longopts[] = {
 	{ "userns", no_argument, NULL, OPT_USERNS },
 	{ "userns-range", required_argument, NULL, OPT_USERNS_RANGE },
 	{ "mount", required_argument, NULL, OPT_MOUNT },
+	{ "console-size", required_argument, NULL, OPT_CONSOLE_SIZE },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "rm", no_argument, NULL, OPT_RM },
 	{ "help", no_argument, NULL, 'h' },
@@ -195,6 +199,9 @@ static int apply_option(int opt, const char *arg, struct container_config *c, ch
 			return err_plain(err, E2BIG, "at most %d --mount options", CONFIG_MAX_MOUNTS);
 		if ((r = config_parse_mount(arg, &c->mounts[c->nmounts], err)) == 0)
 			c->nmounts++;
+		break;
+	case OPT_CONSOLE_SIZE:
+		r = config_parse_size("console log size", arg, &c->console_size, err);
 		break;
 	case OPT_NAME:
 		if ((r = name_validate("container", arg, err)) == 0)
@@ -399,7 +406,8 @@ int cmd_start(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
 		printf("usage: corral start NAME...\n\nStarts containers in the background; their output goes to\n"
-		       "<root>/containers/NAME/console.log.\n");
+		       "<root>/containers/NAME/console.log, which rotates to console.log.1 at the size set\n"
+		       "with create --console-size (default 1M).\n");
 		return 0;
 	}
 	return each_name("start", argc, argv, 1, do_start, NULL);

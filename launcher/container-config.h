@@ -40,6 +40,7 @@ struct container_config {
 	uint32_t userns_size;
 	struct bind_mount mounts[CONFIG_MAX_MOUNTS];
 	int nmounts;
+	uint64_t console_size;	/* bytes of console.log before it rotates */
 };
 
 void config_init(struct container_config *c);

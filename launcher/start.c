@@ -20,6 +20,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "console-log.h"
 #include "fileio.h"
 #include "net.h"
 #include "pty.h"
@@ -263,6 +264,7 @@ struct spawn {
 	unsigned long long start;
 	int console; /* pty master with a tty, else -1 */
 	char address[48]; /* bridge mode */
+	int log_pipe; /* detached: the container's stdout and stderr, else -1 */
 	pid_t cowfs_pid; /* the root's daemon, 0 if not known */
 	unsigned long long cowfs_start;
 };
@@ -544,14 +546,21 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 	phase("cgroup created");
 	r = mount_root(base, upper, work, rootfs, c, sp, err);
 	phase("cowfs mounted");
-	cleanup_close int log_fd = -1;
-	if (r == 0 && !foreground) {
-		log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		if (log_fd < 0)
-			r = err_set(err, errno, "open %s", log);
-	}
+	/* Detached: the container's output goes through a pipe that the
+	 * monitor relays into the size-bounded console log (console-log.h);
+	 * the container never holds the host file itself. */
+	int out[2] = { -1, -1 };
+	sp->log_pipe = -1;
+	if (r == 0 && !foreground && pipe2(out, O_CLOEXEC) < 0)
+		r = err_set(err, errno, "pipe for the console log");
 	if (r == 0)
-		r = spawn_container(c, rootfs, log_fd, tty, sp, err);
+		r = spawn_container(c, rootfs, out[1], tty, sp, err);
+	if (out[1] >= 0)
+		close(out[1]);
+	if (r == 0)
+		sp->log_pipe = out[0];
+	else if (out[0] >= 0)
+		close(out[0]);
 	phase("container running");
 	if (r < 0)
 		container_teardown(c->name, NULL);
@@ -663,6 +672,10 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 		signal(SIGTERM, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
 		int code = 0;
+		char log[PATH_MAX];
+		if (state_path(log, sizeof(log), name, "console.log", NULL) == 0)
+			console_log_relay(sp.log_pipe, log, c.console_size);
+		close(sp.log_pipe);
 		wait_for_exit(sp.pid, &code);
 		record_exit(name, code);
 		container_teardown(name, NULL);
