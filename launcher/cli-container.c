@@ -19,6 +19,7 @@
 #include "start.h"
 #include "state.h"
 #include "template.h"
+#include "userns-range.h"
 
 static const char create_options_help[] =
 	"  --template NAME          template to start from (default: default, built on first use)\n"
@@ -41,7 +42,8 @@ static const char create_options_help[] =
 	"  --cap-add CAP, --cap-drop CAP   adjust the capability set (ALL allowed)\n"
 	"  --seccomp PROFILE        default or unconfined\n"
 	"  --userns                 map container root to an unprivileged host uid range\n"
-	"  --userns-range BASE:SIZE host ids for --userns (default 100000:65536)\n"
+	"  --userns-range BASE:SIZE host ids for --userns (default: a free block of 65536 from\n"
+	"                           100000 up, not shared with any other container)\n"
 	"  --mount SRC:DST[:ro]     bind a host path into the container\n"
 	"  --console-size SIZE      detached: console.log rotates to console.log.1 at SIZE\n"
 	"                           (default 1M, at least 64K)\n";
@@ -193,6 +195,7 @@ static int apply_option(int opt, const char *arg, struct container_config *c, ch
 		if (sscanf(arg, "%u:%u", &c->userns_base, &c->userns_size) != 2)
 			r = err_plain(err, EINVAL, "invalid user namespace range '%s': expected BASE:SIZE", arg);
 		c->userns = true;
+		c->userns_range_given = true;
 		break;
 	case OPT_MOUNT:
 		if (c->nmounts >= CONFIG_MAX_MOUNTS)
@@ -253,12 +256,23 @@ static int create_container(struct container_config *c, struct corral_error *err
 		if (mkdir(sub, 0755) < 0)
 			r = err_set(err, errno, "create %s", sub);
 	}
+	/* A user namespace range of its own, registered host-wide before
+	 * the config names it (see userns-range.h). */
+	bool leased = false;
+	if (r == 0 && c->userns) {
+		r = userns_range_claim(state_root(), c->name, !c->userns_range_given, &c->userns_base,
+				       &c->userns_size, err);
+		leased = r == 0;
+	}
 	if (r == 0) {
 		snprintf(sub, sizeof(sub), "%s/config", dir);
 		r = config_save(c, sub, err);
 	}
-	if (r < 0)
+	if (r < 0) {
+		if (leased)
+			userns_range_release(state_root(), c->name, NULL);
 		remove_tree(dir, NULL);
+	}
 	return r;
 }
 
@@ -337,7 +351,11 @@ static int remove_container(const char *name, bool force, struct corral_error *e
 	state_path(rootfs, sizeof(rootfs), name, "rootfs", NULL);
 	if (rootfs_is_mounted(rootfs))
 		return err_plain(err, EBUSY, "root of %s is still mounted at %s", name, rootfs);
-	return remove_tree(dir, err);
+	r = remove_tree(dir, err);
+	/* Its user namespace range is free once nothing it owned is left. */
+	if (r == 0)
+		r = userns_range_release(state_root(), name, err);
+	return r;
 }
 
 int cmd_run(int argc, char **argv)

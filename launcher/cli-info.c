@@ -179,6 +179,11 @@ int cmd_inspect(int argc, char **argv)
 	json_object_object_add(o, "seccomp",
 			       json_object_new_string(c.seccomp == SECCOMP_DEFAULT ? "default" : "unconfined"));
 	json_object_object_add(o, "userns", json_object_new_boolean(c.userns));
+	if (c.userns) {
+		char range[32];
+		snprintf(range, sizeof(range), "%u:%u", c.userns_base, c.userns_size);
+		json_object_object_add(o, "userns_range", json_object_new_string(range));
+	}
 	json_object_object_add(o, "console_size", json_object_new_int64((int64_t)c.console_size));
 	json_object *s = json_object_new_object();
 	char reason[512];

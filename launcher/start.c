@@ -29,6 +29,7 @@
 #include "start.h"
 #include "state.h"
 #include "template.h"
+#include "userns-range.h"
 
 #ifndef CORRAL_COWFS_PATH
 #define CORRAL_COWFS_PATH "/usr/local/bin/cowfs"
@@ -583,6 +584,15 @@ static int load_for_start(const char *name, struct container_config *c, struct c
 	if (state_init_alive(&st)) {
 		config_release(c);
 		return err_plain(err, EBUSY, "container %s is already running (pid %d)", name, (int)st.init_pid);
+	}
+	/* The host-wide registry lives in /run: after a reboot it is rebuilt
+	 * here, and a range another container took meanwhile is refused. */
+	if (c->userns) {
+		r = userns_range_claim(state_root(), name, false, &c->userns_base, &c->userns_size, err);
+		if (r < 0) {
+			config_release(c);
+			return r;
+		}
 	}
 	return 0;
 }
