@@ -158,31 +158,6 @@ bool path_is_mountpoint(const char *path)
 	return found;
 }
 
-void tree_usage(int fd, int64_t *bytes, int64_t *inodes)
-{
-	DIR *d = fdopendir(fd);
-	struct dirent *de;
-	if (!d) {
-		close(fd);
-		return;
-	}
-	while ((de = readdir(d))) {
-		struct stat st;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		*bytes += (int64_t)st.st_blocks * 512;
-		*inodes += 1;
-		if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (sub >= 0)
-				tree_usage(sub, bytes, inodes);
-		}
-	}
-	closedir(d);
-}
-
 /* ---- tree removal ----
  *
  * rm -rf for trees the container may have shaped: any depth, with a
@@ -362,6 +337,88 @@ int remove_tree_at(int dirfd, const char *name)
 	if (r < 0)
 		return r;
 	return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+/* The same descent for counting: the walk goes down into each
+ * subdirectory as it meets it and, back up through "..", resumes the
+ * parent's listing where it left it (its telldir position). */
+struct usage_level {
+	struct walk_level id;
+	long pos; /* where to resume listing this directory */
+};
+
+void tree_usage(int fd, int64_t *bytes, int64_t *inodes)
+{
+	struct statx sx;
+	size_t depth = 0, cap = 16;
+	struct usage_level *stack = malloc(cap * sizeof(*stack));
+	if (!stack || stat_at(fd, "", &sx) < 0) {
+		free(stack);
+		close(fd);
+		return;
+	}
+	stack[0] = (struct usage_level){ { makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino, NULL }, 0 };
+	int cur = fd;
+	for (;;) {
+		int dfd = openat(cur, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		if (!d) {
+			if (dfd >= 0)
+				close(dfd);
+			break;
+		}
+		if (stack[depth].pos)
+			seekdir(d, stack[depth].pos);
+		int sub = -1;
+		struct dirent *de;
+		while (sub < 0 && (de = readdir(d))) {
+			struct stat st;
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			if (fstatat(cur, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			*bytes += (int64_t)st.st_blocks * 512;
+			*inodes += 1;
+			if (!S_ISDIR(st.st_mode) || depth + 1 == cap)
+				continue;
+			sub = openat(cur, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			struct walk_level l = { st.st_dev, st.st_ino, NULL };
+			if (sub >= 0 && (stat_at(sub, "", &sx) < 0 || !is_level(&sx, &l))) {
+				close(sub);
+				sub = -1;
+				continue;
+			}
+			if (sub >= 0) {
+				stack[depth].pos = telldir(d);
+				stack[depth + 1] = (struct usage_level){ l, 0 };
+			}
+		}
+		closedir(d);
+		if (sub >= 0) {
+			close(cur);
+			cur = sub;
+			depth++;
+			if (depth + 1 == cap) {
+				struct usage_level *bigger = realloc(stack, 2 * cap * sizeof(*stack));
+				if (bigger) {
+					stack = bigger;
+					cap *= 2;
+				}
+			}
+			continue;
+		}
+		if (depth == 0)
+			break;
+		int up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(cur);
+		cur = up;
+		if (up < 0 || stat_at(up, "", &sx) < 0 || !is_level(&sx, &stack[depth - 1].id))
+			break; /* moved under us: what was counted stands */
+		depth--;
+	}
+	if (cur >= 0)
+		close(cur);
+	free(stack);
 }
 
 int remove_tree(const char *path, struct corral_error *err)

@@ -24,7 +24,8 @@ int mkdir_p(const char *path, int mode, struct corral_error *err);
 /* Whether `path` (absolute, resolved) is a mount point of this mount
  * namespace, from /proc/self/mountinfo. */
 bool path_is_mountpoint(const char *path);
-/* Allocated bytes and inode count of a directory tree (consumes dirfd). */
+/* Allocated bytes and inode count of a directory tree (consumes dirfd);
+ * like remove_tree_at, of any depth with at most three descriptors. */
 void tree_usage(int dirfd, int64_t *bytes, int64_t *inodes);
 /* rm -rf that never follows a symlink nor crosses into another mount
  * (-EXDEV, and EBUSY from remove_tree, if one is met or `name` is itself a

@@ -1,5 +1,6 @@
 /* unit-fileio: the shared tree removal (common/fileio.c remove_tree_at) on
- * real directories and mounts: a tree deeper than the descriptor limit,
+ * real directories and mounts, and the tree walk of tree_usage: a tree
+ * deeper than the descriptor limit,
  * symlinks that lead out of the tree, mount points inside it (another
  * filesystem, and a bind mount of the same filesystem), and a top that is
  * itself a mount point.  Mount checks need root and skip otherwise. */
@@ -69,10 +70,46 @@ static void test_deep(int top)
 	getrlimit(RLIMIT_NOFILE, &old);
 	low.rlim_max = old.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &low);
+	int64_t bytes = 0, inodes = 0;
+	int fd = openat(top, "deep", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		tree_usage(fd, &bytes, &inodes);
+	ok(inodes == 2 * DEPTH && bytes > 0, "tree_usage counts all of it with at most 64 descriptors (%lld of %d)",
+	   (long long)inodes, 2 * DEPTH);
 	int r = remove_tree_at(top, "deep");
 	setrlimit(RLIMIT_NOFILE, &old);
 	ok(r == 0, "removed it with at most 64 descriptors (%s)", r ? strerror(-r) : "ok");
 	ok(!exists("deep"), "nothing of it is left");
+}
+
+/* A wide tree: the walk must resume each listing where it left it. */
+static void test_wide(int top)
+{
+	char p[64];
+	mkdirat(top, "wide", 0755);
+	for (int i = 0; i < 50; i++) {
+		snprintf(p, sizeof(p), "wide/d%d", i);
+		mkdirat(top, p, 0755);
+		for (int j = 0; j < 20; j++) {
+			snprintf(p, sizeof(p), "wide/d%d/f%d", i, j);
+			write_file(top, p, "x");
+		}
+		for (int k = 0; k < 3; k++) {
+			snprintf(p, sizeof(p), "wide/d%d/s%d", i, k);
+			mkdirat(top, p, 0755);
+			for (int j = 0; j < 5; j++) {
+				snprintf(p, sizeof(p), "wide/d%d/s%d/f%d", i, k, j);
+				write_file(top, p, "x");
+			}
+		}
+	}
+	int64_t bytes = 0, inodes = 0;
+	int fd = openat(top, "wide", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		tree_usage(fd, &bytes, &inodes);
+	ok(inodes == 1950, "tree_usage counts each of 1,950 entries of a wide tree once (%lld)", (long long)inodes);
+	int r = remove_tree_at(top, "wide");
+	ok(r == 0 && !exists("wide"), "the wide tree is removed (%s)", r ? strerror(-r) : "ok");
 }
 
 static void test_symlinks(int top)
@@ -156,8 +193,9 @@ int main(void)
 		return 1;
 	}
 	int top = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	tap_plan(9);
+	tap_plan(12);
 	test_deep(top);
+	test_wide(top);
 	test_symlinks(top);
 	test_mounts(top);
 	close(top);
