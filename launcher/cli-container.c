@@ -261,7 +261,8 @@ static int create_container(struct container_config *c, struct corral_error *err
 	bool leased = false;
 	if (r == 0 && c->userns) {
 		r = userns_range_claim(state_root(), c->name, !c->userns_range_given, &c->userns_base,
-				       &c->userns_size, err);
+				       &c->userns_size, "choose another --userns-range, or leave it out to get a free one",
+				       err);
 		leased = r == 0;
 	}
 	if (r == 0) {

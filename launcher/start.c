@@ -588,7 +588,8 @@ static int load_for_start(const char *name, struct container_config *c, struct c
 	/* The host-wide registry lives in /run: after a reboot it is rebuilt
 	 * here, and a range another container took meanwhile is refused. */
 	if (c->userns) {
-		r = userns_range_claim(state_root(), name, false, &c->userns_base, &c->userns_size, err);
+		r = userns_range_claim(state_root(), name, false, &c->userns_base, &c->userns_size,
+				       "remove this container and create it again to get a free range", err);
 		if (r < 0) {
 			config_release(c);
 			return r;

@@ -231,7 +231,7 @@ static const char *canonical_root(const char *root, char buf[PATH_MAX])
 }
 
 int userns_range_claim(const char *root_arg, const char *name, bool allocate, uint32_t *base, uint32_t *size,
-		       struct corral_error *err)
+		       const char *advice, struct corral_error *err)
 {
 	char rootbuf[PATH_MAX];
 	const char *root = canonical_root(root_arg, rootbuf);
@@ -248,11 +248,10 @@ int userns_range_claim(const char *root_arg, const char *name, bool allocate, ui
 	if (r == 0 && !allocate) {
 		const struct taken *t = overlap(&l, want_base, want_size);
 		if (t)
-			r = err_plain(err, EADDRINUSE,
-				      "user namespace range %llu:%llu overlaps %llu:%llu of %s: choose another "
-				      "--userns-range, or leave it out to get a free one",
+			r = err_plain(err, EADDRINUSE, "user namespace range %llu:%llu overlaps %llu:%llu of %s%s%s",
 				      (unsigned long long)want_base, (unsigned long long)want_size,
-				      (unsigned long long)t->base, (unsigned long long)t->size, t->who);
+				      (unsigned long long)t->base, (unsigned long long)t->size, t->who,
+				      advice ? ": " : "", advice ? advice : "");
 		else if (!own)
 			r = lease_write(dirfd, root, name, want_base, want_size, err);
 	} else if (r == 0) {

@@ -31,10 +31,10 @@
 /* Registers the range of container `name` of state root `root`.  With
  * `allocate`, picks a free block and returns it in *base and *size;
  * otherwise claims *base and *size as given, failing (EADDRINUSE, naming the
- * other container) if it overlaps another container's.  Idempotent: a
- * container's own lease is kept. */
+ * other container, then `advice` if not NULL) if it overlaps another
+ * container's.  Idempotent: a container's own lease is kept. */
 int userns_range_claim(const char *root, const char *name, bool allocate, uint32_t *base, uint32_t *size,
-		       struct corral_error *err);
+		       const char *advice, struct corral_error *err);
 /* Drops every lease of container `name` of `root`. */
 int userns_range_release(const char *root, const char *name, struct corral_error *err);
 
