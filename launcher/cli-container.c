@@ -232,20 +232,14 @@ static int create_container(struct container_config *c, struct corral_error *err
 	r = template_rootfs(state_root(), c->template_name, base, sizeof(base), err);
 	if (r < 0)
 		return r;
+	/* 0700 all the way: no host user may reach a container's tree.  A
+	 * user-namespaced container's root never walks this path: it gets its
+	 * root through its own mount namespace (see rootfs_enter). */
 	snprintf(dir, sizeof(dir), "%s/containers", state_root());
-	if ((r = mkdir_p(dir, 0711, err)) < 0)
+	if ((r = mkdir_p(dir, 0700, err)) < 0)
 		return r;
-	/* The unprivileged root of a user-namespaced container must be able
-	 * to pass through the state root to its own rootfs. */
-	struct stat rst;
-	if (c->userns && stat(state_root(), &rst) == 0 && !(rst.st_mode & S_IXOTH))
-		return err_plain(err, EACCES,
-				 "state root %s is not searchable by others (mode %04o): --userns containers "
-				 "need it (chmod o+x %s)", state_root(), (unsigned)(rst.st_mode & 07777), state_root());
 	state_path(dir, sizeof(dir), c->name, NULL, NULL);
-	/* 0711: a user-namespaced container's root (an unprivileged host
-	 * uid) must be able to pass through to its rootfs. */
-	if (mkdir(dir, 0711) < 0) {
+	if (mkdir(dir, 0700) < 0) {
 		if (errno == EEXIST)
 			return err_plain(err, EEXIST, "container %s already exists", c->name);
 		return err_set(err, errno, "create %s", dir);

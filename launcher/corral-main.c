@@ -136,10 +136,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 125;
 	}
-	/* The state root is made traversable (0711) when corral first makes
-	 * it, so user-namespaced containers can reach their own rootfs. */
-	if (access(state_root(), F_OK) < 0)
-		mkdir_p(state_root(), 0711, NULL);
+	/* Host users must never reach a container's tree (set-uid files its
+	 * root made): the state root is 0700, and tightened if found looser. */
+	struct corral_error err = { 0 };
+	if (state_secure_root(&err) < 0)
+		return cli_fail(&err);
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
 		if (!strcmp(argv[i], commands[k].name))
 			return commands[k].fn(argc - i, argv + i);

@@ -6,7 +6,13 @@
  * the child takes the container's capabilities and seccomp filter before
  * exec, exactly as the init did.  The process is made non-dumpable before
  * it joins anything, so container processes cannot ptrace it or read its
- * memory while it still holds host privileges. */
+ * memory while it still holds host privileges, and the seccomp program
+ * is read from the host's state root before then too.
+ *
+ * The command runs in a session of its own and never gets a descriptor
+ * of the caller's terminal (see pty.c): a pty of the container's devpts
+ * with -t, else pipes that corral relays for those of its stdin, stdout
+ * and stderr that are terminals. */
 #include "config.h"
 
 #include <errno.h>
@@ -65,6 +71,60 @@ static int open_namespaces(pid_t pid, int fds[NS_COUNT], struct corral_error *er
 	return 0;
 }
 
+/* The command's process, after fork: stdio, privileges, exec.  Returns
+ * only on failure, with cerr filled. */
+static void exec_child(const struct container_config *c, char **argv, int slave, const struct pty_relay *relay,
+		       const struct seccomp_program *prog, struct corral_error *cerr)
+{
+	char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			"HOME=/root", "container=corral", slave >= 0 ? "TERM=xterm" : NULL, NULL };
+
+	if (c->userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
+		err_set(cerr, errno, "become root in the user namespace");
+		return;
+	}
+	if (chdir("/") < 0) {
+		err_set(cerr, errno, "chdir /");
+		return;
+	}
+	/* A session of its own, always: left in the caller's session, the
+	 * command (or anything it leaves running) could open /dev/tty -- the
+	 * caller's terminal -- and push keystrokes into the caller's shell
+	 * with TIOCSTI.  It gets no descriptor of that terminal either: a pty
+	 * of the container's own devpts with -t, else pipes corral relays. */
+	if (setsid() < 0) {
+		err_set(cerr, errno, "start a new session");
+		return;
+	}
+	if (slave >= 0) {
+		if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0 || ioctl(0, TIOCSCTTY, 0) < 0) {
+			err_set(cerr, errno, "attach the container's terminal");
+			return;
+		}
+	} else {
+		int r = pty_relay_child_stdio(relay);
+		if (r < 0) {
+			err_set(cerr, -r, "attach the relayed stdio");
+			return;
+		}
+	}
+	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		err_set(cerr, errno, "close inherited descriptors");
+		return;
+	}
+	if (caps_apply(c->caps, cerr) < 0 || seccomp_program_install(prog, cerr) < 0)
+		return;
+	/* corral ignores SIGPIPE and forwards the terminal's signals; the
+	 * command gets the defaults. */
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGQUIT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	execvpe(argv[0], argv, env);
+	err_set(cerr, errno, "run %s in %s", argv[0], c->name);
+}
+
 int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struct corral_error *err)
 {
 	struct container_state st;
@@ -83,8 +143,29 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 	if (r < 0)
 		return r;
 
-	prctl(PR_SET_DUMPABLE, 0);
-	r = open_namespaces(st.init_pid, fds, err);
+	/* Before joining anything: container processes must not ptrace us or
+	 * read our memory while we still hold host privileges. */
+	if (prctl(PR_SET_DUMPABLE, 0) < 0) {
+		config_release(&c);
+		return err_set(err, errno, "make corral non-dumpable");
+	}
+	/* The filter comes from the host's state root, read before any setns:
+	 * after the mount namespace is joined, every path resolves in the
+	 * container's tree, which its root controls. */
+	struct seccomp_program prog;
+	if (seccomp_program_get(c.seccomp, c.caps, state_root(), &prog, err) < 0) {
+		config_release(&c);
+		return err_wrap(err, "prepare the seccomp filter");
+	}
+	/* Pipes for a terminal on stdio are made here too: nothing of the
+	 * caller's terminal goes into the container. */
+	struct pty_relay relay;
+	pty_relay_init(&relay);
+	for (size_t i = 0; i < NS_COUNT; i++)
+		fds[i] = -1;
+	r = tty ? 0 : pty_relay_open(&relay, err);
+	if (r == 0)
+		r = open_namespaces(st.init_pid, fds, err);
 	struct cgroup *cg = NULL;
 	if (r == 0)
 	{
@@ -101,77 +182,56 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 	for (size_t i = 0; i < NS_COUNT; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	if (r < 0) {
-		config_release(&c);
-		return r;
-	}
 
 	/* Joined the container's mount namespace: /dev/ptmx is its own. */
 	int master = -1, slave = -1;
-	if (tty && pty_open(&master, &slave, err) < 0) {
-		config_release(&c);
-		return err_wrap(err, "a terminal in %s", name);
-	}
-	char cache[PATH_MAX];
-	struct seccomp_program prog;
-	snprintf(cache, sizeof(cache), "%s/cache", state_root());
-	if (seccomp_program_get(c.seccomp, c.caps, cache, &prog, err) < 0) {
-		config_release(&c);
-		return err_wrap(err, "prepare the seccomp filter");
-	}
-	int res[2];
-	if (pipe2(res, O_CLOEXEC) < 0) {
-		config_release(&c);
-		return err_set(err, errno, "pipe");
-	}
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0) {
-		config_release(&c);
-		return err_set(err, errno, "fork into %s", name);
+	if (r == 0 && tty && pty_open(&master, &slave, err) < 0)
+		r = err_wrap(err, "a terminal in %s", name);
+	int res[2] = { -1, -1 };
+	if (r == 0 && pipe2(res, O_CLOEXEC) < 0)
+		r = err_set(err, errno, "pipe");
+	pid_t pid = -1;
+	if (r == 0) {
+		fflush(NULL);
+		pid = fork();
+		if (pid < 0)
+			r = err_set(err, errno, "fork into %s", name);
 	}
 	if (pid == 0) {
 		struct corral_error cerr = { 0 };
 		close(res[0]);
-		if (c.userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
-			err_set(&cerr, errno, "become root in the user namespace");
-		else if (chdir("/") < 0)
-			err_set(&cerr, errno, "chdir /");
-		else if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-			err_set(&cerr, errno, "close inherited descriptors");
-		else if (caps_apply(c.caps, &cerr) == 0 && seccomp_program_install(&prog, &cerr) == 0) {
-			char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-					"HOME=/root", "container=corral", tty ? "TERM=xterm" : NULL, NULL };
-			if (slave >= 0) {
-				setsid();
-				dup2(slave, 0);
-				dup2(slave, 1);
-				dup2(slave, 2);
-				ioctl(0, TIOCSCTTY, 0);
-			}
-			/* corral ignores SIGPIPE; the command gets the default. */
-			signal(SIGPIPE, SIG_DFL);
-			execvpe(argv[0], argv, env);
-			err_set(&cerr, errno, "run %s in %s", argv[0], name);
-		}
+		exec_child(&c, argv, slave, &relay, &prog, &cerr);
 		ssize_t unused = write(res[1], cerr.msg, strlen(cerr.msg));
 		(void)unused;
 		_exit(127);
 	}
-	close(res[1]);
 	seccomp_program_release(&prog);
+	pty_relay_close_child(&relay);
+	if (slave >= 0)
+		close(slave);
+	if (r < 0) {
+		if (master >= 0)
+			close(master);
+		pty_relay_release(&relay);
+		config_release(&c);
+		return r;
+	}
+	close(res[1]);
+	/* The command is in a session of its own: the signals the caller's
+	 * terminal sends to corral are passed on to it. */
+	pty_forward_signals(pid);
 	char msg[sizeof(err->msg)];
 	ssize_t n = read(res[0], msg, sizeof(msg) - 1);
 	close(res[0]);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGQUIT, SIG_IGN);
-	if (slave >= 0)
-		close(slave);
 	if (master >= 0) {
 		if (n <= 0)
 			pty_proxy(master);
 		close(master);
+	} else if (pty_relay_active(&relay) && n <= 0) {
+		cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		pty_relay_run(&relay, pidfd);
 	}
+	pty_relay_release(&relay);
 	int status;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;

@@ -4,7 +4,10 @@
  * could push keystrokes into the host shell with TIOCSTI (allowed on this
  * kernel: dev.tty.legacy_tiocsti=1).  Instead the container gets a pty of
  * its own devpts instance, and corral copies bytes between the caller's
- * terminal and the pty master. */
+ * terminal and the pty master; or, without a pty, pipes in place of those
+ * of corral's stdio that are terminals (pty_relay_*).  Container processes
+ * also run in a session of their own (the callers setsid()), so none has
+ * the caller's terminal as its controlling terminal. */
 #include "config.h"
 
 #include <errno.h>
@@ -162,4 +165,168 @@ void pty_proxy(int master)
 	sigaction(SIGWINCH, &old_sa, NULL);
 	if (is_tty)
 		tcsetattr(0, TCSANOW, &saved);
+}
+
+/* ---- a terminal relayed through pipes ----
+ *
+ * Without -t the command gets no terminal at all: each of the caller's
+ * stdin, stdout and stderr that is a terminal is replaced by a pipe whose
+ * other end corral copies to and from that terminal.  A descriptor of the
+ * host's terminal inside the container would let it push input into the
+ * caller's shell (TIOCSTI needs no more than an open descriptor of one's
+ * controlling terminal, and the command could make it its own), read
+ * what the caller types after corral returns, or change the terminal's
+ * modes. */
+
+void pty_relay_init(struct pty_relay *r)
+{
+	r->to_child = r->from_out = r->from_err = -1;
+	for (int i = 0; i < 3; i++)
+		r->child[i] = -1;
+}
+
+int pty_relay_open(struct pty_relay *r, struct corral_error *err)
+{
+	pty_relay_init(r);
+	for (int i = 0; i < 3; i++) {
+		int p[2];
+		if (!isatty(i))
+			continue;
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			int e = errno;
+			pty_relay_release(r);
+			return err_set(err, e, "pipe for the command's %s", i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr");
+		}
+		if (i == 0) {
+			r->child[0] = p[0];
+			r->to_child = p[1];
+		} else {
+			r->child[i] = p[1];
+			*(i == 1 ? &r->from_out : &r->from_err) = p[0];
+		}
+	}
+	return 0;
+}
+
+int pty_relay_child_stdio(const struct pty_relay *r)
+{
+	for (int i = 0; i < 3; i++)
+		if (r->child[i] >= 0 && dup2(r->child[i], i) < 0)
+			return -errno;
+	return 0;
+}
+
+void pty_relay_close_child(struct pty_relay *r)
+{
+	for (int i = 0; i < 3; i++)
+		if (r->child[i] >= 0) {
+			close(r->child[i]);
+			r->child[i] = -1;
+		}
+}
+
+bool pty_relay_active(const struct pty_relay *r)
+{
+	return r->to_child >= 0 || r->from_out >= 0 || r->from_err >= 0;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Copies what is in `from` now to `to`, without waiting for more. */
+static void drain(int from, int to)
+{
+	char buf[16384];
+	if (from < 0 || fcntl(from, F_SETFL, O_NONBLOCK) < 0)
+		return;
+	for (;;) {
+		ssize_t n = read(from, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || write_all(to, buf, (size_t)n) < 0)
+			return;
+	}
+}
+
+void pty_relay_run(struct pty_relay *r, int pidfd)
+{
+	struct pollfd fds[4] = {
+		{ .fd = r->to_child >= 0 ? 0 : -1, .events = POLLIN },
+		{ .fd = r->from_out, .events = POLLIN },
+		{ .fd = r->from_err, .events = POLLIN },
+		{ .fd = pidfd, .events = POLLIN },
+	};
+	char buf[16384];
+
+	for (;;) {
+		if (poll(fds, 4, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 1; i <= 2; i++) {
+			if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			/* EOF, or our own stdout is gone: stop copying; the
+			 * command then sees EPIPE like on a closed terminal. */
+			if (n <= 0 || write_all(i, buf, (size_t)n) < 0) {
+				close_fd(i == 1 ? &r->from_out : &r->from_err);
+				fds[i].fd = -1;
+			}
+		}
+		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = read(0, buf, sizeof(buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0 || write_all(r->to_child, buf, (size_t)n) < 0) {
+				/* End of input (^D), or the command closed its
+				 * stdin: pass the EOF on. */
+				close_fd(&r->to_child);
+				fds[0].fd = -1;
+			}
+		}
+		if (fds[3].revents & POLLIN)
+			break; /* the command (or the container's init) exited */
+		if (pidfd < 0 && fds[1].fd < 0 && fds[2].fd < 0)
+			break;
+	}
+	/* What the command wrote before it exited is in the pipes; take it,
+	 * but do not wait for processes it left behind that still hold them. */
+	drain(r->from_out, 1);
+	drain(r->from_err, 2);
+}
+
+void pty_relay_release(struct pty_relay *r)
+{
+	pty_relay_close_child(r);
+	close_fd(&r->to_child);
+	close_fd(&r->from_out);
+	close_fd(&r->from_err);
+}
+
+/* ---- signals from the caller's terminal ---- */
+
+static volatile sig_atomic_t forward_to;
+
+static void forward_signal(int sig)
+{
+	if (forward_to > 0)
+		kill((pid_t)forward_to, sig);
+}
+
+void pty_forward_signals(pid_t pid)
+{
+	static const int sigs[] = { SIGINT, SIGQUIT, SIGTERM, SIGHUP };
+	struct sigaction sa = { .sa_handler = forward_signal };
+	sigemptyset(&sa.sa_mask);
+	forward_to = pid;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
 }

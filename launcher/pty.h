@@ -3,6 +3,7 @@
 #define CORRAL_PTY_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -15,5 +16,31 @@ int pty_recv_fd(int sock);
 /* Copies the caller's terminal (raw mode, window size kept in step) to and
  * from `master` until the container side hangs up. */
 void pty_proxy(int master);
+
+/* Without a pty: each of the caller's stdin, stdout, stderr that is a
+ * terminal becomes a pipe relayed by corral, so no descriptor of the
+ * caller's terminal reaches a container.  The others are inherited. */
+struct pty_relay {
+	int to_child;		/* write end of the command's stdin, or -1 */
+	int from_out, from_err; /* read ends of its stdout and stderr, or -1 */
+	int child[3];		/* the command's ends for fds 0..2; -1 = inherit */
+};
+void pty_relay_init(struct pty_relay *r);
+/* Makes the pipes for those of fds 0..2 that are terminals. */
+int pty_relay_open(struct pty_relay *r, struct corral_error *err);
+/* In the command's process: its ends onto 0..2.  Returns -errno. */
+int pty_relay_child_stdio(const struct pty_relay *r);
+/* In corral, once the command's process has its ends. */
+void pty_relay_close_child(struct pty_relay *r);
+bool pty_relay_active(const struct pty_relay *r);
+/* Copies until the process behind `pidfd` exits, then takes what is left
+ * in the pipes without waiting for processes that still hold them. */
+void pty_relay_run(struct pty_relay *r, int pidfd);
+void pty_relay_release(struct pty_relay *r);
+
+/* SIGINT, SIGQUIT, SIGTERM and SIGHUP sent to corral go to `pid`: the
+ * container's processes are in a session of their own, out of reach of
+ * the caller's terminal. */
+void pty_forward_signals(pid_t pid);
 
 #endif

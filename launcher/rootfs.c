@@ -11,7 +11,6 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -71,11 +70,13 @@ static int io_limit_options(const struct container_config *c, const char *upper,
 	return n;
 }
 
+/* Exit status of the forked daemon when it cannot join the cgroup. */
+#define COWFS_NO_CGROUP 125
+
 int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *upper, const char *work,
 		       const char *mnt, const struct container_config *c, struct corral_error *err)
 {
 	char opts[512] = "";
-	(void)c;
 	if (rootfs_is_mounted(mnt))
 		return 0; /* left by a crashed start: reuse it */
 	pid_t pid = fork();
@@ -83,26 +84,32 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 		return err_set(err, errno, "fork for cowfs");
 	if (pid == 0) {
 		/* The daemon is charged to the container: its cgroup was
-		 * created by the caller; join it before exec. */
-		struct cgroup *cg;
+		 * created by the caller; join it before exec.  Fail closed: a
+		 * daemon outside it would escape the container's limits. */
+		struct cgroup *cg = NULL;
+		struct corral_error cerr = { 0 };
 		char inst[160];
-		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, NULL) == 0) {
-			cgroup_enter_self(cg, true, NULL);
-			cgroup_free(cg);
+		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, &cerr) < 0 ||
+		    cgroup_enter_self(cg, true, &cerr) < 0) {
+			fprintf(stderr, "corral: cowfs: %s\n", cerr.msg);
+			_exit(COWFS_NO_CGROUP);
 		}
-		/* Quota enforced by cowfs; with a user namespace, cowfs shows
+		cgroup_free(cg);
+		/* nosuid,nodev: this mount is the host's view of the tree,
+		 * whose set-uid files and device nodes the container's root
+		 * made; the container gets its own view (rootfs_open_view).
+		 * Quota enforced by cowfs; with a user namespace, cowfs shows
 		 * the template's root-owned files as the container's root. */
-		int n = 0;
+		int n = snprintf(opts, sizeof(opts), "nosuid,nodev");
 		if (c->disk_bytes || c->disk_inodes)
-			n = snprintf(opts, sizeof(opts), "quota_bytes=%llu,quota_inodes=%llu",
-				     (unsigned long long)c->disk_bytes, (unsigned long long)c->disk_inodes);
+			n += snprintf(opts + n, sizeof(opts) - n, ",quota_bytes=%llu,quota_inodes=%llu",
+				      (unsigned long long)c->disk_bytes, (unsigned long long)c->disk_inodes);
 		if (c->userns)
-			n += snprintf(opts + n, sizeof(opts) - n, "%sidshift=%u:%u", n ? "," : "", c->userns_base,
-				      c->userns_size);
+			n += snprintf(opts + n, sizeof(opts) - n, ",idshift=%u:%u", c->userns_base, c->userns_size);
 		if (c->limits.nio) {
 			char io[256];
 			if (io_limit_options(c, upper, io, sizeof(io)) > 0)
-				snprintf(opts + n, sizeof(opts) - n, "%s%s", n ? "," : "", io);
+				snprintf(opts + n, sizeof(opts) - n, ",%s", io);
 		}
 		const char *argv[16];
 		n = 0;
@@ -113,10 +120,8 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 		argv[n++] = upper;
 		argv[n++] = "--work";
 		argv[n++] = work;
-		if (opts[0]) {
-			argv[n++] = "-o";
-			argv[n++] = opts;
-		}
+		argv[n++] = "-o";
+		argv[n++] = opts;
 		argv[n++] = mnt;
 		argv[n] = NULL;
 		signal(SIGPIPE, SIG_DFL);
@@ -128,6 +133,8 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return err_set(err, errno, "wait for cowfs");
+	if (WIFEXITED(status) && WEXITSTATUS(status) == COWFS_NO_CGROUP)
+		return err_plain(err, EIO, "the cowfs daemon for %s could not join the container's cgroup", mnt);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return err_plain(err, EIO, "cowfs could not mount the root at %s (exit status %d)", mnt,
 				 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
@@ -147,6 +154,60 @@ int rootfs_unmount(const char *mnt, struct corral_error *err)
 	if (errno == EINVAL || errno == ENOENT)
 		return 0; /* unmounted meanwhile */
 	return err_set(err, errno, "unmount %s", mnt);
+}
+
+/* A detached copy of the mount tree at dirfd/path (the tree at dirfd itself
+ * when path is ""), every mount in it -- submounts too -- given `set` and
+ * cleared of `clr` (MOUNT_ATTR_*), with private propagation so that
+ * nothing mounted on it later shows anywhere else.  The flags are applied
+ * before the copy is attached anywhere: it is never visible without them.
+ * Returns the tree's descriptor or -errno (-ENOSYS before Linux 5.12:
+ * callers fail, never fall back to flags on the top mount only). */
+static int clone_tree(int dirfd, const char *path, uint64_t set, uint64_t clr)
+{
+	unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | (path[0] ? 0 : AT_EMPTY_PATH);
+	cleanup_close int tree = open_tree(dirfd, path, flags);
+	if (tree < 0)
+		return -errno;
+	struct mount_attr attr = { .attr_set = set, .attr_clr = clr, .propagation = MS_PRIVATE };
+	if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+		return -errno;
+	return take_fd(tree);
+}
+
+static int mount_api_error(struct corral_error *err, int e, const char *what)
+{
+	if (e == ENOSYS)
+		return err_plain(err, ENOSYS,
+				 "%s: the kernel lacks open_tree/mount_setattr (Linux 5.12 or later), which corral "
+				 "needs to give every submount the same flags", what);
+	return err_set(err, e, "%s", what);
+}
+
+int rootfs_open_view(const char *mnt, int *ret_root, int *ret_view, struct corral_error *err)
+{
+	cleanup_close int root = open(mnt, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (root < 0)
+		return err_set(err, errno, "open %s", mnt);
+	/* Never hand the container the directory under a mount that is gone. */
+	struct statfs sf;
+	if (fstatfs(root, &sf) < 0)
+		return err_set(err, errno, "check %s", mnt);
+	if (sf.f_type != FUSE_SUPER_MAGIC)
+		return err_plain(err, EIO, "%s is not the container's cowfs mount", mnt);
+	/* cowfs mounts it nosuid,nodev; a mount left by an older corral may be
+	 * neither. */
+	struct mount_attr host = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+	if (mount_setattr(root, "", AT_EMPTY_PATH, &host, sizeof(host)) < 0)
+		return mount_api_error(err, errno, "make the host's view of the root nosuid,nodev");
+	/* The container's view: set-uid files work (they are the container's
+	 * own), device nodes in the root still cannot be opened. */
+	int view = clone_tree(root, "", MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID);
+	if (view < 0)
+		return mount_api_error(err, -view, "copy the root mount for the container");
+	*ret_root = take_fd(root);
+	*ret_view = view;
+	return 0;
 }
 
 /* ---- container side ---- */
@@ -228,47 +289,35 @@ static int mount_at(int rootfd, const char *rel, bool dir, const char *src, cons
 	return 0;
 }
 
-/* Remounts the bind mount at `rel` adding `add` (MS_RDONLY, MS_NODEV...),
- * keeping the flags it already has (in a user namespace they are locked). */
-static int remount_flags(int rootfd, const char *rel, bool dir, unsigned long add, struct corral_error *err)
+/* Binds the tree at srcdir/src (see clone_tree) onto `rel`, with `set`
+ * given to every mount in it.  `what` names the source in errors. */
+static int bind_tree(int rootfd, const char *rel, int srcdir, const char *src, uint64_t set, const char *what,
+		     struct corral_error *err)
 {
-	char target[64];
-	cleanup_close int top = open_target(rootfd, rel, dir, err);
-	if (top < 0)
-		return top;
-	fd_target(target, top);
-	struct statvfs sv;
-	unsigned long flags = MS_BIND | MS_REMOUNT | add;
-	if (statvfs(target, &sv) == 0) {
-		static const struct { unsigned long st, ms; } keep[] = {
-			{ ST_RDONLY, MS_RDONLY }, { ST_NOSUID, MS_NOSUID }, { ST_NODEV, MS_NODEV },
-			{ ST_NOEXEC, MS_NOEXEC }, { ST_NOATIME, MS_NOATIME }, { ST_NODIRATIME, MS_NODIRATIME },
-			{ ST_RELATIME, MS_RELATIME },
-		};
-		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
-			if (sv.f_flag & keep[i].st)
-				flags |= keep[i].ms;
+	cleanup_close int tree = clone_tree(srcdir, src, set, 0);
+	if (tree < 0) {
+		char msg[PATH_MAX + 64];
+		snprintf(msg, sizeof(msg), "bind %s on /%s", what, rel);
+		return mount_api_error(err, -tree, msg);
 	}
-	if (mount(NULL, target, NULL, flags, NULL) < 0)
-		return err_set(err, errno, "remount /%s", rel);
+	struct stat st;
+	if (fstat(tree, &st) < 0)
+		return err_set(err, errno, "stat %s", what);
+	cleanup_close int target = open_target(rootfd, rel, S_ISDIR(st.st_mode), err);
+	if (target < 0)
+		return target;
+	if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return err_set(err, errno, "bind %s on /%s", what, rel);
 	return 0;
 }
 
-/* Binds `rel` onto itself, then makes that bind read-only. */
+/* Binds `rel` onto itself, read-only down to every submount. */
 static int remount_readonly(int rootfd, const char *rel, bool dir, struct corral_error *err)
 {
-	char target[64];
-	int fd = open_target(rootfd, rel, dir, err);
+	cleanup_close int fd = open_target(rootfd, rel, dir, err);
 	if (fd < 0)
 		return fd;
-	fd_target(target, fd);
-	int r = mount(target, target, NULL, MS_BIND | MS_REC, NULL);
-	close(fd);
-	if (r < 0)
-		return err_set(err, errno, "bind /%s", rel);
-	/* remount_flags reopens: the old descriptor names what is now under
-	 * the bind. */
-	return remount_flags(rootfd, rel, dir, MS_RDONLY, err);
+	return bind_tree(rootfd, rel, fd, "", MOUNT_ATTR_RDONLY, rel, err);
 }
 
 static int check_fs_type(int rootfd, const char *rel, long magic, const char *what, struct corral_error *err)
@@ -282,17 +331,27 @@ static int check_fs_type(int rootfd, const char *rel, long magic, const char *wh
 	return 0;
 }
 
-static int make_dev(int rootfd, struct corral_error *err)
+static int make_dev(int rootfd, bool own_nodes, struct corral_error *err)
 {
 	static const struct { const char *name; unsigned major, minor; } nodes[] = {
 		{ "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 },
 		{ "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
 	};
-	/* nodev: a node made here (even with --cap-add MKNOD) cannot be
-	 * opened.  The standard nodes are bind mounts of the host's, which
-	 * keep their own access; together with a nodev root this is the
-	 * device allow-list. */
-	int r = mount_at(rootfd, "dev", true, "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV,
+	/* The device allow-list is made of mounts: the root and /dev are
+	 * nodev, so a node made there (even with --cap-add MKNOD) cannot be
+	 * opened; each standard node is a mount of its own that allows it.
+	 *
+	 * Without a user namespace the nodes are the container's own, made
+	 * here as runc and crun do: chmod, chown or touch inside change them,
+	 * never the host's.  For mknod the tmpfs starts without nodev; each
+	 * node is then bound onto itself (the bind keeps devices allowed) and
+	 * /dev alone made nodev.
+	 *
+	 * In a user namespace mknod is impossible: the nodes are binds of the
+	 * host's, read-only, so chmod, chown and utimes fail with EROFS
+	 * instead of reaching the host's inode.  Reading and writing a device
+	 * is no write to its filesystem and still works. */
+	int r = mount_at(rootfd, "dev", true, "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC | (own_nodes ? 0 : MS_NODEV),
 			 "mode=755,size=65536k", err);
 	if (r < 0)
 		return r;
@@ -303,9 +362,28 @@ static int make_dev(int rootfd, struct corral_error *err)
 		char host[64], rel[64];
 		snprintf(host, sizeof(host), "/dev/%s", nodes[i].name);
 		snprintf(rel, sizeof(rel), "dev/%s", nodes[i].name);
-		r = mount_at(rootfd, rel, false, host, NULL, MS_BIND, NULL, err);
+		if (!own_nodes) {
+			r = bind_tree(rootfd, rel, AT_FDCWD, host,
+				      MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, host, err);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		/* mknod applies the umask: the mode is set again. */
+		if (mknodat(dev, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].major, nodes[i].minor)) < 0 ||
+		    fchmodat(dev, nodes[i].name, 0666, 0) < 0)
+			return err_set(err, errno, "make /%s", rel);
+		cleanup_close int node = openat2_beneath(dev, nodes[i].name, O_PATH);
+		if (node < 0)
+			return err_set(err, -node, "open /%s", rel);
+		r = bind_tree(rootfd, rel, node, "", 0, rel, err);
 		if (r < 0)
 			return r;
+	}
+	if (own_nodes) {
+		struct mount_attr attr = { .attr_set = MOUNT_ATTR_NODEV };
+		if (mount_setattr(dev, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+			return mount_api_error(err, errno, "make /dev nodev");
 	}
 	r = mount_at(rootfd, "dev/pts", true, "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
 		     "newinstance,ptmxmode=0666,mode=0620", err);
@@ -328,9 +406,14 @@ static int make_dev(int rootfd, struct corral_error *err)
 	return 0;
 }
 
-/* Docker's masked paths: hidden behind an empty read-only tmpfs or /dev/null. */
+/* Docker's masked paths: hidden behind an empty read-only tmpfs or the
+ * container's own /dev/null, bound read-only (the host's node never: a chmod
+ * of /proc/kcore would change it). */
 static int mask_paths(int rootfd, struct corral_error *err)
 {
+	cleanup_close int null = openat2_beneath(rootfd, "dev/null", O_PATH);
+	if (null < 0)
+		return err_set(err, -null, "open /dev/null");
 	static const char *const masked[] = {
 		"proc/acpi", "proc/asound", "proc/kcore", "proc/keys", "proc/latency_stats",
 		"proc/timer_list", "proc/timer_stats", "proc/sched_debug", "proc/scsi",
@@ -343,12 +426,16 @@ static int mask_paths(int rootfd, struct corral_error *err)
 			continue; /* absent on this kernel */
 		if (fstat(fd, &st) < 0)
 			return err_set(err, errno, "stat /%s", masked[i]);
+		if (!S_ISDIR(st.st_mode)) {
+			int r = bind_tree(rootfd, masked[i], null, "", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+					  "/dev/null", err);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		char target[64];
 		fd_target(target, fd);
-		int r = S_ISDIR(st.st_mode)
-				? mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
-				: mount("/dev/null", target, NULL, MS_BIND, NULL);
-		if (r < 0)
+		if (mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0)
 			return err_set(err, errno, "mask /%s", masked[i]);
 	}
 	static const char *const readonly[] = {
@@ -379,41 +466,38 @@ static int mount_cgroupfs(int rootfd, struct corral_error *err)
 			MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=0", err);
 }
 
+/* --mount: recursive binds with nodev, nosuid (and ro) on every mount of
+ * the tree, submounts included -- a flag on the top mount alone would
+ * leave a submount writable. */
 static int bind_user_mounts(int rootfd, const struct container_config *c, struct corral_error *err)
 {
 	for (int i = 0; i < c->nmounts; i++) {
 		const struct bind_mount *m = &c->mounts[i];
-		struct stat st;
-		if (stat(m->source, &st) < 0)
-			return err_set(err, errno, "mount source %s", m->source);
-		int r = mount_at(rootfd, m->target + 1, S_ISDIR(st.st_mode), m->source, NULL, MS_BIND | MS_REC, NULL, err);
-		if (r < 0)
-			return r;
-		r = remount_flags(rootfd, m->target + 1, S_ISDIR(st.st_mode),
-				  MS_NODEV | MS_NOSUID | (m->readonly ? MS_RDONLY : 0), err);
+		uint64_t set = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | (m->readonly ? MOUNT_ATTR_RDONLY : 0);
+		int r = bind_tree(rootfd, m->target + 1, AT_FDCWD, m->source, set, m->source, err);
 		if (r < 0)
 			return r;
 	}
 	return 0;
 }
 
-int rootfs_enter(const char *rootfs, const struct container_config *c, const char *console,
-		 struct corral_error *err)
+int rootfs_enter(int view, const struct container_config *c, const char *console, struct corral_error *err)
 {
 	/* Nothing done from here on may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return err_set(err, errno, "make mounts private");
-	/* A bind of the root onto itself: in a user namespace the copied
-	 * cowfs mount is locked and pivot_root refuses it; the bind is ours.
-	 * nodev: device nodes made in the root cannot be opened. */
-	if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
-		return err_set(err, errno, "bind the root %s", rootfs);
-	cleanup_close int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (rootfd < 0)
-		return err_set(err, errno, "open root %s", rootfs);
-	int r0 = remount_flags(rootfd, ".", true, MS_NODEV, err);
-	if (r0 < 0)
-		return r0;
+	/* The view is attached on this namespace's copy of the host's cowfs
+	 * mount, which is the working directory (see rootfs.h): no path
+	 * below the 0700 state root is walked, which a user-namespaced root
+	 * could not do.  The copy itself is not used: in a user namespace it
+	 * is locked (pivot_root refuses it, its nosuid cannot be cleared). */
+	struct statfs sf;
+	if (statfs(".", &sf) < 0 || sf.f_type != FUSE_SUPER_MAGIC)
+		return err_plain(err, EIO, "the working directory is not the container's cowfs mount");
+	if (move_mount(view, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return err_set(err, errno, "attach the container's root");
+	/* The descriptor now names the attached root. */
+	int rootfd = view;
 
 	int r = mount_at(rootfd, "proc", true, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
 	if (r == 0)
@@ -426,7 +510,7 @@ int rootfs_enter(const char *rootfs, const struct container_config *c, const cha
 	if (r == 0)
 		r = mount_cgroupfs(rootfd, err);
 	if (r == 0)
-		r = make_dev(rootfd, err);
+		r = make_dev(rootfd, !c->userns, err);
 	if (r == 0 && console)
 		r = mount_at(rootfd, "dev/console", false, console, NULL, MS_BIND, NULL, err);
 	if (r == 0)
@@ -439,9 +523,9 @@ int rootfs_enter(const char *rootfs, const struct container_config *c, const cha
 	/* pivot_root(".", "."): the old root ends up on top of the new one
 	 * and is detached at once; no host path stays reachable. */
 	if (fchdir(rootfd) < 0)
-		return err_set(err, errno, "chdir to %s", rootfs);
+		return err_set(err, errno, "chdir to the root");
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
-		return err_set(err, errno, "pivot_root into %s", rootfs);
+		return err_set(err, errno, "pivot_root");
 	if (umount2(".", MNT_DETACH) < 0)
 		return err_set(err, errno, "detach the old root");
 	if (chdir("/") < 0)

@@ -14,7 +14,11 @@
  * io_uring_* (a large, often-exploited surface seccomp cannot look into),
  * swapon, swapoff, vm86, vm86old, lsm_set_self_attr, uselib, ustat, sysfs,
  * _sysctl, nfsservctl and the other obsolete calls, personality() values
- * other than the few below, socket(AF_VSOCK).
+ * other than the few below, socket(AF_VSOCK), the socket-creating call of
+ * the 32-bit socketcall multiplexer (see rules_add), modify_ldt (as in
+ * Docker's profile: per-process LDT segments are only needed by 16-bit
+ * code and very old 32-bit threading, and have been a source of kernel
+ * bugs).
  *
  * The filter covers every ABI of the machine: on x86_64 also the 32-bit
  * x86 (int 0x80) and x32 ABIs, which have their own syscall numbers, so
@@ -31,6 +35,7 @@
 #include <linux/filter.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <nettle/sha2.h>
 #include <seccomp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +124,7 @@ static const char *const allow_always[] = {
 	"fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid",
 	"waitpid", "getpid", "getppid", "gettid", "getpgid", "setpgid", "getpgrp", "getsid",
 	"setsid", "set_tid_address", "set_robust_list", "get_robust_list", "rseq",
-	"arch_prctl", "set_thread_area", "get_thread_area", "modify_ldt", "prctl", "seccomp",
+	"arch_prctl", "set_thread_area", "get_thread_area", "prctl", "seccomp",
 	"capget", "capset", "getrlimit", "ugetrlimit", "setrlimit", "prlimit64", "getrusage",
 	"getpriority", "setpriority", "sched_yield", "sched_getaffinity", "sched_setaffinity",
 	"sched_getattr", "sched_setattr", "sched_getparam", "sched_setparam",
@@ -154,13 +159,12 @@ static const char *const allow_always[] = {
 	"futex_time64", "futex_waitv", "futex_wait", "futex_wake", "futex_requeue",
 	"io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents",
 	"io_pgetevents_time64",
-	/* sockets (socket() itself is below: it checks the address family).
-	 * socketcall is the 32-bit x86 multiplexer; its arguments sit in
-	 * memory where a filter cannot read them. */
+	/* sockets (socket() itself is below: it checks the address family;
+	 * socketcall, the 32-bit x86 multiplexer, is derived from these by
+	 * libseccomp and narrowed by the prelude). */
 	"socketpair", "bind", "connect", "listen", "accept", "accept4", "getsockname",
 	"getpeername", "getsockopt", "setsockopt", "send", "sendto", "sendmsg", "sendmmsg",
 	"recv", "recvfrom", "recvmsg", "recvmmsg", "recvmmsg_time64", "shutdown",
-	"socketcall",
 	/* System V and POSIX IPC (namespaced) */
 	"ipc", "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semtimedop",
 	"semtimedop_time64", "semctl", "shmget", "shmat", "shmdt", "shmctl", "mq_open",
@@ -217,6 +221,7 @@ static const unsigned long personality_ok[] = { 0x0, 0x8, 0x20000, 0x20008, 0xff
  * a higher one fails like any other refused call. */
 #define AF_KNOWN_MAX 45
 
+
 static int rule_add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned n,
 		    const struct scmp_arg_cmp *cmp, struct corral_error *err)
 {
@@ -263,8 +268,7 @@ static int rules_add(scmp_filter_ctx ctx, capmask_t keep, struct corral_error *e
 	 * comparisons are on the full 64-bit register: a value with junk in
 	 * the upper half (which the kernel would truncate to AF_VSOCK) is
 	 * refused rather than allowed, hence "below" plus single values
-	 * rather than "not equal".  The 32-bit socketcall path cannot be
-	 * checked this way (see above). */
+	 * rather than "not equal". */
 	struct scmp_arg_cmp below_vsock = SCMP_A0(SCMP_CMP_LT, AF_VSOCK);
 	if ((r = rule_add(ctx, allow, "socket", 1, &below_vsock, err)) < 0)
 		return r;
@@ -273,6 +277,15 @@ static int rules_add(scmp_filter_ctx ctx, capmask_t keep, struct corral_error *e
 		if ((r = rule_add(ctx, allow, "socket", 1, &c, err)) < 0)
 			return r;
 	}
+
+	/* On the 32-bit x86 ABI, libseccomp also turns each of these socket
+	 * rules into a rule for socketcall(2), the multiplexer, with the
+	 * sub-call number as its only condition: the sub-call's own
+	 * arguments (the address family among them) sit in memory, out of a
+	 * filter's reach, so "socket" here would become socketcall(SYS_SOCKET)
+	 * allowed for every family, AF_VSOCK included.  The prelude (see
+	 * prelude_build) refuses socketcall(SYS_SOCKET) before this program
+	 * runs. */
 
 	if (sys_admin) {
 		/* The container may make namespaces of its own. */
@@ -333,7 +346,7 @@ int security_seccomp_build(capmask_t keep, int deny_errno, scmp_filter_ctx *ret,
 	return 0;
 }
 
-/* ---- syscalls newer than libseccomp ----
+/* ---- the prelude: syscalls newer than libseccomp, socketcall ----
  *
  * libseccomp can only name syscalls it was built to know.  The kernel may
  * be newer: its extra syscalls would hit the default action, EPERM, and a
@@ -341,9 +354,20 @@ int security_seccomp_build(capmask_t keep, int deny_errno, scmp_filter_ctx *ret,
  * for fchmodat2 or clone3) would fail instead of falling back.  So a short
  * classic-BPF prelude runs before libseccomp's program and answers ENOSYS
  * for every number above the highest one libseccomp knows for that ABI.
- * It only ever refuses: anything else passes on to libseccomp's program. */
+ *
+ * On x86_64 it also refuses the 32-bit socketcall(SYS_SOCKET, ...) with
+ * the profile's errno: libseccomp derives an unconditional rule for it
+ * from the socket() rules (see rules_add), and the address family it
+ * would have to check is in memory.  The other sub-calls work on
+ * descriptors that already exist and pass on.  32-bit programs create
+ * sockets with the direct socket syscall (i386 359, since Linux 4.3),
+ * whose family libseccomp's program checks; C libraries that try it
+ * first (musl, glibc built for Linux >= 4.3) are unaffected.
+ *
+ * The prelude only ever refuses: anything else passes on to libseccomp's
+ * program. */
 
-#define PRELUDE_MAX 16
+#define PRELUDE_MAX 20
 
 struct prelude {
 	struct sock_filter insn[PRELUDE_MAX];
@@ -378,13 +402,20 @@ static unsigned emit_jump(struct prelude *p, uint16_t code, uint32_t k)
 	return p->n++;
 }
 
-enum { TO_PASS = -1, TO_ENOSYS = -2 };
+enum { TO_PASS = -1, TO_ENOSYS = -2, TO_DENY = -3 };
 
-static void patch(struct prelude *p, unsigned at, int jt, int jf, unsigned pass, unsigned enosys)
+struct targets {
+	unsigned pass, enosys, deny;
+};
+
+static void patch(struct prelude *p, unsigned at, int jt, int jf, const struct targets *t)
 {
-	int t[2] = { jt, jf };
+	int to2[2] = { jt, jf };
 	for (int i = 0; i < 2; i++) {
-		unsigned to = t[i] == TO_PASS ? pass : t[i] == TO_ENOSYS ? enosys : (unsigned)t[i];
+		unsigned to = to2[i] == TO_PASS	  ? t->pass
+			      : to2[i] == TO_ENOSYS ? t->enosys
+			      : to2[i] == TO_DENY   ? t->deny
+						    : (unsigned)to2[i];
 		uint8_t off = (uint8_t)(to - at - 1);
 		if (i == 0)
 			p->insn[at].jt = off;
@@ -395,14 +426,18 @@ static void patch(struct prelude *p, unsigned at, int jt, int jf, unsigned pass,
 
 #define SECCOMP_DATA_NR 0     /* offsetof(struct seccomp_data, nr) */
 #define SECCOMP_DATA_ARCH 4   /* offsetof(struct seccomp_data, arch) */
+#define SECCOMP_DATA_ARG0_LO 16 /* args[0], low 32 bits (little endian) */
 #define X32_SYSCALL_BIT 0x40000000u
 #define X32_COMPAT_FIRST 512  /* x32's own numbers start here, past the shared ones */
+#define I386_NR_SOCKETCALL 102
+#define SOCKETCALL_SYS_SOCKET 1 /* linux/net.h */
 
-static void prelude_build(struct prelude *p)
+static void prelude_build(struct prelude *p, int deny_errno)
 {
 	const uint16_t LD = BPF_LD | BPF_W | BPF_ABS;
 	const uint16_t JEQ = BPF_JMP | BPF_JEQ | BPF_K, JGT = BPF_JMP | BPF_JGT | BPF_K,
 		       JGE = BPF_JMP | BPF_JGE | BPF_K;
+	struct targets t;
 
 	p->n = 0;
 #if defined(__x86_64__)
@@ -422,27 +457,36 @@ static void prelude_build(struct prelude *p)
 	unsigned is86 = emit_jump(p, JEQ, AUDIT_ARCH_I386);
 	emit(p, LD, SECCOMP_DATA_NR);
 	unsigned new86 = emit_jump(p, JGT, max86);
-	unsigned enosys = emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
-	unsigned pass = p->n;
+	unsigned sockcall = emit_jump(p, JEQ, I386_NR_SOCKETCALL);
+	/* A 32-bit argument: the kernel zero-extends it, the low word is all. */
+	emit(p, LD, SECCOMP_DATA_ARG0_LO);
+	unsigned sys_socket = emit_jump(p, JEQ, SOCKETCALL_SYS_SOCKET);
+	t.enosys = emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+	t.deny = emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((uint32_t)deny_errno & SECCOMP_RET_DATA));
+	t.pass = p->n;
 
-	patch(p, is64, is64 + 1, is86, pass, enosys);
-	patch(p, isx32, newx32, new64, pass, enosys);
-	patch(p, new64, TO_ENOSYS, TO_PASS, pass, enosys);
-	patch(p, newx32, x32own, TO_PASS, pass, enosys);
-	patch(p, x32own, TO_PASS, TO_ENOSYS, pass, enosys);
-	patch(p, is86, is86 + 1, TO_PASS, pass, enosys);
-	patch(p, new86, TO_ENOSYS, TO_PASS, pass, enosys);
+	patch(p, is64, is64 + 1, is86, &t);
+	patch(p, isx32, newx32, new64, &t);
+	patch(p, new64, TO_ENOSYS, TO_PASS, &t);
+	patch(p, newx32, x32own, TO_PASS, &t);
+	patch(p, x32own, TO_PASS, TO_ENOSYS, &t);
+	patch(p, is86, is86 + 1, TO_PASS, &t);
+	patch(p, new86, TO_ENOSYS, sockcall, &t);
+	patch(p, sockcall, sockcall + 1, TO_PASS, &t);
+	patch(p, sys_socket, TO_DENY, TO_PASS, &t);
 #else
 	/* Elsewhere the filter holds the native ABI only. */
+	(void)deny_errno;
 	emit(p, LD, SECCOMP_DATA_ARCH);
 	unsigned native = emit_jump(p, JEQ, seccomp_arch_native());
 	emit(p, LD, SECCOMP_DATA_NR);
 	unsigned newer = emit_jump(p, JGT, max_known(seccomp_arch_native(), 0, 4096));
-	unsigned enosys = emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
-	unsigned pass = p->n;
+	t.enosys = emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+	t.deny = t.enosys;
+	t.pass = p->n;
 
-	patch(p, native, native + 1, TO_PASS, pass, enosys);
-	patch(p, newer, TO_ENOSYS, TO_PASS, pass, enosys);
+	patch(p, native, native + 1, TO_PASS, &t);
+	patch(p, newer, TO_ENOSYS, TO_PASS, &t);
 #endif
 }
 
@@ -450,13 +494,13 @@ static void prelude_build(struct prelude *p)
  * latter starts by loading the arch itself, so it does not care what the
  * prelude left in the accumulator.  libseccomp 2.5 exports only to a
  * descriptor, hence the memfd. */
-static int program_build(scmp_filter_ctx ctx, struct sock_filter **ret, unsigned short *ret_len,
+static int program_build(scmp_filter_ctx ctx, int deny_errno, struct sock_filter **ret, unsigned short *ret_len,
 			 struct corral_error *err)
 {
 	struct prelude pre;
 	int r;
 
-	prelude_build(&pre);
+	prelude_build(&pre, deny_errno);
 
 	cleanup_close int fd = memfd_create("corral-seccomp", MFD_CLOEXEC);
 	if (fd < 0)
@@ -514,7 +558,7 @@ static int build_program(capmask_t keep, int deny_errno, struct sock_filter **re
 	int r = security_seccomp_build(keep, deny_errno, &ctx, err);
 	if (r < 0)
 		return r;
-	if ((r = program_build(ctx, ret, ret_len, err)) < 0)
+	if ((r = program_build(ctx, deny_errno, ret, ret_len, err)) < 0)
 		return err_wrap(err, "build the seccomp program");
 	return 0;
 }
@@ -527,71 +571,190 @@ int security_seccomp_load(capmask_t keep, int deny_errno, struct corral_error *e
 	return r < 0 ? r : install(insns, len, err);
 }
 
+/* ---- the program cache ----
+ *
+ * Building the program takes ~17 ms (libseccomp, three ABIs), as long as
+ * a whole `corral exec` otherwise, so programs are cached per corral
+ * build and capability set:
+ *
+ *   <root>/cache/seccomp-<key>.bpf        the program
+ *   <root>/digests/seccomp-<key>.sha256   its SHA-256, in hex
+ *
+ * A cached program is used only if it hashes to its digest, which lives
+ * in another directory and is written after the program: a file that was
+ * cut short, corrupted or replaced is rebuilt (and rewritten), never
+ * loaded.  Both directories are root-owned 0700 and opened without
+ * following symlinks, files are opened O_NOFOLLOW and written temp ->
+ * fsync -> rename -> fsync dir.  Callers get the program on the host side,
+ * before they join any namespace of a container, so no path here ever
+ * resolves in a container's mount namespace. */
+
+#define CACHE_DIR "cache"
+#define DIGEST_DIR "digests"
+#define SHA256_HEX_LEN (2 * SHA256_DIGEST_SIZE)
+
 /* Cache key: this build of corral (the profile is compiled in) and the
  * capability set the profile depends on. */
-static void cache_path(char *buf, size_t len, const char *dir, capmask_t keep)
+static void cache_key(char *buf, size_t len, capmask_t keep)
 {
-	snprintf(buf, len, "%s/seccomp-%s-%s-%016llx.bpf", dir, PACKAGE_VERSION, CORRAL_BUILD_ID,
-		 (unsigned long long)keep);
-	for (char *p = buf + strlen(dir) + 1; *p; p++)
-		if (*p == ' ' || *p == ':')
+	snprintf(buf, len, "seccomp-%s-%s-%016llx", PACKAGE_VERSION, CORRAL_BUILD_ID, (unsigned long long)keep);
+	for (char *p = buf; *p; p++)
+		if (*p == ' ' || *p == ':' || *p == '/')
 			*p = '_';
 }
 
-static int cache_read(const char *path, struct sock_filter **ret, unsigned short *ret_len)
+static void sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN + 1])
 {
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct sha256_ctx ctx;
+	uint8_t d[SHA256_DIGEST_SIZE];
+	sha256_init(&ctx);
+	sha256_update(&ctx, len, data);
+	sha256_digest(&ctx, sizeof(d), d);
+	for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* Opens <parent>/<name>, creating it 0700, as a directory only we can
+ * write: owned by our euid (else -EPERM: not ours to trust), group and
+ * other bits cleared if some were set. */
+static int open_private_dir(int parent, const char *name)
+{
+	if (mkdirat(parent, name, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	cleanup_close int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0)
-		return -1;
-	/* Only a root-owned, non-writable-by-others file of whole
-	 * instructions within the kernel's limit is trusted. */
-	if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) || st.st_size == 0 ||
-	    st.st_size % sizeof(struct sock_filter) || st.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS)
-		return -1;
-	struct sock_filter *insns = malloc(st.st_size);
-	if (!insns)
-		return -1;
-	if (read(fd, insns, st.st_size) != st.st_size) {
-		free(insns);
-		return -1;
+		return -errno;
+	if (st.st_uid != geteuid())
+		return -EPERM;
+	if ((st.st_mode & 077) && fchmod(fd, 0700) < 0)
+		return -errno;
+	return take_fd(fd);
+}
+
+/* Reads a regular file of ours, not writable by others, of at most `max`
+ * bytes; *ret is NUL-terminated. */
+static int read_private_file(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len)
+{
+	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022) || (size_t)st.st_size > max)
+		return -EBADMSG;
+	int r = fd_read_all(fd, name, ret, ret_len, NULL);
+	if (r == 0 && *ret_len > max) {
+		free(*ret);
+		return -EBADMSG;
 	}
-	*ret = insns;
-	*ret_len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
+	return r;
+}
+
+/* temp -> fsync -> rename -> fsync dir, below dirfd, following no link. */
+static int write_private_file(int dirfd, const char *name, const void *data, size_t len)
+{
+	char tmp[NAME_MAX + 1];
+	if (snprintf(tmp, sizeof(tmp), ".%s.tmp.%d", name, (int)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	(void)unlinkat(dirfd, tmp, 0);
+	cleanup_close int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	int r = 0;
+	for (size_t off = 0; off < len && r == 0;) {
+		ssize_t n = write(fd, (const char *)data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			r = n < 0 ? -errno : -EIO;
+		else
+			off += (size_t)n;
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		r = -errno;
+	if (r < 0) {
+		(void)unlinkat(dirfd, tmp, 0);
+		return r;
+	}
+	return fsync(dirfd) < 0 ? -errno : 0;
+}
+
+/* The cached program for `key`, if it is whole and matches its digest. */
+static int cache_load(int cache_fd, int digest_fd, const char *key, struct sock_filter **ret, unsigned short *ret_len)
+{
+	char name[NAME_MAX + 1];
+	cleanup_free char *digest = NULL, *prog = NULL;
+	size_t dlen = 0, plen = 0;
+
+	snprintf(name, sizeof(name), "%.200s.sha256", key);
+	int r = read_private_file(digest_fd, name, SHA256_HEX_LEN + 1, &digest, &dlen);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof(name), "%.200s.bpf", key);
+	r = read_private_file(cache_fd, name, (size_t)BPF_MAXINSNS * sizeof(struct sock_filter), &prog, &plen);
+	if (r < 0)
+		return r;
+	if (plen == 0 || plen % sizeof(struct sock_filter))
+		return -EBADMSG;
+	char hex[SHA256_HEX_LEN + 1];
+	sha256_hex(prog, plen, hex);
+	if (dlen < SHA256_HEX_LEN || memcmp(digest, hex, SHA256_HEX_LEN) ||
+	    (dlen > SHA256_HEX_LEN && strcmp(digest + SHA256_HEX_LEN, "\n")))
+		return -EBADMSG;
+	*ret_len = (unsigned short)(plen / sizeof(struct sock_filter));
+	*ret = (struct sock_filter *)take_ptr(prog);
 	return 0;
 }
 
-static void cache_write(const char *dir, const char *path, const struct sock_filter *insns, unsigned short len)
+/* Program first, digest last: a reader never pairs a new digest with an
+ * old program.  Failing to store is not an error (the cache only saves
+ * time); the next start rebuilds. */
+static void cache_store(int cache_fd, int digest_fd, const char *key, const struct sock_filter *insns,
+			unsigned short len)
 {
-	if (mkdir_p(dir, 0700, NULL) < 0)
+	char name[NAME_MAX + 1], hex[SHA256_HEX_LEN + 2];
+	size_t size = (size_t)len * sizeof(*insns);
+
+	snprintf(name, sizeof(name), "%.200s.bpf", key);
+	if (write_private_file(cache_fd, name, insns, size) < 0)
 		return;
-	file_write_atomic(path, (const char *)insns, (size_t)len * sizeof(*insns), 0600, NULL);
+	sha256_hex(insns, size, hex);
+	strcat(hex, "\n");
+	snprintf(name, sizeof(name), "%.200s.sha256", key);
+	(void)write_private_file(digest_fd, name, hex, strlen(hex));
 }
 
-int seccomp_program_get(enum seccomp_mode mode, capmask_t keep, const char *cache_dir,
+int seccomp_program_get(enum seccomp_mode mode, capmask_t keep, const char *state_dir,
 			struct seccomp_program *ret, struct corral_error *err)
 {
 	struct sock_filter *insns = NULL;
 	unsigned short len = 0;
-	char path[PATH_MAX];
+	char key[NAME_MAX + 1];
+	cleanup_close int root_fd = -1, cache_fd = -1, digest_fd = -1;
 
 	ret->insns = NULL;
 	ret->len = 0;
 	if (mode == SECCOMP_UNCONFINED)
 		return 0;
-	if (cache_dir) {
-		cache_path(path, sizeof(path), cache_dir, keep);
-		if (cache_read(path, &insns, &len) == 0) {
-			ret->insns = insns;
-			ret->len = len;
-			return 0;
-		}
+	cache_key(key, sizeof(key), keep);
+	if (state_dir)
+		root_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd >= 0) {
+		cache_fd = open_private_dir(root_fd, CACHE_DIR);
+		digest_fd = open_private_dir(root_fd, DIGEST_DIR);
+	}
+	if (cache_fd >= 0 && digest_fd >= 0 && cache_load(cache_fd, digest_fd, key, &insns, &len) == 0) {
+		ret->insns = insns;
+		ret->len = len;
+		return 0;
 	}
 	int r = build_program(keep, EPERM, &insns, &len, err);
 	if (r < 0)
 		return r;
-	if (cache_dir)
-		cache_write(cache_dir, path, insns, len);
+	if (cache_fd >= 0 && digest_fd >= 0)
+		cache_store(cache_fd, digest_fd, key, insns, len);
 	ret->insns = insns;
 	ret->len = len;
 	return 0;

@@ -33,15 +33,17 @@ enum seccomp_mode { SECCOMP_DEFAULT, SECCOMP_UNCONFINED };
 int seccomp_apply(enum seccomp_mode mode, capmask_t keep, struct corral_error *err);
 
 /* The filter as a ready BPF program, so that a container start neither
- * pays for building it (libseccomp takes ~15 ms for three ABIs) nor leaves
+ * pays for building it (libseccomp takes ~17 ms for three ABIs) nor leaves
  * libseccomp's memory behind in the container's init.  Programs are cached
- * in `cache_dir` (NULL = no cache) per corral build and capability set;
- * a cached file is checked (size, length) before use. */
+ * under `state_dir` (NULL = no cache) per corral build and capability set
+ * in <state_dir>/cache, each checked against its SHA-256 kept in
+ * <state_dir>/digests before use (a mismatch rebuilds it).  Call it on the
+ * host side, before joining any namespace of a container. */
 struct seccomp_program {
 	void *insns;		/* struct sock_filter[len]; NULL when unconfined */
 	unsigned short len;
 };
-int seccomp_program_get(enum seccomp_mode mode, capmask_t keep, const char *cache_dir,
+int seccomp_program_get(enum seccomp_mode mode, capmask_t keep, const char *state_dir,
 			struct seccomp_program *ret, struct corral_error *err);
 /* Loads it into the calling thread (needs no_new_privs, set by caps_apply). */
 int seccomp_program_install(const struct seccomp_program *p, struct corral_error *err);

@@ -84,12 +84,13 @@ static void hide_cmdline(void)
 
 struct child_args {
 	const struct container_config *c;
-	const char *rootfs;
+	int view;	/* the container's view of its root (rootfs_open_view) */
 	int go_fd;	/* read: parent finished its side */
 	int err_fd;	/* write: setup error text; EOF on exec = success */
 	int log_fd;	/* detached: stdout/stderr; -1 = inherit */
 	int null_fd;
 	int console_sock; /* tty: the pty master goes back through it; else -1 */
+	const struct pty_relay *relay; /* foreground without tty: relayed stdio */
 	const struct seccomp_program *seccomp;
 	bool tty;
 };
@@ -128,9 +129,18 @@ static void child_setup(struct child_args *a)
 	char go;
 
 	/* If the monitor dies mid-setup, so do we; nobody may ptrace us. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	prctl(PR_SET_DUMPABLE, 0);
-	prctl(PR_SET_NAME, "corral-init");
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || prctl(PR_SET_DUMPABLE, 0) < 0 ||
+	    prctl(PR_SET_NAME, "corral-init") < 0) {
+		err_set(&err, errno, "prctl");
+		child_fail(a, &err);
+	}
+	/* Out of the caller's session: the caller's terminal is its
+	 * controlling terminal, which a container process could open as
+	 * /dev/tty and push input into with TIOCSTI. */
+	if (setsid() < 0) {
+		err_set(&err, errno, "start a new session");
+		child_fail(a, &err);
+	}
 	if (!c->userns) {
 		/* Into the container's cgroup by itself, the cheap way (see
 		 * cgroup_enter_self); in a user namespace the parent does it. */
@@ -163,7 +173,7 @@ static void child_setup(struct child_args *a)
 	}
 	if (c->net.mode != NET_HOST && net_setup_loopback(&err) < 0)
 		child_fail(a, &err);
-	if (rootfs_enter(a->rootfs, c, NULL, &err) < 0) {
+	if (rootfs_enter(a->view, c, NULL, &err) < 0) {
 		err_wrap(&err, "prepare the root filesystem");
 		child_fail(a, &err);
 	}
@@ -172,6 +182,10 @@ static void child_setup(struct child_args *a)
 			err_set(&err, errno, "redirect stdio");
 			child_fail(a, &err);
 		}
+	}
+	if (a->relay && pty_relay_child_stdio(a->relay) < 0) {
+		err_set(&err, errno, "attach the relayed stdio");
+		child_fail(a, &err);
 	}
 	if (a->console_sock >= 0) {
 		/* A pty of the container's own devpts; the master goes to the
@@ -208,7 +222,10 @@ static void child_setup(struct child_args *a)
 	/* Setup is complete.  The container now outlives its monitor: a
 	 * killed monitor must not take it down (list/stop/rm still find it
 	 * through its pid and start time). */
-	prctl(PR_SET_PDEATHSIG, 0);
+	if (prctl(PR_SET_PDEATHSIG, 0) < 0) {
+		err_set(&err, errno, "prctl");
+		child_fail(a, &err);
+	}
 	hide_cmdline();
 	/* The error pipe closes with the fork of the command (see init.c),
 	 * which the parent reads as success. */
@@ -272,18 +289,23 @@ struct spawn {
 
 /* Clones the container's init and drives its setup. */
 static int spawn_container(const struct container_config *c, const char *rootfs, int log_fd, bool tty,
-			   struct spawn *ret, struct corral_error *err)
+			   const struct pty_relay *relay, struct spawn *ret, struct corral_error *err)
 {
 	int go[2], res[2];
 	cleanup_close int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	/* Built (or read from the cache) here, so the container's init never
-	 * runs libseccomp. */
-	char cache[PATH_MAX];
-	snprintf(cache, sizeof(cache), "%s/cache", state_root());
+	/* Built (or read from the cache) here, on the host side, so the
+	 * container's init never runs libseccomp. */
 	struct seccomp_program prog;
-	int pr = seccomp_program_get(c->seccomp, c->caps, cache, &prog, err);
+	int pr = seccomp_program_get(c->seccomp, c->caps, state_root(), &prog, err);
 	if (pr < 0)
 		return pr;
+	/* The root: see rootfs.h for why the child finds it through its
+	 * working directory. */
+	cleanup_close int mnt_root = -1, view = -1;
+	cleanup_close int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	pr = rootfs_open_view(rootfs, &mnt_root, &view, err);
+	if (pr < 0)
+		return seccomp_program_release(&prog), pr;
 	int console[2] = { -1, -1 };
 	ret->console = -1;
 	ret->address[0] = '\0';
@@ -305,21 +327,30 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 	if (c->userns)
 		flags |= CLONE_NEWUSER;
 	fflush(NULL);
-	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
+	/* The child's working directory names its root (see rootfs.h); ours
+	 * is put back at once. */
+	pid_t pid = -1;
+	int e = fchdir(mnt_root) < 0 ? errno : 0;
+	bool entered = e == 0;
+	if (entered) {
+		pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
+		e = errno;
+		if (pid != 0 && (cwd < 0 || fchdir(cwd) < 0))
+			(void)!chdir("/");
+	}
 	if (pid < 0) {
-		int e = errno;
 		close(go[0]), close(go[1]), close(res[0]), close(res[1]);
 		seccomp_program_release(&prog);
-		return err_set(err, e, "clone the container's namespaces");
+		return entered ? err_set(err, e, "clone the container's namespaces") : err_set(err, e, "enter %s", rootfs);
 	}
 	if (pid == 0) {
 		close(go[1]);
 		close(res[0]);
 		if (console[0] >= 0)
 			close(console[0]);
-		struct child_args a = { .c = c, .rootfs = rootfs, .go_fd = go[0], .err_fd = res[1],
+		struct child_args a = { .c = c, .view = view, .go_fd = go[0], .err_fd = res[1],
 					.log_fd = log_fd, .null_fd = null_fd, .console_sock = console[1],
-					.seccomp = &prog, .tty = tty };
+					.relay = relay, .seccomp = &prog, .tty = tty };
 		child_setup(&a);
 		_exit(1);
 	}
@@ -519,11 +550,16 @@ static int mount_root(const char *base, const char *upper, const char *work, con
 }
 
 /* Everything from cgroup creation to a running init; undone on failure. */
-static int bring_up(const struct container_config *c, bool foreground, bool tty, struct spawn *sp,
-		    struct corral_error *err)
+static int bring_up(const struct container_config *c, bool foreground, bool tty, const struct pty_relay *relay,
+		    struct spawn *sp, struct corral_error *err)
 {
 	char upper[PATH_MAX], work[PATH_MAX], rootfs[PATH_MAX], log[PATH_MAX], base[PATH_MAX];
 	int r = container_dirs(c->name, upper, work, rootfs, log, err);
+	if (r < 0)
+		return r;
+	/* Closed again if someone opened it up: its tree is about to hold
+	 * the container's files. */
+	r = state_secure_container(c->name, err);
 	if (r < 0)
 		return r;
 	r = template_rootfs(state_root(), c->template_name, base, sizeof(base), err);
@@ -555,7 +591,7 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 	if (r == 0 && !foreground && pipe2(out, O_CLOEXEC) < 0)
 		r = err_set(err, errno, "pipe for the console log");
 	if (r == 0)
-		r = spawn_container(c, rootfs, out[1], tty, sp, err);
+		r = spawn_container(c, rootfs, out[1], tty, relay, sp, err);
 	if (out[1] >= 0)
 		close(out[1]);
 	if (r == 0)
@@ -624,19 +660,32 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 		return r;
 
 	if (opts->foreground) {
-		r = bring_up(&c, true, opts->tty, &sp, err);
+		/* The container gets a pty with tty, else pipes for those of
+		 * our stdin, stdout, stderr that are terminals: never a
+		 * descriptor of the caller's terminal. */
+		struct pty_relay relay;
+		pty_relay_init(&relay);
+		if (!opts->tty)
+			r = pty_relay_open(&relay, err);
+		if (r == 0)
+			r = bring_up(&c, true, opts->tty, &relay, &sp, err);
+		pty_relay_close_child(&relay);
 		if (r == 0)
 			r = mark_running(name, &sp, err);
 		if (r == 0) {
-			/* Signals for the container go to its init, not to us. */
-			signal(SIGINT, SIG_IGN);
-			signal(SIGTERM, SIG_IGN);
-			signal(SIGHUP, SIG_IGN);
+			/* The init is in a session of its own, out of reach of
+			 * the terminal: signals for the container come to us
+			 * and go on to its init. */
+			pty_forward_signals(sp.pid);
 			int code = 0;
 			if (sp.console >= 0) {
 				pty_proxy(sp.console);
 				close(sp.console);
+			} else if (pty_relay_active(&relay)) {
+				cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, sp.pid, 0);
+				pty_relay_run(&relay, pidfd);
 			}
+			pty_relay_release(&relay);
 			wait_for_exit(sp.pid, &code);
 			phase("container exited");
 			record_exit(name, code);
@@ -644,6 +693,7 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 			phase("torn down");
 			*ret_exit = code;
 		}
+		pty_relay_release(&relay);
 		config_release(&c);
 		return r;
 	}
@@ -662,7 +712,9 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 	}
 	if (mon == 0) {
 		close(ready[0]);
-		setsid();
+		/* Out of the caller's session, for good (see child_setup). */
+		if (setsid() < 0)
+			_exit(1);
 		int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (null_fd >= 0) {
 			dup2(null_fd, 0);
@@ -670,7 +722,7 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 			dup2(null_fd, 2);
 		}
 		struct corral_error merr = { 0 };
-		int mr = bring_up(&c, false, false, &sp, &merr);
+		int mr = bring_up(&c, false, false, NULL, &sp, &merr);
 		if (mr == 0)
 			mr = mark_running(name, &sp, &merr);
 		/* "+" = running; anything else is the error message. */

@@ -10,10 +10,15 @@
  *      `- the container's command     orphans are reaped by init
  *
  * Setup happens in the child between clone() and exec, in a fixed order,
- * and any failure aborts the start (fail closed): namespaces (clone) ->
- * cgroup, uid/gid maps, network (parent side) -> hostname -> root mounts,
- * pivot_root -> close every inherited fd -> capabilities, no_new_privs ->
- * seccomp -> init forks and execs the command. */
+ * and any failure aborts the start (fail closed): cgroup, cowfs mount ->
+ * the container's view of its root (parent, rootfs_open_view) -> seccomp
+ * program (host side) -> namespaces (clone) -> a session of its own
+ * (setsid: the caller's terminal is never a container's controlling
+ * terminal) -> cgroup, uid/gid maps, network (parent side) -> hostname ->
+ * root mounts, pivot_root -> stdio (a pty, relayed pipes or the console
+ * log; never the caller's terminal) -> close every inherited fd ->
+ * capabilities, no_new_privs -> seccomp -> init forks and execs the
+ * command. */
 #ifndef CORRAL_START_H
 #define CORRAL_START_H
 

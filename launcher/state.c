@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +42,93 @@ int state_path(char *buf, size_t len, const char *name, const char *leaf, struct
 	if (n < 0 || (size_t)n >= len)
 		return err_plain(err, ENAMETOOLONG, "state path for '%s' is too long", name);
 	return 0;
+}
+
+/* Checks that `fd` is a directory owned by us and makes it 0700 if group
+ * or others have any access; *loosened says it had to. */
+static int tighten_dir(int fd, const char *what, bool *loosened, struct corral_error *err)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return err_set(err, errno, "stat %s", what);
+	if (!S_ISDIR(st.st_mode))
+		return err_plain(err, ENOTDIR, "%s is not a directory", what);
+	/* Whoever owns it can open it up again (and rename what is in it). */
+	if (st.st_uid != geteuid())
+		return err_plain(err, EPERM,
+				 "%s belongs to uid %u: refusing to keep containers where another user can reach them",
+				 what, (unsigned)st.st_uid);
+	if (!(st.st_mode & 077))
+		return 0;
+	if (fchmod(fd, 0700) < 0)
+		return err_set(err, errno, "make %s private (0700)", what);
+	if (loosened)
+		*loosened = true;
+	return 0;
+}
+
+/* tighten_dir() on `name` below dirfd, never through a symlink; a missing
+ * directory is fine (not made yet). */
+static int tighten_at(int dirfd, const char *name, const char *what, bool *loosened, struct corral_error *err)
+{
+	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : err_set(err, errno, "open %s", what);
+	return tighten_dir(fd, what, loosened, err);
+}
+
+int state_secure_root(struct corral_error *err)
+{
+	const char *root = state_root();
+	char what[PATH_MAX + 32];
+	cleanup_close int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		int r = mkdir_p(root, 0700, err);
+		if (r < 0)
+			return err_wrap(err, "create the state root");
+		fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return err_set(err, errno, "open the state root %s", root);
+	bool loosened = false;
+	snprintf(what, sizeof(what), "the state root %s", root);
+	int r = tighten_dir(fd, what, &loosened, err);
+	snprintf(what, sizeof(what), "%s/containers", root);
+	if (r == 0)
+		r = tighten_at(fd, "containers", what, &loosened, err);
+	snprintf(what, sizeof(what), "%s/templates", root);
+	if (r == 0)
+		r = tighten_at(fd, "templates", what, &loosened, err);
+	if (r < 0 || !loosened)
+		return r;
+	/* A root an older corral made: its container directories were
+	 * 0711 as well.  Once, here, rather than a walk on every command. */
+	int cfd = openat(fd, "containers", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (cfd < 0)
+		return errno == ENOENT ? 0 : err_set(err, errno, "open %s/containers", root);
+	cleanup_dir DIR *d = fdopendir(cfd);
+	if (!d) {
+		close(cfd);
+		return err_set(err, errno, "read %s/containers", root);
+	}
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			snprintf(what, sizeof(what), "%s/containers/%s", root, de->d_name);
+			r = tighten_at(dirfd(d), de->d_name, what, NULL, err);
+			if (r < 0 && r != -ENOTDIR && r != -ELOOP)
+				return r;
+		}
+	return 0;
+}
+
+int state_secure_container(const char *name, struct corral_error *err)
+{
+	char path[PATH_MAX];
+	int r = state_path(path, sizeof(path), name, NULL, err);
+	if (r < 0)
+		return r;
+	return tighten_at(AT_FDCWD, path, path, NULL, err);
 }
 
 const char *state_instance_name(const char *name, char *buf, size_t len)

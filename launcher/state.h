@@ -36,6 +36,18 @@ const char *state_root(void);
 /* <root>/containers/<name>[/<leaf>] into buf. */
 int state_path(char *buf, size_t len, const char *name, const char *leaf, struct corral_error *err);
 
+/* The state root holds every container's tree, whose files the container's
+ * root controls (set-uid binaries, in the upper layer stored as host uid 0
+ * even for --userns): no host user may reach it.  Creates the root (0700)
+ * if missing; refuses a root that is not a directory owned by us; tightens
+ * the root, containers/ and templates/ to 0700 when found looser (a root
+ * made by an older corral, which made them 0711) -- and then every
+ * container's directory as well.  Run before every command. */
+int state_secure_root(struct corral_error *err);
+/* Tightens <root>/containers/<name> to 0700 (at each start: a directory
+ * loosened by hand is closed again before the root is mounted). */
+int state_secure_container(const char *name, struct corral_error *err);
+
 void state_init(struct container_state *st);
 int state_load(const char *name, struct container_state *ret, struct corral_error *err);
 int state_save(const char *name, const struct container_state *st, struct corral_error *err);

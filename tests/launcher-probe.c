@@ -8,16 +8,36 @@
  *   launcher-probe forks MAX     forks children that wait, up to MAX; prints
  *                                "forks N ERRNO" (ERRNO of the failed fork,
  *                                "none" if MAX were made), then ends them
+ *   launcher-probe ids           prints "uid U euid E" (also outside a
+ *                                container: it changes nothing; a set-uid
+ *                                copy shows whether set-uid took effect)
+ *   launcher-probe exec-as UID PATH [ARG...]
+ *                                drops to UID (uid and gid, no groups) and
+ *                                execs PATH
  *
  * It refuses to run unless $container is "corral" (set by corral inside
  * every container): as root on the host, several OPs would succeed and
  * change the host.
  *
+ *   launcher-probe tty DEV:RDEV  tries to push input into a terminal: prints
+ *                                "session container|foreign" (foreign: the
+ *                                session leader is outside the container's
+ *                                pid namespace, i.e. the caller's session),
+ *                                "fdN KIND sti=RESULT" for fds 0..2 (KIND:
+ *                                hosttty when it is the terminal DEV:RDEV
+ *                                -- st_dev:st_rdev of the caller's pty --,
+ *                                tty, pipe, file, chr, closed, other) and
+ *                                "devtty RESULT [sti=RESULT]" for
+ *                                open("/dev/tty"); RESULT: ok or the errno
+ *                                name.  Each TIOCSTI that works pushes
+ *                                "corral-tiocsti-marker\n".
+ *
  * OPs: keyctl, add_key, bpf, unshare-user, unshare-mnt, unshare-net, mount,
  * finit_module, init_module, mknod-blk PATH, clone3, open-read PATH,
- * open-write PATH, ptrace PID. */
+ * open-write PATH, ptrace PID, tty DEV:RDEV. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/keyctl.h>
@@ -26,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
@@ -76,11 +97,68 @@ static int forks(int max)
 	return 0;
 }
 
+static const char *errname(int e)
+{
+	return strerrorname_np(e) ? strerrorname_np(e) : "EUNKNOWN";
+}
+
+/* TIOCSTI of the whole marker: "ok" if every byte went in. */
+static const char *inject(int fd)
+{
+	static const char marker[] = "corral-tiocsti-marker\n";
+	for (const char *p = marker; *p; p++)
+		if (ioctl(fd, TIOCSTI, p) < 0)
+			return errname(errno);
+	return "ok";
+}
+
+static const char *kind(int fd, unsigned long long dev, unsigned long long rdev)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return errno == EBADF ? "closed" : "other";
+	if (S_ISCHR(st.st_mode) && st.st_dev == dev && st.st_rdev == rdev)
+		return "hosttty";
+	if (isatty(fd))
+		return "tty";
+	if (S_ISFIFO(st.st_mode))
+		return "pipe";
+	if (S_ISREG(st.st_mode))
+		return "file";
+	return S_ISCHR(st.st_mode) ? "chr" : "other";
+}
+
+static int tty_probe(const char *arg)
+{
+	unsigned long long dev = 0, rdev = 0;
+	if (sscanf(arg, "%llu:%llu", &dev, &rdev) != 2) {
+		fprintf(stderr, "launcher-probe: tty wants DEV:RDEV\n");
+		return 2;
+	}
+	/* 0: the session leader is not in our pid namespace. */
+	printf("session %s\n", getsid(0) == 0 ? "foreign" : "container");
+	for (int fd = 0; fd <= 2; fd++) {
+		const char *k = kind(fd, dev, rdev);
+		printf("fd%d %s sti=%s\n", fd, k, strcmp(k, "closed") ? inject(fd) : "EBADF");
+	}
+	int t = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (t < 0)
+		printf("devtty %s\n", errname(errno));
+	else
+		printf("devtty ok %s sti=%s\n", kind(t, dev, rdev), inject(t));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *op = argc > 1 ? argv[1] : "";
 	const char *arg = argc > 2 ? argv[2] : "";
 	const char *where = getenv("container");
+
+	if (!strcmp(op, "ids")) {
+		printf("uid %d euid %d\n", (int)getuid(), (int)geteuid());
+		return 0;
+	}
 
 	/* These calls succeed for root on the host (a tmpfs over /tmp, a
 	 * block device node...): run only where corral says it is inside. */
@@ -134,6 +212,24 @@ int main(int argc, char **argv)
 		return report(open(arg, O_WRONLY | O_CLOEXEC));
 	if (!strcmp(op, "ptrace"))
 		return report(ptrace(PTRACE_ATTACH, (pid_t)atoi(arg), 0, 0));
+	if (!strcmp(op, "exec-as") && argc > 3) {
+		uid_t id = (uid_t)atoi(arg);
+		/* setgroups is denied in a user namespace whose setgroups file
+		 * says so; there are no supplementary groups to drop there. */
+		if (setgroups(0, NULL) < 0 && errno != EPERM) {
+			perror("launcher-probe: setgroups");
+			return 2;
+		}
+		if (setresgid(id, id, id) < 0 || setresuid(id, id, id) < 0) {
+			perror("launcher-probe: drop to the uid");
+			return 2;
+		}
+		execv(argv[3], argv + 3);
+		printf("exec %s\n", strerrorname_np(errno) ? strerrorname_np(errno) : "EUNKNOWN");
+		return 2;
+	}
+	if (!strcmp(op, "tty"))
+		return tty_probe(arg);
 	if (!strcmp(op, "forks"))
 		return forks(atoi(arg) > 0 ? atoi(arg) : 1);
 	fprintf(stderr, "usage: launcher-probe OP [ARG] (see the source)\n");

@@ -32,12 +32,20 @@ check() {
 	[ $rc -eq 0 ] || printf '%s\n' "$out" | sed 's/^/# /'
 	return $rc
 }
-# check_fails DESCRIPTION CMD...: ok if CMD exits non-zero.
+# check_fails DESCRIPTION REASON CMD...: ok if CMD exits non-zero *and* its
+# output (stdout and stderr) matches the extended regular expression REASON
+# (case-insensitive): a command that fails for another reason (a typo, a
+# crash, a missing file) must not pass for the refusal being tested.
 check_fails() {
-	local desc=$1; shift
+	local desc=$1 reason=$2; shift 2
 	local out rc
 	out=$("$@" 2>&1); rc=$?
-	if [ $rc -ne 0 ]; then ok 0 "$desc"; else ok 1 "$desc"; printf '%s\n' "$out" | sed 's/^/# /'; fi
+	if [ $rc -ne 0 ] && grep -Eqi -- "$reason" <<<"$out"; then
+		ok 0 "$desc"
+	else
+		ok 1 "$desc (exit $rc; wanted a failure matching '$reason')"
+		printf '%s\n' "$out" | sed 's/^/# /'
+	fi
 }
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
 bail() { echo "Bail out! $*"; exit 1; }

@@ -579,6 +579,59 @@ static int newest_known(uint32_t arch)
 	return newest;
 }
 
+/* socketcall(2) on the 32-bit ABI: its second argument points at the
+ * sub-call's arguments, which must sit below 4 GiB (MAP_32BIT). */
+#define SOCKETCALL_CHECKS 8
+#define I386_SOCKETCALL 102
+#define I386_SOCKET 359
+#define I386_MODIFY_LDT 123
+#define SYS_SOCKET_ 1
+#define SYS_GETSOCKNAME_ 6
+
+static void check_socketcall(capmask_t def)
+{
+	uint32_t *args = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	if (args == MAP_FAILED) {
+		for (int i = 0; i < SOCKETCALL_CHECKS; i++)
+			ok(false, "mmap(MAP_32BIT) for socketcall arguments: %s", strerror(errno));
+		return;
+	}
+	/* [0..2]: socket(AF_VSOCK, SOCK_STREAM, 0); [4..6]: socket(AF_INET,
+	 * SOCK_DGRAM, 0); [8..10]: getsockname(-1, NULL, NULL). */
+	args[0] = AF_VSOCK, args[1] = SOCK_STREAM, args[2] = 0;
+	args[4] = AF_INET, args[5] = SOCK_DGRAM, args[6] = 0;
+	args[8] = (uint32_t)-1, args[9] = 0, args[10] = 0;
+	const struct call vsock = { "i386 socketcall(SYS_SOCKET, AF_VSOCK) via int 0x80", ABI_I386, I386_SOCKETCALL,
+				    { SYS_SOCKET_, (long)(uintptr_t)args } };
+	const struct call inet = { "i386 socketcall(SYS_SOCKET, AF_INET) via int 0x80 (the multiplexed path)",
+				   ABI_I386, I386_SOCKETCALL, { SYS_SOCKET_, (long)(uintptr_t)(args + 4) } };
+	const struct call other = { "i386 socketcall(SYS_GETSOCKNAME, -1) reaches the kernel", ABI_I386,
+				    I386_SOCKETCALL, { SYS_GETSOCKNAME_, (long)(uintptr_t)(args + 8) } };
+	const struct call direct = { "i386 socket(AF_INET, SOCK_DGRAM) via int 0x80 (syscall 359)", ABI_I386,
+				     I386_SOCKET, { AF_INET, SOCK_DGRAM, 0 } };
+	const struct call direct_vsock = { "i386 socket(AF_VSOCK) via int 0x80 (syscall 359)", ABI_I386, I386_SOCKET,
+					   { AF_VSOCK, SOCK_STREAM, 0 } };
+	const struct call ldt = { "i386 modify_ldt(read) via int 0x80", ABI_I386, I386_MODIFY_LDT,
+				  { 0, (long)(uintptr_t)(args + 16), 16 } };
+	struct result r;
+
+	/* Control: the multiplexed socket(AF_VSOCK) is a real socket here
+	 * without the filter, or the check below would prove nothing. */
+	bool ran = run_in_child(0, CONF_NONE, do_call, &vsock, &r);
+	diag("unconfined, %s -> %s", vsock.what, ran ? (r.ret >= 0 ? "a socket" : errname(r.err)) : r.text);
+	expect_call(def, CONF_DEFAULT, &vsock, EPERM);
+	expect_call(def, CONF_MARKER, &vsock, MARKER);
+	expect_call(def, CONF_DEFAULT, &inet, EPERM);
+	expect_call(def, CONF_DEFAULT, &other, EBADF);
+	expect_call(def, CONF_DEFAULT, &direct_vsock, EPERM);
+	ran = run_in_child(def, CONF_DEFAULT, do_call, &direct, &r);
+	if (!ok(ran && r.ret >= 0, "%s -> a socket (32-bit networking keeps working)", direct.what))
+		diag("got %s (ret %ld) %s", ran ? errname(r.err) : "no result", r.ret, r.text);
+	expect_call(def, CONF_DEFAULT, &ldt, EPERM);
+	expect_call(def, CONF_MARKER, &ldt, MARKER);
+	munmap(args, 4096);
+}
+
 static bool i386_works(void)
 {
 	/* The kernel may be built (or booted) without 32-bit emulation. */
@@ -710,6 +763,7 @@ int main(int argc, char **argv)
 		{ "personality(READ_IMPLIES_EXEC)", ABI_64, SYS_personality, { 0x0400000 } },
 		{ "socket(AF_VSOCK)", ABI_64, SYS_socket, { AF_VSOCK, SOCK_STREAM, 0 } },
 		{ "socket(AF_VSOCK with high bits set)", ABI_64, SYS_socket, { (long)(0x100000000L | AF_VSOCK), SOCK_STREAM, 0 } },
+		{ "modify_ldt(read)", ABI_64, SYS_modify_ldt, { 0, (long)handle_buf, sizeof(handle_buf) } },
 		{ "x32 keyctl", ABI_X32, 250 /* x32 keyctl */, { 0, -3 } },
 		{ "x32 unshare(CLONE_NEWNS)", ABI_X32, 272 /* x32 unshare */, { CLONE_NEWNS } },
 	};
@@ -741,13 +795,14 @@ int main(int argc, char **argv)
 			expect_call(def, CONF_DEFAULT, &i386[i], EPERM);
 		const struct call getpid32 = { "i386 getpid via int 0x80", ABI_I386, 20, { 0 } };
 		expect_call(def, CONF_DEFAULT, &getpid32, 0);
+		check_socketcall(def);
 		char what[96];
 		int newest32 = newest_known(SCMP_ARCH_X86);
 		snprintf(what, sizeof(what), "i386 syscall %d (newer than libseccomp's table)", newest32 + 1);
 		const struct call newer32 = { what, ABI_I386, newest32 + 1, { 0 } };
 		expect_call(def, CONF_DEFAULT, &newer32, ENOSYS);
 	} else {
-		for (int i = 0; i < 5; i++)
+		for (int i = 0; i < 5 + SOCKETCALL_CHECKS; i++)
 			skip("no 32-bit emulation in this kernel", "i386 ABI check %d", i + 1);
 	}
 
@@ -797,6 +852,7 @@ int main(int argc, char **argv)
 		{ "sethostname", ABI_64, SYS_sethostname, { (long)"x", 1 } },
 		{ "vhangup", ABI_64, SYS_vhangup, { 0 } },
 		{ "kcmp", ABI_64, SYS_kcmp, { 0, 0, 0, 0, 0 } },
+		{ "modify_ldt", ABI_64, SYS_modify_ldt, { 0, (long)handle_buf, sizeof(handle_buf) } },
 		{ "process_vm_readv", ABI_64, SYS_process_vm_readv, { 0, 0, 0, 0, 0, 0 } },
 		{ "personality(ADDR_NO_RANDOMIZE)", ABI_64, SYS_personality, { 0x0040000 } },
 		{ "x32 keyctl", ABI_X32, 250, { 0, -3 } },
