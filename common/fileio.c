@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -129,36 +130,6 @@ int mkdir_p(const char *path, int mode, struct corral_error *err)
 	return 0;
 }
 
-static int remove_at(int parent_fd, const char *name, dev_t dev)
-{
-	struct stat st;
-	if (fstatat(parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(parent_fd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	if (st.st_dev != dev)
-		return -EXDEV; /* a mount: never descend */
-	int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	struct dirent *de;
-	int r = 0;
-	while (r == 0 && (de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		r = remove_at(dirfd(d), de->d_name, dev);
-	}
-	closedir(d);
-	if (r < 0)
-		return r;
-	return unlinkat(parent_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
-}
-
 bool path_is_mountpoint(const char *path)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -187,45 +158,272 @@ bool path_is_mountpoint(const char *path)
 	return found;
 }
 
-void tree_usage(int fd, int64_t *bytes, int64_t *inodes)
+/* ---- tree removal ----
+ *
+ * rm -rf for trees the container may have shaped: any depth, with a
+ * bounded number of descriptors (at most three open at once, however deep
+ * the tree), never following a symlink, never crossing into another mount.
+ * The walk is iterative: it goes down into the first subdirectory it
+ * meets, and climbs back up through ".." once a directory is empty.  Every
+ * step is checked against the identity recorded on the way down, so a
+ * directory renamed under the walk stops it (-ESTALE) instead of sending it
+ * somewhere else. */
+
+/* A directory on the path from the top of the walk to where it is. */
+struct walk_level {
+	dev_t dev;
+	ino_t ino;
+	char *name; /* in its parent; NULL for the top */
+};
+
+static int stat_at(int dirfd, const char *name, struct statx *ret)
 {
-	DIR *d = fdopendir(fd);
-	struct dirent *de;
+	int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (name[0] ? 0 : AT_EMPTY_PATH);
+	if (statx(dirfd, name, flags, STATX_TYPE | STATX_INO | STATX_MNT_ID, ret) < 0)
+		return -errno;
+	if (!(ret->stx_mask & STATX_MNT_ID))
+		return -ENOSYS; /* kernels before 5.8: cannot tell mounts apart safely */
+	return 0;
+}
+
+static bool is_level(const struct statx *sx, const struct walk_level *l)
+{
+	return makedev(sx->stx_dev_major, sx->stx_dev_minor) == l->dev && sx->stx_ino == l->ino;
+}
+
+/* Unlinks every non-directory in `fd` until it meets a subdirectory, which
+ * it opens: 1 with *ret_fd and *ret set; 0 once `fd` is empty. */
+static int clear_until_subdir(int fd, uint64_t mnt_id, int *ret_fd, struct walk_level *ret)
+{
+	/* A new open file description, so listing starts at the beginning
+	 * each time the walk comes back to this directory. */
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	cleanup_dir DIR *d = fdopendir(dfd);
 	if (!d) {
-		close(fd);
-		return;
+		int e = errno;
+		close(dfd);
+		return -e;
 	}
-	while ((de = readdir(d))) {
-		struct stat st;
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (!de)
+			return errno ? -errno : 0;
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		struct statx sx;
+		int r = stat_at(fd, de->d_name, &sx);
+		if (r == -ENOENT)
 			continue;
-		*bytes += (int64_t)st.st_blocks * 512;
-		*inodes += 1;
-		if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (sub >= 0)
-				tree_usage(sub, bytes, inodes);
+		if (r < 0)
+			return r;
+		if (sx.stx_mnt_id != mnt_id)
+			return -EXDEV; /* a mount point: never descend, never unlink */
+		if (!S_ISDIR(sx.stx_mode)) {
+			if (unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT)
+				return -errno;
+			continue;
 		}
+		int sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0) {
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
+		struct walk_level l = { makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino, NULL };
+		struct statx got;
+		r = stat_at(sub, "", &got);
+		if (r == 0 && (!is_level(&got, &l) || got.stx_mnt_id != mnt_id))
+			r = -ESTALE; /* replaced between the stat and the open */
+		if (r == 0 && !(l.name = strdup(de->d_name)))
+			r = -ENOMEM;
+		if (r < 0) {
+			close(sub);
+			return r;
+		}
+		*ret = l;
+		*ret_fd = sub;
+		return 1;
 	}
-	closedir(d);
+}
+
+/* From directory `cur` (level `child`) back up to its parent (level
+ * `parent`); removes the now empty child.  Consumes cur. */
+static int climb_and_rmdir(int cur, const struct walk_level *parent, const struct walk_level *child,
+			   int *ret_fd)
+{
+	int up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int e = errno;
+	close(cur);
+	if (up < 0)
+		return -e;
+	struct statx sx;
+	int r = stat_at(up, "", &sx);
+	if (r == 0 && !is_level(&sx, parent))
+		r = -ESTALE; /* moved elsewhere under us */
+	if (r == 0) {
+		r = stat_at(up, child->name, &sx);
+		if (r == 0 && !is_level(&sx, child))
+			r = -ESTALE;
+		if (r == 0 && unlinkat(up, child->name, AT_REMOVEDIR) < 0)
+			r = -errno;
+		if (r == -ENOENT)
+			r = 0;
+	}
+	if (r < 0) {
+		close(up);
+		return r;
+	}
+	*ret_fd = up;
+	return 0;
 }
 
 int remove_tree_at(int dirfd, const char *name)
 {
-	struct stat st;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	struct statx top;
+	int r = stat_at(dirfd, name, &top);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	if (top.stx_attributes & top.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
+		return -EXDEV;
+	if (!S_ISDIR(top.stx_mode))
+		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	int cur = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (cur < 0)
 		return errno == ENOENT ? 0 : -errno;
-	return remove_at(dirfd, name, st.st_dev);
+	struct walk_level *stack = malloc(16 * sizeof(*stack));
+	size_t depth = 0, cap = 16;
+	struct statx sx;
+	r = stack ? stat_at(cur, "", &sx) : -ENOMEM;
+	if (r == 0) {
+		stack[0] = (struct walk_level){ makedev(top.stx_dev_major, top.stx_dev_minor), top.stx_ino, NULL };
+		if (!is_level(&sx, &stack[0]))
+			r = -ESTALE;
+	}
+	while (r == 0) {
+		if (depth + 1 == cap) {
+			struct walk_level *bigger = realloc(stack, 2 * cap * sizeof(*stack));
+			if (!bigger) {
+				r = -ENOMEM;
+				break;
+			}
+			stack = bigger;
+			cap *= 2;
+		}
+		int sub = -1;
+		r = clear_until_subdir(cur, top.stx_mnt_id, &sub, &stack[depth + 1]);
+		if (r == 1) {
+			close(cur);
+			cur = sub;
+			depth++;
+			r = 0;
+			continue;
+		}
+		if (r < 0 || depth == 0)
+			break;
+		r = climb_and_rmdir(cur, &stack[depth - 1], &stack[depth], &cur);
+		if (r < 0)
+			cur = -1;
+		free(stack[depth].name);
+		depth--;
+	}
+	if (cur >= 0)
+		close(cur);
+	for (size_t i = 1; stack && i <= depth; i++)
+		free(stack[i].name);
+	free(stack);
+	if (r < 0)
+		return r;
+	return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+/* The same descent for counting: the walk goes down into each
+ * subdirectory as it meets it and, back up through "..", resumes the
+ * parent's listing where it left it (its telldir position). */
+struct usage_level {
+	struct walk_level id;
+	long pos; /* where to resume listing this directory */
+};
+
+void tree_usage(int fd, int64_t *bytes, int64_t *inodes)
+{
+	struct statx sx;
+	size_t depth = 0, cap = 16;
+	struct usage_level *stack = malloc(cap * sizeof(*stack));
+	if (!stack || stat_at(fd, "", &sx) < 0) {
+		free(stack);
+		close(fd);
+		return;
+	}
+	stack[0] = (struct usage_level){ { makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino, NULL }, 0 };
+	int cur = fd;
+	for (;;) {
+		int dfd = openat(cur, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		if (!d) {
+			if (dfd >= 0)
+				close(dfd);
+			break;
+		}
+		if (stack[depth].pos)
+			seekdir(d, stack[depth].pos);
+		int sub = -1;
+		struct dirent *de;
+		while (sub < 0 && (de = readdir(d))) {
+			struct stat st;
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			if (fstatat(cur, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			*bytes += (int64_t)st.st_blocks * 512;
+			*inodes += 1;
+			if (!S_ISDIR(st.st_mode) || depth + 1 == cap)
+				continue;
+			sub = openat(cur, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			struct walk_level l = { st.st_dev, st.st_ino, NULL };
+			if (sub >= 0 && (stat_at(sub, "", &sx) < 0 || !is_level(&sx, &l))) {
+				close(sub);
+				sub = -1;
+				continue;
+			}
+			if (sub >= 0) {
+				stack[depth].pos = telldir(d);
+				stack[depth + 1] = (struct usage_level){ l, 0 };
+			}
+		}
+		closedir(d);
+		if (sub >= 0) {
+			close(cur);
+			cur = sub;
+			depth++;
+			if (depth + 1 == cap) {
+				struct usage_level *bigger = realloc(stack, 2 * cap * sizeof(*stack));
+				if (bigger) {
+					stack = bigger;
+					cap *= 2;
+				}
+			}
+			continue;
+		}
+		if (depth == 0)
+			break;
+		int up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(cur);
+		cur = up;
+		if (up < 0 || stat_at(up, "", &sx) < 0 || !is_level(&sx, &stack[depth - 1].id))
+			break; /* moved under us: what was counted stands */
+		depth--;
+	}
+	if (cur >= 0)
+		close(cur);
+	free(stack);
 }
 
 int remove_tree(const char *path, struct corral_error *err)
 {
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : err_set(err, errno, "stat %s", path);
-	int r = remove_at(AT_FDCWD, path, st.st_dev);
+	int r = remove_tree_at(AT_FDCWD, path);
 	if (r == -EXDEV)
 		return err_plain(err, EBUSY, "not removing %s: something is still mounted inside it", path);
 	if (r < 0)

@@ -24,11 +24,16 @@ int mkdir_p(const char *path, int mode, struct corral_error *err);
 /* Whether `path` (absolute, resolved) is a mount point of this mount
  * namespace, from /proc/self/mountinfo. */
 bool path_is_mountpoint(const char *path);
-/* Allocated bytes and inode count of a directory tree (consumes dirfd). */
+/* Allocated bytes and inode count of a directory tree (consumes dirfd);
+ * like remove_tree_at, of any depth with at most three descriptors. */
 void tree_usage(int dirfd, int64_t *bytes, int64_t *inodes);
-/* rm -rf that never crosses into another mount. */
+/* rm -rf that never follows a symlink nor crosses into another mount
+ * (-EXDEV, and EBUSY from remove_tree, if one is met or `name` is itself a
+ * mount point), of any depth with at most three descriptors open, and
+ * stopping with -ESTALE if a directory is moved under it.  The project's
+ * one tree removal: use it, never a second copy. */
 int remove_tree(const char *path, struct corral_error *err);
-/* The same below a directory descriptor; -errno (-EXDEV at a mount). */
+/* The same below a directory descriptor; -errno. */
 int remove_tree_at(int dirfd, const char *name);
 
 #endif

@@ -19,6 +19,7 @@
 #include "start.h"
 #include "state.h"
 #include "template.h"
+#include "userns-range.h"
 
 static const char create_options_help[] =
 	"  --template NAME          template to start from (default: default, built on first use)\n"
@@ -41,14 +42,18 @@ static const char create_options_help[] =
 	"  --cap-add CAP, --cap-drop CAP   adjust the capability set (ALL allowed)\n"
 	"  --seccomp PROFILE        default or unconfined\n"
 	"  --userns                 map container root to an unprivileged host uid range\n"
-	"  --userns-range BASE:SIZE host ids for --userns (default 100000:65536)\n"
-	"  --mount SRC:DST[:ro]     bind a host path into the container\n";
+	"  --userns-range BASE:SIZE host ids for --userns (default: a free block of 65536 from\n"
+	"                           100000 up, not shared with any other container)\n"
+	"  --mount SRC:DST[:ro]     bind a host path into the container\n"
+	"  --console-size SIZE      detached: console.log rotates to console.log.1 at SIZE\n"
+	"                           (default 1M, at least 64K)\n";
 
 enum {
 	OPT_TEMPLATE = 256, OPT_HOSTNAME, OPT_MEMORY, OPT_MEMORY_SWAP, OPT_CPUS, OPT_CPU_WEIGHT,
 	OPT_CPUSET_CPUS, OPT_CPUSET_MEMS, OPT_PIDS, OPT_RBPS, OPT_WBPS, OPT_RIOPS, OPT_WIOPS,
 	OPT_DISK, OPT_INODES, OPT_NETWORK, OPT_SUBNET, OPT_NAT, OPT_CAP_ADD, OPT_CAP_DROP,
 	OPT_SECCOMP, OPT_USERNS, OPT_USERNS_RANGE, OPT_MOUNT, OPT_NAME, OPT_RM, OPT_DETACH,
+	OPT_CONSOLE_SIZE,
 };
 
 static const struct option create_longopts[] = {
@@ -76,6 +81,7 @@ static const struct option create_longopts[] = {
 	{ "userns", no_argument, NULL, OPT_USERNS },
 	{ "userns-range", required_argument, NULL, OPT_USERNS_RANGE },
 	{ "mount", required_argument, NULL, OPT_MOUNT },
+	{ "console-size", required_argument, NULL, OPT_CONSOLE_SIZE },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "rm", no_argument, NULL, OPT_RM },
 	{ "help", no_argument, NULL, 'h' },
@@ -189,12 +195,16 @@ static int apply_option(int opt, const char *arg, struct container_config *c, ch
 		if (sscanf(arg, "%u:%u", &c->userns_base, &c->userns_size) != 2)
 			r = err_plain(err, EINVAL, "invalid user namespace range '%s': expected BASE:SIZE", arg);
 		c->userns = true;
+		c->userns_range_given = true;
 		break;
 	case OPT_MOUNT:
 		if (c->nmounts >= CONFIG_MAX_MOUNTS)
 			return err_plain(err, E2BIG, "at most %d --mount options", CONFIG_MAX_MOUNTS);
 		if ((r = config_parse_mount(arg, &c->mounts[c->nmounts], err)) == 0)
 			c->nmounts++;
+		break;
+	case OPT_CONSOLE_SIZE:
+		r = config_parse_size("console log size", arg, &c->console_size, err);
 		break;
 	case OPT_NAME:
 		if ((r = name_validate("container", arg, err)) == 0)
@@ -240,12 +250,24 @@ static int create_container(struct container_config *c, struct corral_error *err
 		if (mkdir(sub, 0755) < 0)
 			r = err_set(err, errno, "create %s", sub);
 	}
+	/* A user namespace range of its own, registered host-wide before
+	 * the config names it (see userns-range.h). */
+	bool leased = false;
+	if (r == 0 && c->userns) {
+		r = userns_range_claim(state_root(), c->name, !c->userns_range_given, &c->userns_base,
+				       &c->userns_size, "choose another --userns-range, or leave it out to get a free one",
+				       err);
+		leased = r == 0;
+	}
 	if (r == 0) {
 		snprintf(sub, sizeof(sub), "%s/config", dir);
 		r = config_save(c, sub, err);
 	}
-	if (r < 0)
+	if (r < 0) {
+		if (leased)
+			userns_range_release(state_root(), c->name, NULL);
 		remove_tree(dir, NULL);
+	}
 	return r;
 }
 
@@ -324,7 +346,11 @@ static int remove_container(const char *name, bool force, struct corral_error *e
 	state_path(rootfs, sizeof(rootfs), name, "rootfs", NULL);
 	if (rootfs_is_mounted(rootfs))
 		return err_plain(err, EBUSY, "root of %s is still mounted at %s", name, rootfs);
-	return remove_tree(dir, err);
+	r = remove_tree(dir, err);
+	/* Its user namespace range is free once nothing it owned is left. */
+	if (r == 0)
+		r = userns_range_release(state_root(), name, err);
+	return r;
 }
 
 int cmd_run(int argc, char **argv)
@@ -393,7 +419,8 @@ int cmd_start(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
 		printf("usage: corral start NAME...\n\nStarts containers in the background; their output goes to\n"
-		       "<root>/containers/NAME/console.log.\n");
+		       "<root>/containers/NAME/console.log, which rotates to console.log.1 at the size set\n"
+		       "with create --console-size (default 1M).\n");
 		return 0;
 	}
 	return each_name("start", argc, argv, 1, do_start, NULL);

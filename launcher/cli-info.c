@@ -71,7 +71,9 @@ int cmd_list(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
 		printf("usage: corral [--json] list\n\nLists containers: name, status (from the kernel), "
-		       "template, init pid, start time.\n");
+		       "template, init pid, start time.\nStatus is created, running, exited, or broken (the init "
+		       "runs but the root filesystem\ndoes not: its cowfs daemon is gone), with the reason; "
+		       "stop or restart recovers.\n");
 		return 0;
 	}
 	char **names;
@@ -90,7 +92,8 @@ int cmd_list(int argc, char **argv)
 		state_path(path, sizeof(path), names[i], "config", NULL);
 		bool have_cfg = config_load(path, &c, NULL) == 0;
 		state_load(names[i], &st, NULL);
-		const char *status = state_status(&st);
+		char reason[512];
+		const char *status = state_check(names[i], &st, reason, sizeof(reason));
 		format_time(st.started_at, started, sizeof(started));
 		pid_t pid = state_init_alive(&st) ? st.init_pid : 0;
 		if (arr) {
@@ -103,12 +106,14 @@ int cmd_list(int argc, char **argv)
 			json_object_object_add(o, "started", json_object_new_string(started));
 			if (!strcmp(status, "exited"))
 				json_object_object_add(o, "exit_code", json_object_new_int(st.exit_code));
+			if (reason[0])
+				json_object_object_add(o, "reason", json_object_new_string(reason));
 			json_object_array_add(arr, o);
 		} else {
 			char pidbuf[16];
 			snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
-			printf("%-24s %-8s %-16s %-8s %s\n", names[i], status, have_cfg ? c.template_name : "?",
-			       pid ? pidbuf : "-", started);
+			printf("%-24s %-8s %-16s %-8s %s%s%s\n", names[i], status, have_cfg ? c.template_name : "?",
+			       pid ? pidbuf : "-", started, reason[0] ? "  " : "", reason);
 		}
 		if (have_cfg)
 			config_release(&c);
@@ -174,9 +179,19 @@ int cmd_inspect(int argc, char **argv)
 	json_object_object_add(o, "seccomp",
 			       json_object_new_string(c.seccomp == SECCOMP_DEFAULT ? "default" : "unconfined"));
 	json_object_object_add(o, "userns", json_object_new_boolean(c.userns));
+	if (c.userns) {
+		char range[32];
+		snprintf(range, sizeof(range), "%u:%u", c.userns_base, c.userns_size);
+		json_object_object_add(o, "userns_range", json_object_new_string(range));
+	}
+	json_object_object_add(o, "console_size", json_object_new_int64((int64_t)c.console_size));
 	json_object *s = json_object_new_object();
-	json_object_object_add(s, "status", json_object_new_string(state_status(&st)));
+	char reason[512];
+	json_object_object_add(s, "status", json_object_new_string(state_check(argv[1], &st, reason, sizeof(reason))));
+	if (reason[0])
+		json_object_object_add(s, "reason", json_object_new_string(reason));
 	json_object_object_add(s, "pid", json_object_new_int(state_init_alive(&st) ? st.init_pid : 0));
+	json_object_object_add(s, "cowfs_pid", json_object_new_int(state_cowfs_alive(&st) ? st.cowfs_pid : 0));
 	json_object_object_add(s, "started", json_object_new_string(started));
 	json_object_object_add(s, "finished", json_object_new_string(finished));
 	json_object_object_add(s, "exit_code", json_object_new_int(st.exit_code));
@@ -207,8 +222,8 @@ int cmd_stats(int argc, char **argv)
 	}
 	json_object *arr = cli_globals.json ? json_object_new_array() : NULL;
 	if (!arr)
-		printf("%-24s %10s %10s %10s %6s %10s %8s %10s %10s\n", "NAME", "MEM", "MEM-LIMIT", "CPU-SEC",
-		       "PIDS", "DISK", "INODES", "IO-READ", "IO-WRITE");
+		printf("%-24s %10s %10s %10s %6s %10s %8s %10s %10s %s\n", "NAME", "MEM", "MEM-LIMIT", "CPU-SEC",
+		       "PIDS", "DISK", "INODES", "IO-READ", "IO-WRITE", "STATUS");
 	int rc = 0;
 	for (size_t i = 0; i < count; i++) {
 		struct corral_error err = { 0 };
@@ -231,6 +246,8 @@ int cmd_stats(int argc, char **argv)
 			continue;
 		}
 		cgroup_free(cg);
+		char reason[512];
+		const char *status = state_check(names[i], &st, reason, sizeof(reason));
 		int64_t bytes = 0, inodes = 0;
 		state_path(upper, sizeof(upper), names[i], "upper", NULL);
 		int fd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -250,6 +267,9 @@ int cmd_stats(int argc, char **argv)
 			json_object_object_add(o, "disk_inodes", json_object_new_int64((int64_t)inodes));
 			json_object_object_add(o, "io_read_bytes", json_object_new_int64((int64_t)cs.io_read_bytes));
 			json_object_object_add(o, "io_write_bytes", json_object_new_int64((int64_t)cs.io_write_bytes));
+			json_object_object_add(o, "status", json_object_new_string(status));
+			if (reason[0])
+				json_object_object_add(o, "reason", json_object_new_string(reason));
 			json_object_array_add(arr, o);
 		} else {
 			char lim[32];
@@ -257,10 +277,11 @@ int cmd_stats(int argc, char **argv)
 				snprintf(lim, sizeof(lim), "-");
 			else
 				snprintf(lim, sizeof(lim), "%.1fM", cs.memory_max / 1048576.0);
-			printf("%-24s %9.1fM %10s %10.2f %6llu %9.1fM %8llu %9.1fM %9.1fM\n", names[i],
+			printf("%-24s %9.1fM %10s %10.2f %6llu %9.1fM %8llu %9.1fM %9.1fM %s%s%s\n", names[i],
 			       cs.memory_current / 1048576.0, lim, cs.cpu_usage_ns / 1e9,
 			       (unsigned long long)cs.pids_current, bytes / 1048576.0, (unsigned long long)inodes,
-			       cs.io_read_bytes / 1048576.0, cs.io_write_bytes / 1048576.0);
+			       cs.io_read_bytes / 1048576.0, cs.io_write_bytes / 1048576.0, status,
+			       reason[0] ? ": " : "", reason);
 		}
 	}
 	if (arr) {

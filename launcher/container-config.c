@@ -13,6 +13,7 @@
 
 #include "container-config.h"
 #include "cleanup.h"
+#include "console-log.h"
 #include "fileio.h"
 #include "template.h"
 
@@ -25,6 +26,7 @@ void config_init(struct container_config *c)
 	c->seccomp = SECCOMP_DEFAULT;
 	c->userns_base = 100000;
 	c->userns_size = 65536;
+	c->console_size = CONSOLE_LOG_SIZE_DEFAULT;
 	snprintf(c->template_name, sizeof(c->template_name), "%s", TEMPLATE_DEFAULT);
 }
 
@@ -259,6 +261,9 @@ int config_validate(const struct container_config *c, struct corral_error *err)
 		return r;
 	if (c->net.mode == NET_BRIDGE && (r = config_validate_subnet(c->net.subnet, err)) < 0)
 		return r;
+	if (c->console_size < CONSOLE_LOG_SIZE_MIN || c->console_size > (1ULL << 40))
+		return err_plain(err, EINVAL, "console log size %llu bytes is outside 64K..1T",
+				 (unsigned long long)c->console_size);
 	if (c->userns && (c->userns_base == 0 || c->userns_size < 1024))
 		return err_plain(err, EINVAL, "user namespace range must start above 0 and hold at least 1024 ids");
 	return 0;
@@ -362,6 +367,7 @@ int config_save(const struct container_config *c, const char *path, struct corra
 	sb_printf(&b, "userns = %s\n", c->userns ? "yes" : "no");
 	if (c->userns)
 		sb_printf(&b, "userns_range = %u:%u\n", c->userns_base, c->userns_size);
+	sb_printf(&b, "console_size = %llu\n", (unsigned long long)c->console_size);
 	for (int i = 0; i < c->nmounts; i++)
 		sb_printf(&b, "mount = %s:%s:%s\n", c->mounts[i].source, c->mounts[i].target,
 			  c->mounts[i].readonly ? "ro" : "rw");
@@ -453,6 +459,10 @@ static int config_apply_line(struct container_config *c, const char *path, int l
 		if (parse_i64(path, line, key, v, &n, err) < 0 || n < 0)
 			return -EINVAL;
 		c->disk_bytes = (uint64_t)n;
+	} else if (!strcmp(key, "console_size")) {
+		if (parse_i64(path, line, key, v, &n, err) < 0 || n < 0)
+			return -EINVAL;
+		c->console_size = (uint64_t)n;
 	} else if (!strcmp(key, "disk_inodes")) {
 		if (parse_i64(path, line, key, v, &n, err) < 0 || n < 0)
 			return -EINVAL;

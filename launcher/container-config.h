@@ -38,8 +38,10 @@ struct container_config {
 	bool userns;		/* map container root to an unprivileged range */
 	uint32_t userns_base;	/* first host uid/gid of the range */
 	uint32_t userns_size;
+	bool userns_range_given;	/* --userns-range at create (not stored) */
 	struct bind_mount mounts[CONFIG_MAX_MOUNTS];
 	int nmounts;
+	uint64_t console_size;	/* bytes of console.log before it rotates */
 };
 
 void config_init(struct container_config *c);

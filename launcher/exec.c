@@ -137,6 +137,12 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 		return r;
 	if (!state_init_alive(&st))
 		return err_plain(err, ESRCH, "container %s is not running", name);
+	/* A command started on a disconnected root would fail on its first
+	 * file access with ENOTCONN: say why, and how to recover. */
+	char reason[256];
+	if (!strcmp(state_check(name, &st, reason, sizeof(reason)), "broken"))
+		return err_plain(err, EIO, "container %s is broken: %s (corral restart %s recovers it)", name,
+				 reason, name);
 	r = state_path(path, sizeof(path), name, "config", err);
 	if (r == 0)
 		r = config_load(path, &c, err);

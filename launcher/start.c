@@ -20,6 +20,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "console-log.h"
 #include "fileio.h"
 #include "net.h"
 #include "pty.h"
@@ -28,6 +29,7 @@
 #include "start.h"
 #include "state.h"
 #include "template.h"
+#include "userns-range.h"
 
 #ifndef CORRAL_COWFS_PATH
 #define CORRAL_COWFS_PATH "/usr/local/bin/cowfs"
@@ -280,6 +282,9 @@ struct spawn {
 	unsigned long long start;
 	int console; /* pty master with a tty, else -1 */
 	char address[48]; /* bridge mode */
+	int log_pipe; /* detached: the container's stdout and stderr, else -1 */
+	pid_t cowfs_pid; /* the root's daemon, 0 if not known */
+	unsigned long long cowfs_start;
 };
 
 /* Clones the container's init and drives its setup. */
@@ -485,6 +490,65 @@ static void record_exit(const char *name, int code)
 	state_save(name, &st, NULL);
 }
 
+/* This process's children, from /proc (corral is single-threaded). */
+static size_t list_children(pid_t *buf, size_t max)
+{
+	char path[64], text[4096];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)gettid());
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
+	size_t count = 0;
+	if (n <= 0)
+		return 0;
+	text[n] = '\0';
+	for (char *p = text, *end; count < max; p = end) {
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		buf[count++] = (pid_t)v;
+	}
+	return count;
+}
+
+/* Mounts the container's root and learns its cowfs daemon's pid and start
+ * time, so that list/inspect/stats can tell when the daemon is gone (the
+ * container then runs on a dead root).  The daemon detaches from its
+ * parent, so for the length of the mount this process is a child
+ * subreaper: the daemon is re-parented to it and shows up as a new child.
+ * It stays our child; if it dies, it is a zombie (which proc_start_time
+ * counts as gone) until this process exits. */
+static int mount_root(const char *base, const char *upper, const char *work, const char *rootfs,
+		      const struct container_config *c, struct spawn *sp, struct corral_error *err)
+{
+	pid_t before[64], after[64];
+	sp->cowfs_pid = 0;
+	sp->cowfs_start = 0;
+	/* A mount left by an earlier run is not reused: its daemon may be
+	 * dead, and its pid is not ours to know.  Its daemon exits once the
+	 * detached mount is let go. */
+	int r = rootfs_unmount(rootfs, err);
+	if (r < 0)
+		return r;
+	size_t nb = list_children(before, 64);
+	bool reaper = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
+	r = rootfs_mount_cowfs(cowfs_binary(), base, upper, work, rootfs, c, err);
+	if (reaper)
+		prctl(PR_SET_CHILD_SUBREAPER, 0);
+	if (r < 0 || !reaper)
+		return r;
+	size_t na = list_children(after, 64);
+	for (size_t i = 0; i < na && !sp->cowfs_pid; i++) {
+		bool old = false;
+		for (size_t j = 0; j < nb && !old; j++)
+			old = after[i] == before[j];
+		if (!old) {
+			sp->cowfs_pid = after[i];
+			sp->cowfs_start = proc_start_time(after[i]);
+		}
+	}
+	return 0;
+}
+
 /* Everything from cgroup creation to a running init; undone on failure. */
 static int bring_up(const struct container_config *c, bool foreground, bool tty, const struct pty_relay *relay,
 		    struct spawn *sp, struct corral_error *err)
@@ -517,16 +581,23 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 		return err_wrap(err, "set up the cgroup of '%s'", c->name);
 	cgroup_free(cg);
 	phase("cgroup created");
-	r = rootfs_mount_cowfs(cowfs_binary(), base, upper, work, rootfs, c, err);
+	r = mount_root(base, upper, work, rootfs, c, sp, err);
 	phase("cowfs mounted");
-	cleanup_close int log_fd = -1;
-	if (r == 0 && !foreground) {
-		log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		if (log_fd < 0)
-			r = err_set(err, errno, "open %s", log);
-	}
+	/* Detached: the container's output goes through a pipe that the
+	 * monitor relays into the size-bounded console log (console-log.h);
+	 * the container never holds the host file itself. */
+	int out[2] = { -1, -1 };
+	sp->log_pipe = -1;
+	if (r == 0 && !foreground && pipe2(out, O_CLOEXEC) < 0)
+		r = err_set(err, errno, "pipe for the console log");
 	if (r == 0)
-		r = spawn_container(c, rootfs, log_fd, tty, relay, sp, err);
+		r = spawn_container(c, rootfs, out[1], tty, relay, sp, err);
+	if (out[1] >= 0)
+		close(out[1]);
+	if (r == 0)
+		sp->log_pipe = out[0];
+	else if (out[0] >= 0)
+		close(out[0]);
 	phase("container running");
 	if (r < 0)
 		container_teardown(c->name, NULL);
@@ -550,6 +621,16 @@ static int load_for_start(const char *name, struct container_config *c, struct c
 		config_release(c);
 		return err_plain(err, EBUSY, "container %s is already running (pid %d)", name, (int)st.init_pid);
 	}
+	/* The host-wide registry lives in /run: after a reboot it is rebuilt
+	 * here, and a range another container took meanwhile is refused. */
+	if (c->userns) {
+		r = userns_range_claim(state_root(), name, false, &c->userns_base, &c->userns_size,
+				       "remove this container and create it again to get a free range", err);
+		if (r < 0) {
+			config_release(c);
+			return r;
+		}
+	}
 	return 0;
 }
 
@@ -563,6 +644,8 @@ static int mark_running(const char *name, const struct spawn *sp, struct corral_
 	st.monitor_pid = getpid();
 	st.monitor_start = proc_start_time(getpid());
 	st.started_at = time(NULL);
+	st.cowfs_pid = sp->cowfs_pid;
+	st.cowfs_start = sp->cowfs_start;
 	snprintf(st.address, sizeof(st.address), "%s", sp->address);
 	return state_save(name, &st, err);
 }
@@ -652,6 +735,10 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 		signal(SIGTERM, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
 		int code = 0;
+		char log[PATH_MAX];
+		if (state_path(log, sizeof(log), name, "console.log", NULL) == 0)
+			console_log_relay(sp.log_pipe, log, c.console_size);
+		close(sp.log_pipe);
 		wait_for_exit(sp.pid, &code);
 		record_exit(name, code);
 		container_teardown(name, NULL);

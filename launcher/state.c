@@ -3,11 +3,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -174,6 +178,8 @@ int state_load(const char *name, struct container_state *st, struct corral_error
 			st->monitor_start = strtoull(val, NULL, 10);
 		else if (!strcmp(key, "cowfs_pid"))
 			st->cowfs_pid = atoi(val);
+		else if (!strcmp(key, "cowfs_start"))
+			st->cowfs_start = strtoull(val, NULL, 10);
 		else if (!strcmp(key, "status"))
 			snprintf(st->status, sizeof(st->status), "%.15s", val);
 		else if (!strcmp(key, "exit_code"))
@@ -197,9 +203,9 @@ int state_save(const char *name, const struct container_state *st, struct corral
 	int n = snprintf(buf, sizeof(buf),
 			 "# corral runtime state (the kernel is the truth: see corral list)\n"
 			 "status = %s\ninit_pid = %d\ninit_start = %llu\nmonitor_pid = %d\nmonitor_start = %llu\n"
-			 "cowfs_pid = %d\nexit_code = %d\nstarted_at = %lld\nfinished_at = %lld\n%s%s%s",
+			 "cowfs_pid = %d\ncowfs_start = %llu\nexit_code = %d\nstarted_at = %lld\nfinished_at = %lld\n%s%s%s",
 			 st->status, (int)st->init_pid, st->init_start, (int)st->monitor_pid, st->monitor_start,
-			 (int)st->cowfs_pid, st->exit_code, (long long)st->started_at,
+			 (int)st->cowfs_pid, st->cowfs_start, st->exit_code, (long long)st->started_at,
 			 (long long)st->finished_at, st->address[0] ? "address = " : "", st->address,
 			 st->address[0] ? "\n" : "");
 	return file_write_atomic(path, buf, (size_t)n, 0644, err);
@@ -246,4 +252,127 @@ const char *state_status(const struct container_state *st)
 	if (!strcmp(st->status, "running"))
 		return "exited";
 	return st->status;
+}
+
+bool state_cowfs_alive(const struct container_state *st)
+{
+	return st->cowfs_pid > 0 && st->cowfs_start && proc_start_time(st->cowfs_pid) == st->cowfs_start;
+}
+
+#ifndef FUSE_SUPER_MAGIC
+#define FUSE_SUPER_MAGIC 0x65735546
+#endif
+
+/* statfs of a FUSE mount is a request to its daemon: one whose daemon is
+ * gone answers ENOTCONN at once, but a live daemon that is slow (I/O
+ * pacing, a stopped process) could hold `corral list` for as long.  The
+ * probe runs in a thread that is waited for a bounded time; the last of
+ * the two to finish frees it. */
+struct mount_probe {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int refs;	/* lock */
+	bool done;	/* lock */
+	int result;	/* lock: 0 or -errno */
+	long f_type;	/* lock */
+	char path[PATH_MAX];
+};
+
+static void probe_put(struct mount_probe *p)
+{
+	pthread_mutex_lock(&p->lock);
+	int left = --p->refs;
+	pthread_mutex_unlock(&p->lock);
+	if (left == 0) {
+		pthread_mutex_destroy(&p->lock);
+		pthread_cond_destroy(&p->cond);
+		free(p);
+	}
+}
+
+static void *probe_run(void *arg)
+{
+	struct mount_probe *p = arg;
+	struct statfs sf;
+	int r = statfs(p->path, &sf) < 0 ? -errno : 0;
+	pthread_mutex_lock(&p->lock);
+	p->result = r;
+	p->f_type = r == 0 ? (long)sf.f_type : 0;
+	p->done = true;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	probe_put(p);
+	return NULL;
+}
+
+/* 0 and the filesystem type of `path`, -ENOTCONN for a FUSE mount whose
+ * daemon is gone, -ETIMEDOUT if no answer came within timeout_ms. */
+static int probe_mount(const char *path, int timeout_ms, long *ret_type)
+{
+	struct mount_probe *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	snprintf(p->path, sizeof(p->path), "%s", path);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	p->refs = 2;
+	pthread_t tid;
+	if (pthread_create(&tid, NULL, probe_run, p) != 0) {
+		p->refs = 1;
+		probe_put(p);
+		return -EAGAIN;
+	}
+	pthread_detach(tid);
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->lock);
+	while (!p->done && pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0)
+		;
+	int r = p->done ? p->result : -ETIMEDOUT;
+	*ret_type = p->f_type;
+	pthread_mutex_unlock(&p->lock);
+	probe_put(p);
+	return r;
+}
+
+const char *state_check(const char *name, const struct container_state *st, char *reason, size_t len)
+{
+	char dummy[8], rootfs[PATH_MAX];
+	if (!reason) {
+		reason = dummy;
+		len = sizeof(dummy);
+	}
+	reason[0] = '\0';
+	if (!state_init_alive(st))
+		return state_status(st);
+	if (st->cowfs_pid > 0 && st->cowfs_start && !state_cowfs_alive(st)) {
+		snprintf(reason, len, "cowfs daemon (pid %d) is gone: the root filesystem is disconnected",
+			 (int)st->cowfs_pid);
+		return "broken";
+	}
+	if (state_path(rootfs, sizeof(rootfs), name, "rootfs", NULL) < 0)
+		return "running";
+	long type = 0;
+	int r = probe_mount(rootfs, 500, &type);
+	if (r == -ENOTCONN) {
+		snprintf(reason, len, "the root filesystem at %s is disconnected (ENOTCONN): its cowfs daemon "
+			 "no longer serves it", rootfs);
+		return "broken";
+	}
+	if (r == 0 && type != FUSE_SUPER_MAGIC) {
+		snprintf(reason, len, "the root filesystem is no longer mounted at %s", rootfs);
+		return "broken";
+	}
+	/* A slow answer is not a dead daemon: trust the pid check. */
+	return "running";
 }

@@ -22,8 +22,9 @@ struct container_state {
 	unsigned long long init_start;	/* its start time (clock ticks since boot) */
 	pid_t monitor_pid;
 	unsigned long long monitor_start;
-	pid_t cowfs_pid;
-	char status[16];		/* created | running | exited */
+	pid_t cowfs_pid;		/* the root's cowfs daemon; 0 = not known */
+	unsigned long long cowfs_start;	/* its start time, as for the init */
+	char status[16];		/* created | running | exited (recorded) */
 	int exit_code;			/* valid when exited; 128+N for signal N */
 	time_t started_at, finished_at;
 	char address[48];		/* bridge mode */
@@ -67,5 +68,13 @@ bool state_init_alive(const struct container_state *st);
 /* "running" if the init is alive, else the recorded status, with
  * "running" corrected to "exited" when the init is gone. */
 const char *state_status(const struct container_state *st);
+/* state_status, and "broken" for a container whose init runs while its
+ * root filesystem does not: the cowfs daemon is gone (its pid and start
+ * time, checked as the init's), or the mount answers ENOTCONN or is not
+ * there at all.  Every file access in such a container fails; stop or
+ * restart recovers it.  `reason` (may be NULL) gets why. */
+const char *state_check(const char *name, const struct container_state *st, char *reason, size_t len);
+/* The cowfs daemon recorded in st is alive (false when none is recorded). */
+bool state_cowfs_alive(const struct container_state *st);
 
 #endif

@@ -119,8 +119,10 @@ instance_name() {
 	printf '%s.%08x\n' "$name" "$h"
 }
 
-# Address leases are host-wide, like the bridge.
+# Address leases are host-wide, like the bridge; so are user namespace
+# ranges.
 LEASE_DIR=/run/corral/net/leases
+USERNS_LEASE_DIR=/run/corral/userns
 
 veth_name() {
 	local s=$1 h=2166136261 i c
@@ -232,6 +234,9 @@ leaks() {
 	out+=$(ip -o link show 2>/dev/null | grep -E "alias corral:$PFX-" | sed 's/^/veth: /')$'\n'
 	for line in "$LEASE_DIR"/*; do
 		[ -e "$line" ] && grep -q "^$PFX-" "$line" && out+="lease: ${line##*/} $(cat "$line")"$'\n'
+	done
+	for line in "$USERNS_LEASE_DIR"/*; do
+		[ -e "$line" ] && grep -q "^$T/" "$line" && out+="userns lease: ${line##*/} $(tr '\n' ' ' <"$line")"$'\n'
 	done
 	out=$(printf '%s' "$out" | sed '/^$/d')
 	[ -z "$out" ] && return 0

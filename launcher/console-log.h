@@ -1,0 +1,25 @@
+/* The console log of a detached container: <root>/containers/NAME/console.log.
+ *
+ * The container never writes to the host file itself: its stdout and
+ * stderr are a pipe that the monitor relays into the log.  The log is
+ * bounded: when the next write would take console.log past its size, it
+ * is renamed to console.log.1 (replacing the previous one) and a new
+ * console.log is started, so the two together never exceed twice the size
+ * and the latest output is always in console.log (as LXC's console.logsize
+ * with rotation).  A container writing without end costs the host at most
+ * that much disk, and is slowed to the monitor's pace, never stopped. */
+#ifndef CORRAL_CONSOLE_LOG_H
+#define CORRAL_CONSOLE_LOG_H
+
+#include <stdint.h>
+
+#define CONSOLE_LOG_SIZE_DEFAULT (1ULL << 20)
+/* One relay read; a log smaller than this could not hold a single write. */
+#define CONSOLE_LOG_SIZE_MIN (64ULL << 10)
+
+/* Relays everything read from `fd` into the log at `path` until end of
+ * file (every writer in the container is gone).  Errors writing the log
+ * drop output rather than block the container. */
+void console_log_relay(int fd, const char *path, uint64_t max_size);
+
+#endif

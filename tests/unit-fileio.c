@@ -1,0 +1,211 @@
+/* unit-fileio: the shared tree removal (common/fileio.c remove_tree_at) on
+ * real directories and mounts, and the tree walk of tree_usage: a tree
+ * deeper than the descriptor limit,
+ * symlinks that lead out of the tree, mount points inside it (another
+ * filesystem, and a bind mount of the same filesystem), and a top that is
+ * itself a mount point.  Mount checks need root and skip otherwise. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "tap.h"
+
+#define DEPTH 3000
+
+static char tmp[PATH_MAX];
+
+static int write_file(int dirfd, const char *name, const char *text)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* DEPTH nested directories "d" below dirfd/name, a file in each. */
+static int make_deep(int dirfd, const char *name)
+{
+	if (mkdirat(dirfd, name, 0755) < 0)
+		return -1;
+	int cur = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (int i = 0; cur >= 0 && i < DEPTH; i++) {
+		if (write_file(cur, "f", "x") < 0 || mkdirat(cur, "d", 0755) < 0) {
+			close(cur);
+			return -1;
+		}
+		int next = openat(cur, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(cur);
+		cur = next;
+	}
+	if (cur < 0)
+		return -1;
+	close(cur);
+	return 0;
+}
+
+static bool exists(const char *rel)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", tmp, rel);
+	return lstat(p, &st) == 0;
+}
+
+static void test_deep(int top)
+{
+	struct rlimit old, low = { 64, 64 };
+	ok(make_deep(top, "deep") == 0, "made a tree %d directories deep", DEPTH);
+	getrlimit(RLIMIT_NOFILE, &old);
+	low.rlim_max = old.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &low);
+	int64_t bytes = 0, inodes = 0;
+	int fd = openat(top, "deep", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		tree_usage(fd, &bytes, &inodes);
+	ok(inodes == 2 * DEPTH && bytes > 0, "tree_usage counts all of it with at most 64 descriptors (%lld of %d)",
+	   (long long)inodes, 2 * DEPTH);
+	int r = remove_tree_at(top, "deep");
+	setrlimit(RLIMIT_NOFILE, &old);
+	ok(r == 0, "removed it with at most 64 descriptors (%s)", r ? strerror(-r) : "ok");
+	ok(!exists("deep"), "nothing of it is left");
+}
+
+/* A wide tree: the walk must resume each listing where it left it. */
+static void test_wide(int top)
+{
+	char p[64];
+	mkdirat(top, "wide", 0755);
+	for (int i = 0; i < 50; i++) {
+		snprintf(p, sizeof(p), "wide/d%d", i);
+		mkdirat(top, p, 0755);
+		for (int j = 0; j < 20; j++) {
+			snprintf(p, sizeof(p), "wide/d%d/f%d", i, j);
+			write_file(top, p, "x");
+		}
+		for (int k = 0; k < 3; k++) {
+			snprintf(p, sizeof(p), "wide/d%d/s%d", i, k);
+			mkdirat(top, p, 0755);
+			for (int j = 0; j < 5; j++) {
+				snprintf(p, sizeof(p), "wide/d%d/s%d/f%d", i, k, j);
+				write_file(top, p, "x");
+			}
+		}
+	}
+	int64_t bytes = 0, inodes = 0;
+	int fd = openat(top, "wide", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		tree_usage(fd, &bytes, &inodes);
+	ok(inodes == 1950, "tree_usage counts each of 1,950 entries of a wide tree once (%lld)", (long long)inodes);
+	int r = remove_tree_at(top, "wide");
+	ok(r == 0 && !exists("wide"), "the wide tree is removed (%s)", r ? strerror(-r) : "ok");
+}
+
+static void test_symlinks(int top)
+{
+	mkdirat(top, "outside", 0755);
+	write_file(top, "outside/keep", "keep");
+	mkdirat(top, "tree", 0755);
+	mkdirat(top, "tree/sub", 0755);
+	char target[PATH_MAX];
+	snprintf(target, sizeof(target), "%s/outside", tmp);
+	symlinkat(target, top, "tree/sub/link-dir");
+	symlinkat("../../outside/keep", top, "tree/sub/link-file");
+	int r = remove_tree_at(top, "tree");
+	ok(r == 0 && !exists("tree"), "a tree with symlinks to the outside is removed (%s)",
+	   r ? strerror(-r) : "ok");
+	ok(exists("outside/keep"), "what the symlinks pointed to is untouched");
+	symlinkat("outside", top, "top-link");
+	r = remove_tree_at(top, "top-link");
+	ok(r == 0 && !exists("top-link") && exists("outside/keep"),
+	   "a symlink given as the top is unlinked, its target kept");
+}
+
+static void test_mounts(int top)
+{
+	if (geteuid() != 0) {
+		skip("not root", "mount points inside the tree");
+		skip("not root", "bind mounts inside the tree");
+		skip("not root", "a top that is a mount point");
+		return;
+	}
+	char p[PATH_MAX], q[PATH_MAX];
+	/* Another filesystem inside the tree. */
+	mkdirat(top, "m1", 0755);
+	mkdirat(top, "m1/a", 0755);
+	mkdirat(top, "m1/a/mnt", 0755);
+	snprintf(p, sizeof(p), "%s/m1/a/mnt", tmp);
+	bool mounted = mount("tmpfs", p, "tmpfs", 0, "size=1m") == 0;
+	int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		write_file(fd, "inside", "x");
+		close(fd);
+	}
+	int r = remove_tree_at(top, "m1");
+	ok(mounted && r == -EXDEV && exists("m1/a/mnt/inside"),
+	   "a tmpfs mounted inside: -EXDEV, its files untouched (%s)", strerror(-r));
+	umount2(p, MNT_DETACH);
+	/* A bind mount of a directory of the same filesystem: same st_dev,
+	 * so only the mount id tells it apart. */
+	mkdirat(top, "victim", 0755);
+	write_file(top, "victim/precious", "x");
+	mkdirat(top, "m2", 0755);
+	mkdirat(top, "m2/bind", 0755);
+	snprintf(p, sizeof(p), "%s/victim", tmp);
+	snprintf(q, sizeof(q), "%s/m2/bind", tmp);
+	mounted = mount(p, q, NULL, MS_BIND, NULL) == 0;
+	r = remove_tree_at(top, "m2");
+	ok(mounted && r == -EXDEV && exists("victim/precious"),
+	   "a bind mount of the same filesystem inside: -EXDEV, the bound directory untouched (%s)",
+	   strerror(-r));
+	umount2(q, MNT_DETACH);
+	/* The top itself a mount point. */
+	mkdirat(top, "m3", 0755);
+	snprintf(p, sizeof(p), "%s/m3", tmp);
+	mounted = mount("tmpfs", p, "tmpfs", 0, "size=1m") == 0;
+	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		write_file(fd, "inside", "x");
+		close(fd);
+	}
+	r = remove_tree_at(top, "m3");
+	ok(mounted && r == -EXDEV && exists("m3/inside"), "a top that is a mount point: -EXDEV, untouched (%s)",
+	   strerror(-r));
+	umount2(p, MNT_DETACH);
+}
+
+int main(void)
+{
+	snprintf(tmp, sizeof(tmp), "/tmp/unit-fileio.XXXXXX");
+	if (!mkdtemp(tmp)) {
+		printf("Bail out! mkdtemp: %s\n", strerror(errno));
+		return 1;
+	}
+	int top = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	tap_plan(12);
+	test_deep(top);
+	test_wide(top);
+	test_symlinks(top);
+	test_mounts(top);
+	close(top);
+	/* Cleanup, even after failures: mounts first, then the tree. */
+	char p[PATH_MAX];
+	static const char *const mnts[] = { "m1/a/mnt", "m2/bind", "m3" };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", tmp, mnts[i]);
+		umount2(p, MNT_DETACH);
+	}
+	remove_tree(tmp, NULL);
+	return tap_done();
+}
