@@ -28,85 +28,18 @@
 #include <unistd.h>
 
 #include "cowfs.h"
-
-/* A set of inode numbers (open addressing) for counting hard links once. */
-struct ino_set {
-	ino_t *slots; /* 0 = free (no inode has number 0) */
-	size_t cap, count;
-};
-
-/* Adds ino; returns 1 if new, 0 if already there, -ENOMEM. */
-static int ino_set_add(struct ino_set *set, ino_t ino)
-{
-	if ((set->count + 1) * 2 > set->cap) {
-		struct ino_set bigger = { .cap = set->cap ? set->cap * 2 : 256 };
-		bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
-		if (!bigger.slots)
-			return -ENOMEM;
-		for (size_t i = 0; i < set->cap; i++)
-			if (set->slots[i])
-				ino_set_add(&bigger, set->slots[i]);
-		free(set->slots);
-		*set = bigger;
-	}
-	size_t i = ((uint64_t)ino * 0x9e3779b97f4a7c15ULL) & (set->cap - 1);
-	for (; set->slots[i]; i = (i + 1) & (set->cap - 1))
-		if (set->slots[i] == ino)
-			return 0;
-	set->slots[i] = ino;
-	set->count++;
-	return 1;
-}
-
-/* Allocated bytes and names below directory fd (consumed), each inode's bytes
- * once.  The upper is one filesystem: inode numbers alone identify. */
-static int scan_tree(int fd, struct ino_set *seen, int64_t *bytes, int64_t *names)
-{
-	DIR *d = fdopendir(fd);
-	struct dirent *de;
-	int r = 0;
-	if (!d) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	while (r == 0 && (de = readdir(d))) {
-		struct stat st;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno != ENOENT)
-				r = -errno;
-			continue;
-		}
-		*names += 1;
-		int fresh = 1;
-		if (!S_ISDIR(st.st_mode) && st.st_nlink > 1 && st.st_blocks > 0)
-			fresh = ino_set_add(seen, st.st_ino);
-		if (fresh < 0)
-			r = fresh;
-		else if (fresh)
-			*bytes += (int64_t)st.st_blocks * 512;
-		if (r == 0 && S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			r = sub < 0 ? -errno : scan_tree(sub, seen, bytes, names);
-		}
-	}
-	closedir(d);
-	return r;
-}
+#include "fileio.h"
 
 int quota_scan_upper(struct cowfs *fs)
 {
 	int64_t bytes = 0, inodes = 0;
-	struct ino_set seen = { 0 };
 	int fd = openat(fs->layers[0].root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	int r = scan_tree(fd, &seen, &bytes, &inodes);
-	free(seen.slots);
-	if (r < 0)
-		return r;
+	/* Counts as the running count does: every name (whiteouts included)
+	 * an inode, the blocks of a hard-linked file once.  Any depth, with
+	 * at most three descriptors: the tree is the tenant's. */
+	tree_usage(fd, &bytes, &inodes);
 	atomic_store(&fs->used_bytes, bytes);
 	atomic_store(&fs->used_inodes, inodes);
 	return 0;
