@@ -339,9 +339,44 @@ int remove_tree_at(int dirfd, const char *name)
 	return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
 }
 
+/* Inodes with several names met by tree_usage (open addressing; a zero
+ * inode number marks a free slot). */
+struct ino_set {
+	struct ino_key {
+		dev_t dev;
+		ino_t ino;
+	} *slots;
+	size_t cap, count;
+};
+
+/* true if (dev, ino) was not in the set yet (or the set cannot grow: then
+ * the blocks are counted again, too much rather than too little). */
+static bool ino_set_add(struct ino_set *set, dev_t dev, ino_t ino)
+{
+	if ((set->count + 1) * 2 > set->cap) {
+		struct ino_set bigger = { .cap = set->cap ? set->cap * 2 : 256 };
+		bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
+		if (!bigger.slots)
+			return true;
+		for (size_t i = 0; i < set->cap; i++)
+			if (set->slots[i].ino)
+				ino_set_add(&bigger, set->slots[i].dev, set->slots[i].ino);
+		free(set->slots);
+		*set = bigger;
+	}
+	size_t i = (((uint64_t)ino ^ (uint64_t)dev << 40) * 0x9e3779b97f4a7c15ULL) & (set->cap - 1);
+	for (; set->slots[i].ino; i = (i + 1) & (set->cap - 1))
+		if (set->slots[i].ino == ino && set->slots[i].dev == dev)
+			return false;
+	set->slots[i] = (struct ino_key){ dev, ino };
+	set->count++;
+	return true;
+}
+
 /* The same descent for counting: the walk goes down into each
  * subdirectory as it meets it and, back up through "..", resumes the
- * parent's listing where it left it (its telldir position). */
+ * parent's listing where it left it (its telldir position).  Every entry
+ * counts as an inode; the blocks of a file with several names count once. */
 struct usage_level {
 	struct walk_level id;
 	long pos; /* where to resume listing this directory */
@@ -358,6 +393,7 @@ void tree_usage(int fd, int64_t *bytes, int64_t *inodes)
 		return;
 	}
 	stack[0] = (struct usage_level){ { makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino, NULL }, 0 };
+	struct ino_set linked = { 0 };
 	int cur = fd;
 	for (;;) {
 		int dfd = openat(cur, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -377,7 +413,9 @@ void tree_usage(int fd, int64_t *bytes, int64_t *inodes)
 				continue;
 			if (fstatat(cur, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 				continue;
-			*bytes += (int64_t)st.st_blocks * 512;
+			if (S_ISDIR(st.st_mode) || st.st_nlink < 2 || st.st_blocks == 0 ||
+			    ino_set_add(&linked, st.st_dev, st.st_ino))
+				*bytes += (int64_t)st.st_blocks * 512;
 			*inodes += 1;
 			if (!S_ISDIR(st.st_mode) || depth + 1 == cap)
 				continue;
@@ -418,6 +456,7 @@ void tree_usage(int fd, int64_t *bytes, int64_t *inodes)
 	}
 	if (cur >= 0)
 		close(cur);
+	free(linked.slots);
 	free(stack);
 }
 

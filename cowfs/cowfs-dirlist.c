@@ -240,7 +240,6 @@ int dirlist_check_empty(struct cowfs *fs, struct cowfs_node *dir)
 
 int dirlist_purge_upper_whiteouts(struct cowfs *fs, int upper_dirfd)
 {
-	(void)fs;
 	cleanup_close int dfd = openat(upper_dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
@@ -257,6 +256,7 @@ int dirlist_purge_upper_whiteouts(struct cowfs *fs, int upper_dirfd)
 			return -ENOTEMPTY;
 		if (unlinkat(dirfd(dir), de->d_name, 0) < 0)
 			return -errno;
+		quota_charge(fs, 0, -1); /* whiteouts count as names */
 	}
 	return 0;
 }

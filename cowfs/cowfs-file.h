@@ -14,7 +14,7 @@ struct cowfs_file {
 	_Atomic int layer;		/* layer fd belongs to */
 	int open_flags;			/* flags fd was opened with */
 	int stale_fd;			/* replaced lower fd, closed at release */
-	pthread_mutex_t lock;		/* serializes the reopen */
+	pthread_mutex_t lock;		/* serializes the reopen; a leaf lock */
 	int backing_id;			/* FUSE passthrough id, 0 if none */
 };
 

@@ -250,7 +250,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * a round trip each. */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	want(conn, FUSE_CAP_CACHE_SYMLINKS);
-	want(conn, FUSE_CAP_NO_OPENDIR_SUPPORT);
 	want(conn, FUSE_CAP_ASYNC_DIO);
 	/* The caller's umask is applied here, unless a default ACL rules. */
 	want(conn, FUSE_CAP_DONT_MASK);
@@ -260,7 +259,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
 
 #ifdef HAVE_FUSE_PASSTHROUGH
-	if (conn->capable & FUSE_CAP_PASSTHROUGH) {
+	/* Passthrough writes never reach the daemon: no quota could see them. */
+	if ((conn->capable & FUSE_CAP_PASSTHROUGH) && !fs->quota_bytes) {
 		conn->want |= FUSE_CAP_PASSTHROUGH;
 		fs->passthrough = true;
 		fs->writeback = false; /* the kernel refuses both at once */

@@ -87,10 +87,6 @@ static void node_free(struct cowfs *fs, struct cowfs_node *n)
 	for (int i = 0; i < fs->nlayers; i++)
 		if (n->fds[i] >= 0)
 			close(n->fds[i]);
-	if (n->listing) {
-		dirlist_release(n->listing);
-		free(n->listing);
-	}
 	pthread_mutex_destroy(&n->lock);
 	free(n->name);
 	free(n);
@@ -118,6 +114,7 @@ struct cowfs_node *node_alloc(struct cowfs *fs, mode_t type)
 	if (!n)
 		return NULL;
 	n->type = type & S_IFMT;
+	n->quota_released = -1;
 	pthread_mutex_init(&n->lock, NULL);
 	for (int i = 0; i < fs->nlayers; i++)
 		n->fds[i] = -1;
@@ -229,6 +226,7 @@ void node_unref(struct cowfs *fs, struct cowfs_node *n, uint64_t count)
 		struct cowfs_node *parent = n->parent;
 		n->parent = NULL;
 		pthread_rwlock_unlock(&fs->tree_lock);
+		quota_node_freed(fs, n);
 		node_free(fs, n);
 		n = parent; /* drop the reference the child held */
 		count = 1;

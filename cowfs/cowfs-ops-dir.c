@@ -1,10 +1,11 @@
 /* FUSE operations on directories being read.
  *
- * cowfs asks the kernel not to send OPENDIR/RELEASEDIR (they would double
- * the round trips of a tree walk).  Instead the merged listing is kept on
- * the directory's node while it is being read: built afresh when a read
- * starts at offset 0 (so rewinddir shows the directory as it is now),
- * reused for the following offsets, and dropped once the end is served. */
+ * Each open directory (fi->fh) has its own merged listing, as libfuse's
+ * passthrough_ll keeps a DIR per handle: built afresh when a read starts
+ * at offset 0 (so rewinddir shows the directory as it is now), reused for
+ * the following offsets, and dropped once the end is served.  Offsets are
+ * indexes into that listing, so a reader is never disturbed by another
+ * reader of the same directory rebuilding its own. */
 #include "config.h"
 
 #include <dirent.h>
@@ -15,53 +16,76 @@
 
 #include "cowfs.h"
 
+/* An open directory. */
+struct cowfs_dir {
+	pthread_mutex_t lock;	   /* one read at a time; outermost (cowfs.h) */
+	struct cowfs_dirlist list; /* under lock */
+	bool built;		   /* list holds a listing; under lock */
+};
+
+static struct cowfs_dir *dir_of(struct fuse_file_info *fi)
+{
+	return (struct cowfs_dir *)(uintptr_t)fi->fh;
+}
+
+static void dir_free(struct cowfs_dir *d)
+{
+	dirlist_release(&d->list);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	(void)fi;
-	/* With FUSE_CAP_NO_OPENDIR_SUPPORT, ENOSYS means "never ask again". */
-	fuse_reply_err(req, ENOSYS);
-}
-
-static void listing_free(struct cowfs_dirlist *l)
-{
-	if (l) {
-		dirlist_release(l);
-		free(l);
+	struct cowfs_dir *d = calloc(1, sizeof(*d));
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
 	}
+	pthread_mutex_init(&d->lock, NULL);
+	fi->fh = (uint64_t)(uintptr_t)d;
+	if (fuse_reply_open(req, fi) != 0)
+		dir_free(d); /* interrupted: no RELEASEDIR will come */
 }
 
-/* Returns the listing to serve offset `off` from, holding n->lock. */
-static int listing_for(struct cowfs *fs, struct cowfs_node *n, off_t off)
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (off != 0 && n->listing)
+	(void)ino;
+	dir_free(dir_of(fi));
+	fuse_reply_err(req, 0);
+}
+
+/* Makes d->list the listing to serve offset `off` from; holds d->lock. */
+static int listing_for(struct cowfs *fs, struct cowfs_node *n, struct cowfs_dir *d, off_t off)
+{
+	if (off != 0 && d->built)
 		return 0;
-	struct cowfs_dirlist *l = calloc(1, sizeof(*l));
-	if (!l)
-		return -ENOMEM;
-	int r = dirlist_build(fs, n, l, true);
-	if (r < 0) {
-		free(l);
+	struct cowfs_dirlist l = { 0 };
+	int r = dirlist_build(fs, n, &l, true);
+	if (r < 0)
 		return r;
-	}
-	listing_free(n->listing);
-	n->listing = l;
+	dirlist_release(&d->list);
+	d->list = l;
+	d->built = true;
 	return 0;
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi,
+		       bool plus)
 {
 	struct cowfs *fs = cowfs_from_req(req);
 	struct cowfs_node *dir = cowfs_node_of(fs, ino);
+	struct cowfs_dir *h = dir_of(fi);
 	char *buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	pthread_mutex_lock(&dir->lock);
-	int err = -listing_for(fs, dir, off);
+	pthread_mutex_lock(&h->lock);
+	int err = -listing_for(fs, dir, h, off);
 	size_t pos = 0;
-	struct cowfs_dirlist *l = dir->listing;
+	struct cowfs_dirlist *l = &h->list;
 	for (size_t i = (size_t)off; err == 0 && i < l->count; i++) {
 		struct cowfs_dirent *d = &l->entries[i];
 		size_t used;
@@ -95,11 +119,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		pos += used;
 	}
 	if (err == 0 && pos == 0) {
-		/* End of directory: the reader is done with the listing. */
-		listing_free(dir->listing);
-		dir->listing = NULL;
+		/* End of directory: the reader is done with the listing (a
+		 * handle kept open must not pin its memory). */
+		dirlist_release(&h->list);
+		h->built = false;
 	}
-	pthread_mutex_unlock(&dir->lock);
+	pthread_mutex_unlock(&h->lock);
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -109,15 +134,13 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	(void)fi;
-	do_readdir(req, ino, size, off, false);
+	do_readdir(req, ino, size, off, fi, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
-	(void)fi;
-	do_readdir(req, ino, size, off, true);
+	do_readdir(req, ino, size, off, fi, true);
 }
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -143,6 +166,7 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 void cowfs_ops_dir(struct fuse_lowlevel_ops *ops)
 {
 	ops->opendir = op_opendir;
+	ops->releasedir = op_releasedir;
 	ops->readdir = op_readdir;
 	ops->readdirplus = op_readdirplus;
 	ops->fsyncdir = op_fsyncdir;

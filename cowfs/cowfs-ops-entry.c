@@ -143,13 +143,20 @@ static int do_setattr(struct cowfs *fs, struct cowfs_node *n, const struct stat 
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (n->type != S_IFREG)
 			return n->type == S_IFDIR ? -EISDIR : -EINVAL;
+		/* Shrinking frees blocks.  With a quota, measured under
+		 * node->lock like a write (cowfs-ops-file.c). */
 		struct stat before, after;
-		bool counted = layer_stat_fd(node_fd(n), &before) == 0;
+		if (fs->quota_bytes)
+			pthread_mutex_lock(&n->lock);
+		bool counted = fs->quota_bytes && layer_stat_fd(node_fd(n), &before) == 0;
 		r = fd >= 0 ? ftruncate(fd, attr->st_size) : truncate(path, attr->st_size);
-		if (r < 0)
-			return -errno;
-		if (counted && layer_stat_fd(node_fd(n), &after) == 0)
+		r = r < 0 ? -errno : 0;
+		if (r == 0 && counted && layer_stat_fd(node_fd(n), &after) == 0)
 			quota_charge(fs, ((int64_t)after.st_blocks - before.st_blocks) * 512, 0);
+		if (fs->quota_bytes)
+			pthread_mutex_unlock(&n->lock);
+		if (r < 0)
+			return r;
 	}
 	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 		      FUSE_SET_ATTR_MTIME_NOW)) {

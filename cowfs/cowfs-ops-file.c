@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -106,7 +107,19 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	int layer = node_layer(n);
 	int flags = cowfs_real_open_flags(fs, fi->flags);
-	int fd = reopen_fd(fs, n->fds[layer], flags);
+	int fd;
+	if (fs->quota_bytes && (flags & O_TRUNC)) {
+		/* The truncation frees the file's blocks. */
+		struct stat before, after;
+		pthread_mutex_lock(&n->lock);
+		bool measured = layer_stat_fd(n->fds[layer], &before) == 0;
+		fd = reopen_fd(fs, n->fds[layer], flags);
+		if (fd >= 0 && measured && fstat(fd, &after) == 0)
+			quota_charge(fs, ((int64_t)after.st_blocks - before.st_blocks) * 512, 0);
+		pthread_mutex_unlock(&n->lock);
+	} else {
+		fd = reopen_fd(fs, n->fds[layer], flags);
+	}
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -162,23 +175,51 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-/* With a disk quota: refuse an allocation that would pass it (before any
- * byte is written), then count what the write really allocated. */
-static int quota_before(struct cowfs *fs, int fd, off_t off, off_t len, struct stat *before)
+/* With a disk quota, a change to a file's blocks is measured: st_blocks
+ * before, the change, st_blocks after, all under node->lock so that
+ * concurrent writers to one file do not count each other's blocks.  What
+ * the change may allocate is reserved first; the reservation is then
+ * corrected to what st_blocks says was really allocated. */
+struct quota_op {
+	struct cowfs_node *node; /* locked; NULL when no quota */
+	struct stat before;
+	int64_t reserved;
+};
+
+static int quota_begin(struct cowfs *fs, struct cowfs_node *n, int fd, off_t off, off_t len, bool allocates,
+		       struct quota_op *q)
 {
+	q->node = NULL;
+	q->reserved = 0;
 	if (!fs->quota_bytes)
 		return 0;
-	if (fstat(fd, before) < 0)
-		return -errno;
-	off_t from = off > before->st_size ? off : before->st_size;
-	return quota_check(fs, off + len > from ? off + len - from : 0, 0);
+	pthread_mutex_lock(&n->lock);
+	if (fstat(fd, &q->before) < 0) {
+		int r = -errno;
+		pthread_mutex_unlock(&n->lock);
+		return r;
+	}
+	int64_t need = allocates ? quota_may_allocate(fd, off, len, q->before.st_blksize) : 0;
+	int r = quota_reserve(fs, need);
+	if (r < 0) {
+		pthread_mutex_unlock(&n->lock);
+		return r;
+	}
+	q->reserved = need;
+	q->node = n;
+	return 0;
 }
 
-static void quota_after(struct cowfs *fs, int fd, const struct stat *before)
+static void quota_end(struct cowfs *fs, int fd, struct quota_op *q)
 {
 	struct stat after;
-	if (fs->quota_bytes && fstat(fd, &after) == 0)
-		quota_charge(fs, ((int64_t)after.st_blocks - before->st_blocks) * 512, 0);
+	if (!q->node)
+		return;
+	/* If the file cannot be measured, the reservation stands: counting
+	 * too much is corrected at the next mount, too little never. */
+	if (fstat(fd, &after) == 0)
+		quota_charge(fs, ((int64_t)after.st_blocks - q->before.st_blocks) * 512 - q->reserved, 0);
+	pthread_mutex_unlock(&q->node->lock);
 }
 
 /* With the writeback cache the kernel owns mtime: it sends it by SETATTR,
@@ -216,22 +257,23 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 {
 	struct cowfs *fs = cowfs_from_req(req);
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	struct cowfs_file *f = cowfs_file_of(fi);
 	(void)ino;
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = file_fd(fs, cowfs_file_of(fi));
+	out.buf[0].fd = file_fd(fs, f);
 	out.buf[0].pos = off;
-	struct stat before;
+	struct quota_op q;
 	struct kept_mtime kept;
-	int r = quota_before(fs, out.buf[0].fd, off, (off_t)fuse_buf_size(in), &before);
+	throttle_io(fs, true, fuse_buf_size(in));
+	int r = quota_begin(fs, f->node, out.buf[0].fd, off, (off_t)fuse_buf_size(in), true, &q);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	throttle_io(fs, true, fuse_buf_size(in));
-	mtime_keep(fs, out.buf[0].fd, &kept, fs->quota_bytes ? &before : NULL);
+	mtime_keep(fs, out.buf[0].fd, &kept, q.node ? &q.before : NULL);
 	ssize_t n = fuse_buf_copy(&out, in, 0);
 	mtime_restore(out.buf[0].fd, &kept);
-	quota_after(fs, out.buf[0].fd, &before);
+	quota_end(fs, out.buf[0].fd, &q);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -257,8 +299,10 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	struct stat before;
-	int r = quota_before(fs, fd, off, len, &before);
+	/* Punching a hole frees; every other mode may allocate the holes of
+	 * the range (zero-range and insert-range included). */
+	struct quota_op q;
+	int r = quota_begin(fs, cowfs_file_of(fi)->node, fd, off, len, !(mode & FALLOC_FL_PUNCH_HOLE), &q);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -267,7 +311,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	mtime_keep(fs, fd, &kept, NULL);
 	r = fallocate(fd, mode, off, len) < 0 ? errno : 0;
 	mtime_restore(fd, &kept);
-	quota_after(fs, fd, &before);
+	quota_end(fs, fd, &q);
 	fuse_reply_err(req, r);
 }
 
@@ -295,8 +339,8 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	struct stat before;
-	int r = quota_before(fs, out, off_out, (off_t)len, &before);
+	struct quota_op q;
+	int r = quota_begin(fs, cowfs_file_of(fi_out)->node, out, off_out, (off_t)len, true, &q);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -305,7 +349,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	mtime_keep(fs, out, &kept, NULL);
 	ssize_t n = copy_file_range(in, &off_in, out, &off_out, len, flags);
 	mtime_restore(out, &kept);
-	quota_after(fs, out, &before);
+	quota_end(fs, out, &q);
 	if (n < 0)
 		fuse_reply_err(req, errno);
 	else

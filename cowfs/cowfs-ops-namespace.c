@@ -136,8 +136,16 @@ static int create_object(fuse_req_t req, struct cowfs *fs, struct cowfs_node *di
 			 int *ret_open_fd)
 {
 	struct cowfs_stage s;
-	bool wh;
-	int r = prepare_new_name(fs, dir, name, &wh);
+	bool wh = false;
+	/* A symlink's long target and a directory take a block: refused once
+	 * the byte quota is full (what they took is charged below). */
+	int r = 0;
+	if (o->link_fd < 0 && o->type == S_IFLNK)
+		r = quota_check(fs, (int64_t)strlen(o->target), 0);
+	else if (o->link_fd < 0 && o->type == S_IFDIR)
+		r = quota_check(fs, 1, 0);
+	if (r == 0)
+		r = prepare_new_name(fs, dir, name, &wh);
 	if (r < 0)
 		return r;
 	enum stage_flags flags = STAGE_IN_PLACE;
@@ -163,17 +171,26 @@ static int create_object(fuse_req_t req, struct cowfs *fs, struct cowfs_node *di
 		stage_abort(fs, &s, o->type == S_IFDIR);
 		return r;
 	}
-	if (o->link_fd < 0)
-		quota_charge(fs, 0, 1);
+	/* Names: the new one, less a whiteout it replaced.  An O_TMPFILE
+	 * getting its first name was charged its inode when it was made. */
+	int64_t names = wh ? 0 : 1;
+	struct stat lst;
+	if (o->link_fd >= 0 && layer_stat_fd(o->link_fd, &lst) == 0 && lst.st_nlink == 1)
+		names--;
+	quota_charge(fs, 0, names);
+	/* Every field is set: the kernel keeps e->generation for the inode
+	 * and marks it bad (EIO on every open fd) when a later lookup of the
+	 * same node reports another generation. */
+	*e = (struct fuse_entry_param){ .attr_timeout = fs->attr_timeout, .entry_timeout = fs->entry_timeout };
 	/* From here the object is complete under its name: a failure below
 	 * is reported, but the object stays (removing it could uncover a
 	 * lower one). */
 	r = cowfs_lookup_child(fs, dir, name, ret, &e->attr);
 	if (r < 0)
 		return r;
+	if (o->link_fd < 0) /* a symlink's or directory's block */
+		quota_charge(fs, (int64_t)e->attr.st_blocks * 512, 0);
 	e->ino = (fuse_ino_t)(uintptr_t)*ret;
-	e->attr_timeout = fs->attr_timeout;
-	e->entry_timeout = fs->entry_timeout;
 	if (ret_open_fd)
 		*ret_open_fd = take_fd(open_fd);
 	return 0;
@@ -388,11 +405,11 @@ static int remove_name(struct cowfs *fs, struct cowfs_node *dir, const char *nam
 	if (r < 0)
 		return r;
 	if (ns->upper_exists) {
-		if (is_dir || ns->st.st_nlink <= 1) {
+		if (is_dir || ns->st.st_nlink <= 1)
 			origin_forget(fs, ns->st.st_ino);
-			/* The upper object goes; a whiteout may take its inode. */
-			quota_charge(fs, -(int64_t)ns->st.st_blocks * 512, ns->lower_exists ? 0 : -1);
-		}
+		/* The upper name goes (a whiteout may take its place); its
+		 * blocks come back through quota_unlinked(). */
+		quota_charge(fs, 0, ns->lower_exists ? 0 : -1);
 		if (ns->lower_exists)
 			return replace_with_whiteout(fs, dir->fds[0], name, is_dir);
 		return unlinkat(dir->fds[0], name, is_dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
@@ -421,6 +438,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		r = remove_name(fs, dir, name, &ns, false);
 	if (r == 0 && (!ns.upper_exists || ns.st.st_nlink <= 1))
 		atomic_store(&n->deleted, true);
+	if (r == 0)
+		quota_unlinked(fs, n);
 	node_unref(fs, n, 1);
 	fuse_reply_err(req, -r);
 }
@@ -448,8 +467,10 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		r = dirlist_purge_upper_whiteouts(fs, n->fds[0]);
 	if (r == 0)
 		r = remove_name(fs, dir, name, &ns, true);
-	if (r == 0)
+	if (r == 0) {
 		atomic_store(&n->deleted, true);
+		quota_unlinked(fs, n);
+	}
 	node_unref(fs, n, 1);
 	fuse_reply_err(req, -r);
 }
@@ -589,6 +610,11 @@ static int do_rename(struct cowfs *fs, struct cowfs_node *odir, const char *onam
 		node_set_parent(fs, src, ndir, nname);
 		if (dst && (dst->type == S_IFDIR || !ds.upper_exists || ds.st.st_nlink <= 1))
 			atomic_store(&dst->deleted, true);
+		/* Names: a whiteout may stay at the old one; an upper name or
+		 * whiteout at the new one was replaced. */
+		quota_charge(fs, 0, (rflags ? 1 : 0) - (ds.upper_exists || ds.upper_whiteout ? 1 : 0));
+		if (dst)
+			quota_unlinked(fs, dst);
 	}
 out:
 	if (dst)

@@ -1,10 +1,17 @@
 /* Disk quota and id shifting.
  *
- * Quota: the upper layer's usage (allocated bytes, inodes) is counted once
- * at mount and kept up to date by every operation that allocates or frees
- * in the upper; an operation that would pass the limit fails with EDQUOT
- * before it changes anything.  statfs reports the quota, so `df` inside a
- * container shows its own limit.
+ * Quota: the upper layer's usage is counted once at mount and kept up to
+ * date by every operation that allocates or frees in the upper.  Bytes are
+ * allocated blocks (st_blocks * 512), never file sizes: a write into a hole
+ * below EOF, fallocate inside the size and a symlink's target block all
+ * count, and a hard-linked inode counts once.  Each operation is charged
+ * the change it made to its object's st_blocks; one that can know its
+ * worst case beforehand (a write: the holes it covers) reserves that first
+ * and fails with EDQUOT before changing anything.  Blocks of a removed
+ * object are given back when its last name goes, and what it allocates
+ * afterwards (open but unlinked) when its node is freed.  Inodes count
+ * names in the upper (whiteouts included).  statfs reports the quota, so
+ * `df` inside a container shows its own limit and real usage.
  *
  * Id shift: a container in a user namespace maps its root to an
  * unprivileged host uid (say 100000).  The template on disk is owned by 0,
@@ -15,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +36,9 @@ int quota_scan_upper(struct cowfs *fs)
 	int fd = openat(fs->layers[0].root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	/* Counts as the running count does: every name (whiteouts included)
+	 * an inode, the blocks of a hard-linked file once.  Any depth, with
+	 * at most three descriptors: the tree is the tenant's. */
 	tree_usage(fd, &bytes, &inodes);
 	atomic_store(&fs->used_bytes, bytes);
 	atomic_store(&fs->used_inodes, inodes);
@@ -49,6 +60,80 @@ void quota_charge(struct cowfs *fs, int64_t bytes, int64_t inodes)
 		return;
 	atomic_fetch_add(&fs->used_bytes, bytes);
 	atomic_fetch_add(&fs->used_inodes, inodes);
+}
+
+int quota_reserve(struct cowfs *fs, int64_t bytes)
+{
+	if (!fs->quota_bytes || bytes <= 0)
+		return 0;
+	/* Added first, checked after: concurrent writers cannot all pass on
+	 * the same remaining space. */
+	int64_t before = atomic_fetch_add(&fs->used_bytes, bytes);
+	if (before + bytes > (int64_t)fs->quota_bytes) {
+		atomic_fetch_sub(&fs->used_bytes, bytes);
+		return -EDQUOT;
+	}
+	return 0;
+}
+
+int64_t quota_may_allocate(int fd, off_t off, off_t len, blksize_t blksize)
+{
+	if (len <= 0)
+		return 0;
+	/* Whole blocks: a write touching part of a hole allocates a block. */
+	off_t bs = blksize > 0 ? blksize : 4096;
+	off_t pos = off / bs * bs, end = (off + len + bs - 1) / bs * bs;
+	int64_t holes = 0;
+	/* A file with more extents than this in the range is taken as all
+	 * hole from there on: refusing a little early beats a slow write. */
+	for (int extents = 0; pos < end && extents < 64; extents++) {
+		off_t hole = lseek(fd, pos, SEEK_HOLE);
+		if (hole < 0)
+			return holes + (end - pos); /* ENXIO: at or past EOF */
+		if (hole >= end)
+			return holes;
+		off_t data = lseek(fd, hole, SEEK_DATA);
+		if (data < 0 || data >= end)
+			return holes + (end - hole);
+		holes += data - hole;
+		pos = data;
+	}
+	return pos < end ? holes + (end - pos) : holes;
+}
+
+/* Blocks of the node's upper object, or -1 if it has none or is linked. */
+static int64_t unlinked_bytes(struct cowfs_node *n)
+{
+	struct stat st;
+	if (node_layer(n) != 0 || n->fds[0] < 0 || layer_stat_fd(n->fds[0], &st) < 0 || st.st_nlink > 0)
+		return -1;
+	return (int64_t)st.st_blocks * 512;
+}
+
+void quota_unlinked(struct cowfs *fs, struct cowfs_node *n)
+{
+	if (!fs->quota_bytes && !fs->quota_inodes)
+		return;
+	pthread_mutex_lock(&n->lock);
+	int64_t bytes = n->quota_released < 0 ? unlinked_bytes(n) : -1;
+	if (bytes >= 0) {
+		quota_charge(fs, -bytes, 0);
+		n->quota_released = bytes;
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+void quota_node_freed(struct cowfs *fs, struct cowfs_node *n)
+{
+	if (!fs->quota_bytes && !fs->quota_inodes)
+		return;
+	/* The last reference is gone: nothing else holds n->lock.  An
+	 * unlinked object never released had no name (O_TMPFILE, the copy-up
+	 * of a deleted file): its inode was charged when it was made. */
+	int64_t bytes = unlinked_bytes(n);
+	if (bytes >= 0)
+		quota_charge(fs, -(bytes - (n->quota_released > 0 ? n->quota_released : 0)),
+			     n->quota_released < 0 ? -1 : 0);
 }
 
 void idshift_present(const struct cowfs *fs, struct stat *st)

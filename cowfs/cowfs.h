@@ -10,9 +10,30 @@
  * it lives (directories may live in several layers and are merged; other
  * objects use only their topmost layer).
  *
- * Lock order: fs->tree_lock (rename) -> node->lock -> table stripe lock ->
- * an origin-map stripe lock.  A node lock is never held while taking another node's
- * lock, except in rename, which takes node locks in address order. */
+ * Lock order (outermost first; a thread holding one lock takes only locks
+ * further down this list):
+ *
+ *   open directory's lock (cowfs-ops-dir.c, held while a listing is read
+ *     and its entries looked up)
+ *   node->lock (copy-up of that node; with a quota also the measure of a
+ *     write, fallocate, truncate or O_TRUNC open, and quota_unlinked;
+ *     parents are copied before it is taken, so no two node locks are
+ *     ever held at once)
+ *   fs->tree_lock (read: lookups that match names, node_get_parent;
+ *     write: node_set_parent and freeing a node in node_unref, taken only
+ *     after the stripe lock is dropped)
+ *   table stripe locks (node refcount and hash chains; two at once only in
+ *     node_rekey, in address order, and all of them in table_grow, in
+ *     index order, which is the same order)
+ *
+ * Leaves, under which nothing else is taken: an origin-map stripe lock
+ * (taken under node->lock by copy-up), a handle's cowfs_file.lock (the
+ * reopen after copy-up), fs->whiteout_lock, a cowfs_rate.lock.
+ *
+ * Rename and the other namespace operations take no lock of their own:
+ * the kernel holds the parent directories' i_rwsem exclusively (and
+ * s_vfs_rename_mutex across directories), and each step locks only what
+ * it touches (copy-up: the node; node_set_parent: the tree lock). */
 #ifndef COWFS_H
 #define COWFS_H
 
@@ -40,25 +61,30 @@ struct cowfs_node {
 	mode_t type;	   /* S_IFMT bits */
 	uint64_t st_ino;   /* inode number shown to the kernel, stable for life */
 
-	/* Protected by the table stripe lock of key. */
+	/* Protected by the table stripe lock of key (after node->lock and
+	 * fs->tree_lock in the lock order). */
 	struct cowfs_node *hash_next;
 	dev_t key_dev;
 	ino_t key_ino;
 	bool key_by_name;  /* lower hard link: identity is (parent, name) too */
 	uint64_t refcount; /* kernel lookups + children + in-flight internal refs */
 
-	/* Protected by fs->tree_lock. */
+	/* Protected by fs->tree_lock (after node->lock, before stripe locks). */
 	struct cowfs_node *parent; /* holds one reference; NULL for root/detached */
 	char *name;
 
-	/* Written under node->lock, read lock-free: layer is published with
+	/* Written under node->lock (held by copy-up, and with a quota by the
+	 * measure-write-measure of a write or truncate; never with another
+	 * node's lock), read lock-free: layer is published with
 	 * release ordering after fds[layer] is set, and a descriptor, once set,
 	 * stays open until the node is freed. */
 	pthread_mutex_t lock;
 	_Atomic int layer;	/* topmost layer holding the object */
 	_Atomic bool opaque;	/* directory: lower layers are hidden */
 	_Atomic bool deleted;	/* unlinked: a copy-up must not re-link it */
-	struct cowfs_dirlist *listing; /* dir being read; under lock */
+	/* With a quota: bytes given back when the upper object lost its last
+	 * name, -1 until then.  Under lock. */
+	int64_t quota_released;
 	int fds[];		/* per layer O_PATH descriptor, -1 if absent */
 };
 
@@ -67,7 +93,7 @@ struct cowfs_origin_map; /* upper inode -> inode number kept across copy-up */
 /* A rate limit (cowfs-throttle.c); per_second 0 = none. */
 struct cowfs_rate {
 	uint64_t per_second;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* a leaf: nothing is taken under it */
 	uint64_t next; /* ns (CLOCK_MONOTONIC) when the next slot starts; under lock */
 };
 
@@ -96,15 +122,20 @@ struct cowfs {
 
 	struct cowfs_rate read_bps, write_bps, read_iops, write_iops;
 
-	pthread_mutex_t whiteout_lock; /* (re)creating the shared whiteout */
-	pthread_rwlock_t tree_lock; /* guards node->parent and node->name */
+	pthread_mutex_t whiteout_lock; /* (re)creating the shared whiteout; a leaf */
+	/* Guards node->parent and node->name.  Order: after node->lock and an
+	 * open directory's lock, before the stripe locks. */
+	pthread_rwlock_t tree_lock;
+	/* Guard each node's key, refcount and hash chain, and buckets[] of
+	 * their stripe.  Innermost but for the leaves; two at a time only in
+	 * address (= index) order. */
 	pthread_mutex_t stripe_lock[COWFS_TABLE_STRIPES];
 	struct cowfs_node **buckets;
 	size_t nbuckets;	/* power of two, >= stripes; changed with every stripe held */
 	_Atomic size_t nnodes;
 
 	_Atomic size_t origin_count; /* fast path: nothing copied up yet */
-	struct cowfs_origin_map *origins; /* striped, each stripe its own lock */
+	struct cowfs_origin_map *origins; /* striped, each stripe its own lock (a leaf) */
 
 	struct cowfs_node *root;
 	struct fuse_session *se;
@@ -235,10 +266,24 @@ int cowfs_name_state(struct cowfs *fs, struct cowfs_node *dir, const char *name,
 		     struct cowfs_name_state *ret);
 
 /* ---- cowfs-quota.c: disk quota and id shifting ---- */
+/* Counts the upper's allocated bytes (each inode once) and names. */
 int quota_scan_upper(struct cowfs *fs);
 /* -EDQUOT if `bytes` more bytes or `inodes` more inodes would pass the quota. */
 int quota_check(struct cowfs *fs, int64_t bytes, int64_t inodes);
 void quota_charge(struct cowfs *fs, int64_t bytes, int64_t inodes);
+/* Charges `bytes` now, or fails with -EDQUOT (charging nothing) if that
+ * would pass the quota; the caller later charges the difference between
+ * what was really allocated and `bytes`. */
+int quota_reserve(struct cowfs *fs, int64_t bytes);
+/* Upper bound of what writing [off, off+len) of fd may allocate: the holes
+ * (and the part past EOF) it covers, in whole blocks.  Moves fd's offset. */
+int64_t quota_may_allocate(int fd, off_t off, off_t len, blksize_t blksize);
+/* After a name of n was removed: gives back its blocks if that was the
+ * last name (the object lives on while open).  Takes n->lock. */
+void quota_unlinked(struct cowfs *fs, struct cowfs_node *n);
+/* n is being freed: gives back what its unlinked object allocated since
+ * (and the inode of one that never had a name). */
+void quota_node_freed(struct cowfs *fs, struct cowfs_node *n);
 /* Rewrites owner ids of a real object's stat as the kernel must see them. */
 void idshift_present(const struct cowfs *fs, struct stat *st);
 /* Converts a caller/kernel id to the id stored on disk; -EINVAL if outside. */

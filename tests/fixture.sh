@@ -105,6 +105,20 @@ make_posix_fixture() {
 	mkdir ren/cross_dir
 	echo cross >ren/cross_src
 
+	# open/: files used through fds after their names changed.
+	mkdir open
+	echo open-base >open/base
+	echo copied-copied >open/copied
+	echo unl-base >open/unl_base
+
+	# rd2/: 200 names read by two directory handles at once.
+	mkdir rd2
+	i=0
+	while [ $i -lt 200 ]; do
+		: >"rd2/e$(printf %03d $i)"
+		i=$((i + 1))
+	done
+
 	# io/: open flags, mmap, sync.
 	mkdir io
 	printf abc >io/append
@@ -189,7 +203,7 @@ make_posix_fixture() {
 	(
 	set -e
 	cd "$u"
-	mkdir -p merge/mixed merge/opq
+	mkdir -p merge/mixed merge/opq rd2
 	echo upper-both >merge/both
 	echo only-upper >merge/only_upper
 	mknod merge/gone c 0 0

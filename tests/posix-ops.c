@@ -46,6 +46,9 @@
  *   ren/basedir/sub/f2 "f2\n", ren/full/x, ren/emptydir/,
  *   ren/wh_src "wh-src\n", ren/wh_target "wh-target\n", ren/file "isdir\n"
  *   ren/cross_src "cross\n", ren/cross_dir/
+ *   open/base "open-base\n", open/copied "copied-copied\n",
+ *   open/unl_base "unl-base\n"
+ *   rd2/e000..e199       200 empty files; [upper] rd2/ (merged, empty)
  *   io/append "abc", io/trunc "long-content", io/readonly "readonly",
  *   io/stale "before", io/direct 8192 'd', io/mmap 4096 'm', io/sync "s"
  *   io/private 4096 'p', io/fdops "fdops"
@@ -120,6 +123,7 @@ int main(int argc, char **argv)
 	test_readdir_ino();
 	test_readdir_large();
 	test_readdir_seek();
+	test_readdir_two_handles();
 	test_dots();
 	test_ino_stable();
 	test_hardlink();
@@ -147,6 +151,8 @@ int main(int argc, char **argv)
 	test_rename_dirs();
 	test_open_flags();
 	test_stale_fd();
+	test_open_replaced();
+	test_open_unlinked();
 	test_o_direct();
 	test_o_tmpfile();
 	test_mmap();

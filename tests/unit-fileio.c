@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -112,6 +113,29 @@ static void test_wide(int top)
 	ok(r == 0 && !exists("wide"), "the wide tree is removed (%s)", r ? strerror(-r) : "ok");
 }
 
+/* Hard links share their blocks: counted once, each name still an entry
+ * (the cowfs quota counts the same way). */
+static void test_hardlinks(int top)
+{
+	static char block[65536];
+	struct stat st;
+	mkdirat(top, "links", 0755);
+	int fd = openat(top, "links/a", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	bool made = fd >= 0 && write(fd, block, sizeof(block)) == (ssize_t)sizeof(block) && fsync(fd) == 0 &&
+		    fstat(fd, &st) == 0;
+	if (fd >= 0)
+		close(fd);
+	made = made && linkat(top, "links/a", top, "links/b", 0) == 0 && linkat(top, "links/a", top, "links/c", 0) == 0;
+	int64_t bytes = 0, inodes = 0;
+	fd = openat(top, "links", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		tree_usage(fd, &bytes, &inodes);
+	ok(made && bytes == (int64_t)st.st_blocks * 512 && inodes == 3,
+	   "tree_usage counts a file with three names once (%lld bytes, want %lld; %lld entries)", (long long)bytes,
+	   made ? (long long)st.st_blocks * 512 : -1LL, (long long)inodes);
+	remove_tree_at(top, "links");
+}
+
 static void test_symlinks(int top)
 {
 	mkdirat(top, "outside", 0755);
@@ -193,9 +217,10 @@ int main(void)
 		return 1;
 	}
 	int top = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	tap_plan(12);
+	tap_plan(13);
 	test_deep(top);
 	test_wide(top);
+	test_hardlinks(top);
 	test_symlinks(top);
 	test_mounts(top);
 	close(top);
