@@ -111,6 +111,20 @@ int file_read_all(const char *path, char **ret, size_t *ret_len, struct corral_e
 	return fd_read_all(fd, path, ret, ret_len, err);
 }
 
+DIR *dir_stream_at(int dirfd)
+{
+	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (dup < 0)
+		return NULL;
+	DIR *d = fdopendir(dup);
+	if (!d) {
+		int e = errno;
+		close(dup);
+		errno = e;
+	}
+	return d;
+}
+
 int mkdir_p(const char *path, int mode, struct corral_error *err)
 {
 	char buf[PATH_MAX];

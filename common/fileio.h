@@ -5,6 +5,7 @@
 #ifndef CORRAL_FILEIO_H
 #define CORRAL_FILEIO_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,9 @@ void fileio_set_durable(bool durable);
  * caller frees.  `what` names it in errors. */
 int file_read_all(const char *path, char **ret, size_t *ret_len, struct corral_error *err);
 int fd_read_all(int fd, const char *what, char **ret, size_t *ret_len, struct corral_error *err);
+/* A directory stream on a duplicate of dirfd (which stays the caller's);
+ * NULL with errno set on failure. */
+DIR *dir_stream_at(int dirfd);
 /* mkdir -p with `mode` for the created components. */
 int mkdir_p(const char *path, int mode, struct corral_error *err);
 /* Whether `path` (absolute, resolved) is a mount point of this mount

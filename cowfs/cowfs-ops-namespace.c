@@ -24,16 +24,6 @@
 #include "cowfs.h"
 #include "cowfs-file.h"
 
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0)
-#endif
-#ifndef RENAME_EXCHANGE
-#define RENAME_EXCHANGE (1 << 1)
-#endif
-#ifndef RENAME_WHITEOUT
-#define RENAME_WHITEOUT (1 << 2)
-#endif
-
 /* Makes `name` in `dir` ready to receive a new object: the dir is copied
  * up.  Fails with EEXIST if the name is visible; reports a whiteout in the
  * way, which the new object replaces atomically (cowfs-stage.c). */

@@ -31,13 +31,6 @@
 #include "cleanup.h"
 #include "cowfs.h"
 
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0)
-#endif
-#ifndef RENAME_EXCHANGE
-#define RENAME_EXCHANGE (1 << 1)
-#endif
-
 #define XATTR_DEFAULT_ACL "system.posix_acl_default"
 
 static _Atomic unsigned long work_counter;

@@ -47,6 +47,17 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+/* renameat2 flags (glibc's <stdio.h> has them since 2.28; older ones not). */
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+#ifndef RENAME_WHITEOUT
+#define RENAME_WHITEOUT (1 << 2)
+#endif
+
 #define COWFS_TABLE_STRIPES 64
 
 struct cowfs_layer {

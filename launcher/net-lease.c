@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fileio.h"
 #include "net-internal.h"
 
 /* Upper bound on a lease file's size: a container name and a newline. */
@@ -177,15 +178,9 @@ static bool lease_file_ip(const char *file, const struct net_subnet *sn, uint32_
 static int lease_find(int dirfd, const struct net_subnet *sn, const char *container, uint32_t *ret,
 		      struct corral_error *err)
 {
-	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	if (dup < 0)
-		return err_set(err, errno, "duplicate the lease directory handle");
-	cleanup_dir DIR *d = fdopendir(dup);
-	if (!d) {
-		int e = errno;
-		close(dup);
-		return err_set(err, e, "read the lease directory");
-	}
+	cleanup_dir DIR *d = dir_stream_at(dirfd);
+	if (!d)
+		return err_set(err, errno, "read the lease directory");
 	for (;;) {
 		errno = 0;
 		struct dirent *de = readdir(d);
@@ -317,15 +312,9 @@ int net_lease_release(const char *state_root, const char *container, struct corr
 	if (dirfd < 0)
 		return dirfd == -ENOENT ? 0 : dirfd;
 
-	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	if (dup < 0)
-		return err_set(err, errno, "duplicate the lease directory handle");
-	cleanup_dir DIR *d = fdopendir(dup);
-	if (!d) {
-		int e = errno;
-		close(dup);
-		return err_set(err, e, "read %s/net/leases", state_root);
-	}
+	cleanup_dir DIR *d = dir_stream_at(dirfd);
+	if (!d)
+		return err_set(err, errno, "read %s/net/leases", state_root);
 
 	int r = 0;
 	bool removed = false;

@@ -121,15 +121,9 @@ static bool parse_lease_name(const char *file, uint64_t *base, uint64_t *size)
 static int add_leases(int dirfd, struct taken_list *l, const char *root, const char *name, uint64_t base,
 		      uint64_t size, bool *ret_own, struct corral_error *err)
 {
-	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	if (dup < 0)
+	cleanup_dir DIR *d = dir_stream_at(dirfd);
+	if (!d)
 		return err_set(err, errno, "read %s", USERNS_LEASE_DIR);
-	cleanup_dir DIR *d = fdopendir(dup);
-	if (!d) {
-		int e = errno;
-		close(dup);
-		return err_set(err, e, "read %s", USERNS_LEASE_DIR);
-	}
 	*ret_own = false;
 	for (;;) {
 		errno = 0;
@@ -287,15 +281,9 @@ int userns_range_release(const char *root_arg, const char *name, struct corral_e
 	cleanup_close int lock = lease_dir_lock(&dirfd, err);
 	if (lock < 0)
 		return lock;
-	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	if (dup < 0)
+	cleanup_dir DIR *d = dir_stream_at(dirfd);
+	if (!d)
 		return err_set(err, errno, "read %s", USERNS_LEASE_DIR);
-	cleanup_dir DIR *d = fdopendir(dup);
-	if (!d) {
-		int e = errno;
-		close(dup);
-		return err_set(err, e, "read %s", USERNS_LEASE_DIR);
-	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		uint64_t b, s;
