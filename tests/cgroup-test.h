@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cgroup-internal.h"
+#include "cgroup/cgroup-internal.h"
 #include "cleanup.h"
 #include "tap.h"
 

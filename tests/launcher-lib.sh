@@ -102,7 +102,7 @@ remember_pids() {
 }
 
 # veth_name NAME: host side veth of a bridge container (FNV-1a of the
-# name, as in launcher/net-lease.c).
+# name, as in launcher/net/net-lease.c).
 # instance_name NAME [ROOT]: what corral calls a container in host-wide
 # places (cgroups, veths, leases): NAME, or NAME.<fnv1a32 of the state root>
 # outside the default root /var/lib/corral.

@@ -29,8 +29,8 @@
 #include <unistd.h>
 
 #include "tap.h"
-#include "net-internal.h"
-#include "net.h"
+#include "net/net-internal.h"
+#include "net/net.h"
 
 #define AGENT_PORT 7001
 #define HOST_PORT 7002

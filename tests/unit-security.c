@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "security-internal.h"
+#include "security/security-internal.h"
 #include "tap.h"
 
 #if !defined(__x86_64__)

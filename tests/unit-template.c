@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "tap.h"
-#include "template.h"
+#include "template/template.h"
 
 static char base[256];		/* the test's temporary directory */
 static char root[300];		/* the state root */

@@ -12,8 +12,8 @@
 
 #include "cli.h"
 #include "fileio.h"
-#include "start.h"
-#include "state.h"
+#include "start/start.h"
+#include "container/state.h"
 
 struct cli_globals cli_globals;
 

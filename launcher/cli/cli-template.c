@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "state.h"
-#include "template.h"
+#include "container/state.h"
+#include "template/template.h"
 
 static void template_usage(FILE *out)
 {

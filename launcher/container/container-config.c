@@ -13,9 +13,9 @@
 
 #include "container-config.h"
 #include "cleanup.h"
-#include "console-log.h"
+#include "start/console-log.h"
 #include "fileio.h"
-#include "template.h"
+#include "template/template.h"
 
 void config_init(struct container_config *c)
 {

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "container-config.h"
+#include "container/container-config.h"
 #include "error.h"
 
 /* Mounts cowfs at `mnt` (base = template tree) with the daemon started in

@@ -30,13 +30,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "cgroup/cgroup.h"
 #include "cleanup.h"
-#include "container-config.h"
+#include "container/container-config.h"
 #include "pty.h"
-#include "security.h"
+#include "security/security.h"
 #include "start.h"
-#include "state.h"
+#include "container/state.h"
 
 struct ns_kind {
 	const char *name;

@@ -8,10 +8,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cgroup.h"
+#include "cgroup/cgroup.h"
 #include "error.h"
-#include "net.h"
-#include "security.h"
+#include "net/net.h"
+#include "security/security.h"
 
 #define CONFIG_MAX_ARGS 64
 #define CONFIG_MAX_MOUNTS 16

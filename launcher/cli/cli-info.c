@@ -15,12 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "cgroup/cgroup.h"
 #include "cleanup.h"
 #include "cli.h"
-#include "container-config.h"
+#include "container/container-config.h"
 #include "fileio.h"
-#include "state.h"
+#include "container/state.h"
 
 /* Sorted names of all containers (caller frees each and the array). */
 static int container_names(char ***ret, size_t *count)

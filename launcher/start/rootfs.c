@@ -16,11 +16,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "cgroup/cgroup.h"
 #include "cleanup.h"
 #include "fileio.h"
 #include "rootfs.h"
-#include "state.h"
+#include "container/state.h"
 
 /* ---- host side ---- */
 

@@ -13,13 +13,13 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "container-config.h"
+#include "container/container-config.h"
 #include "fileio.h"
-#include "rootfs.h"
-#include "start.h"
-#include "state.h"
-#include "template.h"
-#include "userns-range.h"
+#include "start/rootfs.h"
+#include "start/start.h"
+#include "container/state.h"
+#include "template/template.h"
+#include "container/userns-range.h"
 
 static const char create_options_help[] =
 	"  --template NAME          template to start from (default: default, built on first use)\n"

@@ -18,18 +18,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "cgroup/cgroup.h"
 #include "cleanup.h"
 #include "console-log.h"
 #include "fileio.h"
-#include "net.h"
+#include "net/net.h"
 #include "pty.h"
 #include "rootfs.h"
-#include "security.h"
+#include "security/security.h"
 #include "start.h"
-#include "state.h"
-#include "template.h"
-#include "userns-range.h"
+#include "container/state.h"
+#include "template/template.h"
+#include "container/userns-range.h"
 
 #ifndef CORRAL_COWFS_PATH
 #define CORRAL_COWFS_PATH "/usr/local/bin/cowfs"

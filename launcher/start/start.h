@@ -24,7 +24,7 @@
 
 #include <stdbool.h>
 
-#include "container-config.h"
+#include "container/container-config.h"
 #include "error.h"
 
 struct start_options {
