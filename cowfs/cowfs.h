@@ -62,7 +62,6 @@
 
 struct cowfs_layer {
 	int root_fd;	/* O_PATH|O_DIRECTORY on the layer root */
-	char *path;
 	dev_t dev;
 	unsigned dev_index; /* tag mixed into st_ino when layers differ in st_dev */
 };
