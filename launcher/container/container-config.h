@@ -44,6 +44,11 @@ struct container_config {
 	uint64_t console_size;	/* bytes of console.log before it rotates */
 };
 
+/* console_size: the default, and the least accepted -- one relay read of
+ * start/console-log.c, so that a log can hold a single write. */
+#define CONSOLE_LOG_SIZE_DEFAULT (1ULL << 20)
+#define CONSOLE_LOG_SIZE_MIN (64ULL << 10)
+
 void config_init(struct container_config *c);
 void config_release(struct container_config *c);
 

@@ -13,10 +13,6 @@
 
 #include <stdint.h>
 
-#define CONSOLE_LOG_SIZE_DEFAULT (1ULL << 20)
-/* One relay read; a log smaller than this could not hold a single write. */
-#define CONSOLE_LOG_SIZE_MIN (64ULL << 10)
-
 /* Relays everything read from `fd` into the log at `path` until end of
  * file (every writer in the container is gone).  Errors writing the log
  * drop output rather than block the container. */
