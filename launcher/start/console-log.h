@@ -7,7 +7,11 @@
  * console.log is started, so the two together never exceed twice the size
  * and the latest output is always in console.log (as LXC's console.logsize
  * with rotation).  A container writing without end costs the host at most
- * that much disk, and is slowed to the monitor's pace, never stopped. */
+ * that much disk, and is slowed to the monitor's pace, never stopped.
+ *
+ * Module start (see start.h).  Owns: console.log and console.log.1; the
+ * size bounds live with the config's console_size (container-config.h).
+ * May call: container, template, net, security, cgroup, common. */
 #ifndef CORRAL_CONSOLE_LOG_H
 #define CORRAL_CONSOLE_LOG_H
 
