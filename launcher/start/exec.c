@@ -138,11 +138,15 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 	if (!state_init_alive(&st))
 		return err_plain(err, ESRCH, "container %s is not running", name);
 	/* A command started on a disconnected root would fail on its first
-	 * file access with ENOTCONN: say why, and how to recover. */
-	char reason[256];
-	if (!strcmp(state_check(name, &st, reason, sizeof(reason)), "broken"))
-		return err_plain(err, EIO, "container %s is broken: %s (corral restart %s recovers it)", name,
-				 reason, name);
+	 * file access with ENOTCONN: say why, and how to recover.  Only the
+	 * daemon's pid and start time are checked here, not the mount
+	 * (state_check probes it from a thread, and setns into a mount
+	 * namespace needs a single-threaded caller). */
+	if (st.cowfs_pid > 0 && st.cowfs_start && !state_cowfs_alive(&st))
+		return err_plain(err, EIO,
+				 "container %s is broken: cowfs daemon (pid %d) is gone: the root filesystem is "
+				 "disconnected (corral restart %s recovers it)",
+				 name, (int)st.cowfs_pid, name);
 	r = state_path(path, sizeof(path), name, "config", err);
 	if (r == 0)
 		r = config_load(path, &c, err);
