@@ -32,7 +32,7 @@ bool rootfs_is_mounted(const char *mnt)
 /* Whether an I/O limit set for block device major:minor covers the
  * filesystem holding `path` (the device itself, or the disk whose
  * partition it is). */
-bool rootfs_io_limit_covers(const struct cgroup_io_limit *l, const char *path)
+static bool io_limit_covers(const struct cgroup_io_limit *l, const char *path)
 {
 	struct stat st;
 	char sys[128], parent[32];
@@ -57,7 +57,7 @@ void rootfs_split_io_limits(const struct cgroup_limits *lim, const char *upper, 
 	ret->cgroup.nio = 0;
 	ret->ncowfs = 0;
 	for (int i = 0; i < lim->nio; i++) {
-		if (rootfs_io_limit_covers(&lim->io[i], upper))
+		if (io_limit_covers(&lim->io[i], upper))
 			ret->cowfs[ret->ncowfs++] = lim->io[i];
 		else
 			ret->cgroup.io[ret->cgroup.nio++] = lim->io[i];

@@ -35,10 +35,6 @@ struct rootfs_io_split {
 _Static_assert(sizeof(((struct rootfs_io_split *)0)->cowfs) == sizeof(((struct cgroup_limits *)0)->io),
 	       "every I/O limit fits on either side");
 void rootfs_split_io_limits(const struct cgroup_limits *lim, const char *upper, struct rootfs_io_split *ret);
-/* Whether an I/O limit on a block device covers the filesystem holding
- * `path` (so cowfs, not the cgroup, enforces it). */
-bool rootfs_io_limit_covers(const struct cgroup_io_limit *l, const char *path);
-
 /* One cowfs mount of a container's root. */
 struct rootfs_cowfs {
 	const char *binary;		/* the cowfs program */

@@ -91,7 +91,7 @@ struct child_args {
 	struct cgroup *cg;	/* the container's, to join (without a user namespace) */
 	int view;	/* the container's view of its root (rootfs_open_view) */
 	int go_fd;	/* read: parent finished its side */
-	int err_fd;	/* write: setup error text; EOF on exec = success */
+	int err_fd;	/* write: the verdict pipe (child.h); EOF once the command runs */
 	int log_fd;	/* detached: stdout/stderr; -1 = inherit */
 	int null_fd;
 	int console_sock; /* tty: the pty master goes back through it; else -1 */
