@@ -779,6 +779,33 @@ static void test_default(void)
 	ok(sh("chroot '%s' /bin/sh -c 'test -x /bin/ls' 2>/dev/null", rootfs) == 0, "its shell runs in a chroot");
 }
 
+/* The default template's script is run as a child (common/child.h):
+ * why it failed comes back -- its last output lines, or, when it cannot be
+ * run at all, the reason the exec failed. */
+static void test_default_failures(void)
+{
+	struct corral_error err = { 0 };
+	const char *saved = getenv("CORRAL_TEMPLATE_SCRIPT");
+	PATHF(failing, "%s/failing-script", base);
+	PATHF(noninterp, "%s/no-interpreter-script", base);
+	put(failing, "#!/bin/sh\necho step one\necho no busybox here >&2\nexit 3\n", 0755, 0, 0);
+	put(noninterp, "#!/nonexistent/interpreter\n", 0755, 0, 0);
+
+	setenv("CORRAL_TEMPLATE_SCRIPT", failing, 1);
+	int r = template_ensure_default(root, &err);
+	ok(r == -EIO && strstr(err.msg, "failed (exit status 3): step one | no busybox here"),
+	   "a failing script: its exit status and last lines come back (%s)", err.msg);
+	setenv("CORRAL_TEMPLATE_SCRIPT", noninterp, 1);
+	r = template_ensure_default(root, &err);
+	ok(r == -ENOENT && strstr(err.msg, P("cannot run %s: No such file or directory", noninterp)),
+	   "a script that cannot be run: the exec's reason comes back (%s)", err.msg);
+	ok(!exists(P("%s/templates/default", root)), "and no default template is left behind");
+	if (saved)
+		setenv("CORRAL_TEMPLATE_SCRIPT", saved, 1);
+	else
+		unsetenv("CORRAL_TEMPLATE_SCRIPT");
+}
+
 static void test_debootstrap(void)
 {
 	struct corral_error err = { 0 };
@@ -894,6 +921,7 @@ int main(void)
 	test_hostile();
 	test_oci();
 	test_podman();
+	test_default_failures();
 	test_default();
 	test_debootstrap();
 	test_list_remove();

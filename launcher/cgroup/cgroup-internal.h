@@ -1,6 +1,7 @@
 /* Internals of the cgroup module: the per-hierarchy record, the backend
  * vtable (cgroup-v1.c, cgroup-v2.c), discovery (cgroup-discover.c) and the
- * file helpers they share (cgroup.c).
+ * file helpers they share (cgroup-files.c).  Calls go one way only:
+ * cgroup.c -> discovery and the vtable -> the file helpers.
  *
  * A container's cgroup lives in one or more hierarchies.  Each hierarchy is
  * driven by exactly one backend and owns a disjoint set of controllers
@@ -73,8 +74,16 @@ struct cg_backend {
 	 * h->ctrls.  May drop controllers it cannot get from h->ctrls unless
 	 * they are in `need`, which is an error instead. */
 	int (*prepare)(struct cg_hier *h, unsigned need, struct corral_error *err);
-	/* Settles h->ctrls for an existing leaf (cgroup_open). */
+	/* Finds the existing leaf (cgroup_open) -- where the backend may
+	 * have put it, see cg_v2_rebase_to_root -- and settles h->ctrls;
+	 * -ENOENT if there is none. */
 	int (*open)(struct cg_hier *h, struct corral_error *err);
+	/* Moves the calling (single-threaded) process into the leaf, the
+	 * cheapest way the hierarchy allows; may skip a hierarchy (returning
+	 * 0): an `infrastructure` process (cgroup_enter_self) is not counted
+	 * where only pids are, and with `shared` (other hierarchies hold
+	 * controllers too) one holding none of ours may be left out. */
+	int (*enter_self)(struct cg_hier *h, bool infrastructure, bool shared, struct corral_error *err);
 	/* Writes the limits of the controllers in h->ctrls.  A leaf that
 	 * existed before (!created_leaf) also gets unset limits reset. */
 	int (*apply)(struct cg_hier *h, const struct cgroup_limits *lim, struct corral_error *err);
@@ -86,10 +95,11 @@ struct cg_backend {
 	int (*kill)(struct cg_hier *h, struct corral_error *err);
 };
 
-/* v2 fallback: when corral's own cgroup holds other processes (a login
- * session), v2 will not pass controllers down from it; the container is
- * then placed under <mount>/corral instead.  Rewrites own/parent/leaf and
- * returns false if own already is the mount root. */
+/* v2 fallback (cgroup-v2.c; the unit test checks it): when corral's own
+ * cgroup holds other processes (a login session), v2 will not pass
+ * controllers down from it; the container is then placed under
+ * <mount>/corral instead.  Rewrites own/parent/leaf and returns false if
+ * own already is the mount root. */
 bool cg_v2_rebase_to_root(struct cg_hier *h);
 
 extern const struct cg_backend cg_backend_v1;
@@ -99,7 +109,7 @@ extern const struct cg_backend cg_backend_v2;
  * (nothing is created); cgroup-discover.c.  Tests use it too. */
 int cg_discover(const char *name, struct cgroup *cg, struct corral_error *err);
 
-/* ---- helpers shared by the backends (cgroup.c) ---- */
+/* ---- helpers shared by the backends and discovery (cgroup-files.c) ---- */
 
 /* Writes val to dir/file in one write(2); the error names file and value. */
 int cg_write(const char *dir, const char *file, const char *val, struct corral_error *err);
@@ -112,6 +122,7 @@ int cg_read_u64(const char *dir, const char *file, uint64_t *ret, struct corral_
 /* The value after `key ` on a line of a flat keyed file; -ENOENT if absent. */
 int cg_keyed_u64(const char *text, const char *key, uint64_t *ret);
 bool cg_exists(const char *dir, const char *file);
+bool cg_is_dir(const char *path);
 /* Parses a space-separated controller list ("cpu memory") into CG_BIT()s. */
 unsigned cg_parse_v2_list(const char *text);
 /* Appends "+name" (or "name") for each bit to buf, space-separated. */
@@ -125,5 +136,7 @@ int cg_make_dirs(struct cg_hier *h,
 		 struct corral_error *err);
 /* Polls dir/file until it holds a line equal to `line`; -ETIMEDOUT. */
 int cg_wait_line(const char *dir, const char *file, const char *line, int timeout_ms);
+int64_t cg_now_ms(void); /* CLOCK_MONOTONIC */
+void cg_sleep_ms(long ms);
 
 #endif

@@ -101,7 +101,7 @@ static int v2_prepare(struct cg_hier *h, unsigned need, struct corral_error *err
 	r = v2_enable(h->own, want, need, &enabled, err);
 	if (r == -EBUSY && cg_v2_rebase_to_root(h)) {
 		/* Own cgroup holds processes: use the v2 root, which may
-		 * always pass controllers down (cgroup_open looks there too). */
+		 * always pass controllers down (v2_open looks there too). */
 		free(text);
 		text = NULL;
 		r = cg_read(h->own, "cgroup.controllers", &text, err);
@@ -120,6 +120,9 @@ static int v2_prepare(struct cg_hier *h, unsigned need, struct corral_error *err
 static int v2_open(struct cg_hier *h, struct corral_error *err)
 {
 	cleanup_free char *text = NULL;
+	/* The leaf may live under the v2 root (see v2_prepare). */
+	if (!cg_is_dir(h->leaf) && !(cg_v2_rebase_to_root(h) && cg_is_dir(h->leaf)))
+		return -ENOENT;
 	int r = cg_read(h->parent, "cgroup.subtree_control", &text, err);
 
 	if (r < 0)
@@ -321,10 +324,22 @@ static int v2_kill(struct cg_hier *h, struct corral_error *err)
 	return cg_write(h->leaf, "cgroup.kill", "1", err);
 }
 
+static int v2_enter_self(struct cg_hier *h, bool infrastructure, bool shared, struct corral_error *err)
+{
+	(void)infrastructure; /* v2 has one tree: the daemon's threads count */
+	/* v2 only moves whole processes.  Beside v1 hierarchies (a hybrid
+	 * host), a v2 tree without our controllers is left out: kill_all
+	 * signals whatever the v1 hierarchies list. */
+	if (shared && !(h->ctrls & CG_V2_ENABLED))
+		return 0;
+	return cg_writef(h->leaf, "cgroup.procs", err, "0");
+}
+
 const struct cg_backend cg_backend_v2 = {
 	.name = "v2",
 	.prepare = v2_prepare,
 	.open = v2_open,
+	.enter_self = v2_enter_self,
 	.apply = v2_apply,
 	.stats = v2_stats,
 	.freeze = v2_freeze,

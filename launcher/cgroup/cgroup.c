@@ -1,7 +1,9 @@
-/* cgroup: the public API and the file helpers the backends share.  Which
- * hierarchy drives which controller is settled in cgroup-discover.c; the
- * limit and statistics files are the backends' business (cgroup-v1.c,
- * cgroup-v2.c). */
+/* cgroup: the public API.  Which hierarchy drives which controller is
+ * settled in cgroup-discover.c; everything that differs between v1 and v2
+ * -- limit and statistics files, where a leaf lives, how a process moves
+ * in -- is the backends' business (cgroup-v1.c, cgroup-v2.c), reached only
+ * through their vtable.  The file helpers they share are in
+ * cgroup-files.c. */
 #include "config.h"
 
 #include <errno.h>
@@ -12,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cgroup-internal.h"
@@ -20,222 +21,6 @@
 #include "fileio.h"
 
 #define KILL_TIMEOUT_MS 5000
-
-const char *const cg_v1_names[CG_NCTRL] = {
-	[CG_MEMORY] = "memory", [CG_PIDS] = "pids",	    [CG_CPU] = "cpu",
-	[CG_CPUSET] = "cpuset", [CG_IO] = "blkio",	    [CG_CPUACCT] = "cpuacct",
-	[CG_FREEZER] = "freezer",
-};
-const char *const cg_v2_names[CG_NCTRL] = {
-	[CG_MEMORY] = "memory", [CG_PIDS] = "pids", [CG_CPU] = "cpu",
-	[CG_CPUSET] = "cpuset", [CG_IO] = "io",
-};
-
-/* ---- file helpers ---- */
-
-static void join(char *buf, size_t size, const char *dir, const char *file)
-{
-	snprintf(buf, size, "%s/%s", dir, file);
-}
-
-int cg_write(const char *dir, const char *file, const char *val, struct corral_error *err)
-{
-	char path[PATH_MAX + 64];
-	size_t len = strlen(val);
-
-	join(path, sizeof(path), dir, file);
-	cleanup_close int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return err_set(err, errno, "open %s to write \"%s\"", path, val);
-	ssize_t n = write(fd, val, len);
-	if (n < 0)
-		return err_set(err, errno, "write \"%s\" to %s", val, path);
-	if ((size_t)n != len)
-		return err_plain(err, EIO, "short write of \"%s\" to %s", val, path);
-	return 0;
-}
-
-int cg_writef(const char *dir, const char *file, struct corral_error *err, const char *fmt, ...)
-{
-	char val[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	int n = vsnprintf(val, sizeof(val), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(val))
-		return err_plain(err, EINVAL, "value for %s/%s is too long", dir, file);
-	return cg_write(dir, file, val, err);
-}
-
-int cg_read(const char *dir, const char *file, char **ret, struct corral_error *err)
-{
-	char path[PATH_MAX + 64];
-	join(path, sizeof(path), dir, file);
-	return file_read_all(path, ret, NULL, err);
-}
-
-static int parse_u64(const char *s, uint64_t *ret)
-{
-	char *end;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	if (strncmp(s, "max", 3) == 0 && (s[3] == '\0' || s[3] == '\n' || s[3] == ' ')) {
-		*ret = UINT64_MAX;
-		return 0;
-	}
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || (*end != '\0' && *end != '\n' && *end != ' '))
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
-int cg_read_u64(const char *dir, const char *file, uint64_t *ret, struct corral_error *err)
-{
-	cleanup_free char *text = NULL;
-	int r = cg_read(dir, file, &text, err);
-	if (r < 0)
-		return r;
-	if (parse_u64(text, ret) < 0)
-		return err_plain(err, EINVAL, "%s/%s: not a number: \"%.40s\"", dir, file, text);
-	return 0;
-}
-
-int cg_keyed_u64(const char *text, const char *key, uint64_t *ret)
-{
-	size_t klen = strlen(key);
-
-	for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
-		if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
-			return parse_u64(line + klen + 1, ret);
-	return -ENOENT;
-}
-
-bool cg_exists(const char *dir, const char *file)
-{
-	char path[PATH_MAX + 64];
-
-	join(path, sizeof(path), dir, file);
-	return access(path, F_OK) == 0;
-}
-
-unsigned cg_parse_v2_list(const char *text)
-{
-	unsigned mask = 0;
-	const char *p = text;
-
-	while (*p) {
-		size_t n = strcspn(p, " \n");
-		for (int c = 0; c < CG_NCTRL; c++)
-			if (cg_v2_names[c] && strlen(cg_v2_names[c]) == n &&
-			    strncmp(p, cg_v2_names[c], n) == 0)
-				mask |= CG_BIT(c);
-		p += n;
-		p += strspn(p, " \n");
-	}
-	return mask;
-}
-
-void cg_format_v2_list(unsigned ctrls, bool plus, char *buf, size_t size)
-{
-	size_t len = 0;
-
-	buf[0] = '\0';
-	for (int c = 0; c < CG_NCTRL; c++) {
-		if (!(ctrls & CG_BIT(c)) || !cg_v2_names[c])
-			continue;
-		int n = snprintf(buf + len, size - len, "%s%s%s", len ? " " : "", plus ? "+" : "",
-				 cg_v2_names[c]);
-		if (n < 0 || (size_t)n >= size - len)
-			return;
-		len += (size_t)n;
-	}
-}
-
-static int make_dir(const char *path, bool *created, struct corral_error *err)
-{
-	struct stat st;
-
-	*created = false;
-	if (mkdir(path, 0755) == 0) {
-		*created = true;
-		return 0;
-	}
-	if (errno != EEXIST)
-		return err_set(err, errno, "create cgroup %s", path);
-	if (stat(path, &st) < 0)
-		return err_set(err, errno, "stat %s", path);
-	if (!S_ISDIR(st.st_mode))
-		return err_plain(err, ENOTDIR, "%s exists and is not a cgroup directory", path);
-	return 0;
-}
-
-int cg_make_dirs(struct cg_hier *h,
-		 int (*init)(struct cg_hier *h, const char *dir, const char *from,
-			     struct corral_error *err),
-		 struct corral_error *err)
-{
-	bool created;
-	int r;
-
-	/* Another launcher removes "corral" when its last container goes;
-	 * if that happens between our two mkdirs, make it again. */
-	for (int attempt = 0;; attempt++) {
-		r = make_dir(h->parent, &created, err);
-		if (r < 0)
-			return r;
-		h->created_parent |= created;
-		r = init(h, h->parent, h->own, err);
-		if (r < 0)
-			return r;
-		r = make_dir(h->leaf, &created, err);
-		if (r == -ENOENT && attempt < 3)
-			continue;
-		if (r < 0)
-			return r;
-		h->created_leaf = created;
-		return created ? init(h, h->leaf, h->parent, err) : 0;
-	}
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-int cg_wait_line(const char *dir, const char *file, const char *line, int timeout_ms)
-{
-	int64_t deadline = now_ms() + timeout_ms;
-	size_t len = strlen(line);
-
-	for (;;) {
-		cleanup_free char *text = NULL;
-		int r = cg_read(dir, file, &text, NULL);
-		if (r < 0)
-			return r;
-		for (const char *p = text; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-			if (strncmp(p, line, len) == 0 && (p[len] == '\n' || p[len] == '\0'))
-				return 0;
-		if (now_ms() >= deadline)
-			return -ETIMEDOUT;
-		sleep_ms(5);
-	}
-}
 
 /* ---- limits ---- */
 
@@ -369,7 +154,6 @@ int cgroup_create(const char *name, const struct cgroup_limits *lim, struct cgro
 int cgroup_open(const char *name, struct cgroup **ret, struct corral_error *err)
 {
 	cleanup_free struct cgroup *cg = calloc(1, sizeof(*cg));
-	struct stat st;
 	int r, kept = 0;
 
 	if (!cg)
@@ -380,14 +164,10 @@ int cgroup_open(const char *name, struct cgroup **ret, struct corral_error *err)
 	/* Keep the hierarchies the leaf exists in (a crash may have left a
 	 * partial set); that also makes destroy idempotent. */
 	for (int i = 0; i < cg->nhier; i++) {
-		bool found = stat(cg->hier[i].leaf, &st) == 0 && S_ISDIR(st.st_mode);
-		/* A v2 leaf may live under the v2 root (see cg_v2_rebase_to_root). */
-		if (!found && cg->hier[i].id == 0 && cg_v2_rebase_to_root(&cg->hier[i]))
-			found = stat(cg->hier[i].leaf, &st) == 0 && S_ISDIR(st.st_mode);
-		if (!found)
-			continue;
 		cg->hier[kept] = cg->hier[i];
 		r = cg->hier[kept].be->open(&cg->hier[kept], err);
+		if (r == -ENOENT)
+			continue;
 		if (r < 0)
 			return r;
 		kept++;
@@ -409,44 +189,12 @@ int cgroup_enter(struct cgroup *cg, pid_t pid, struct corral_error *err)
 	return 0;
 }
 
-int cgroup_enter_infrastructure(struct cgroup *cg, pid_t pid, struct corral_error *err)
-{
-	for (int i = 0; i < cg->nhier; i++) {
-		/* A hierarchy that only counts processes is skipped, so the
-		 * container's pids limit counts the container's own tasks. */
-		if (cg->hier[i].id != 0 && cg->hier[i].ctrls == CG_BIT(CG_PIDS))
-			continue;
-		int r = cg_writef(cg->hier[i].leaf, "cgroup.procs", err, "%d", (int)pid);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
 int cgroup_enter_self(struct cgroup *cg, bool infrastructure, struct corral_error *err)
 {
-	bool hybrid = false;
-	for (int i = 0; i < cg->nhier; i++)
-		hybrid |= cg->hier[i].id != 0;
+	/* With several hierarchies, each holds only some controllers. */
+	bool shared = cg->nhier > 1;
 	for (int i = 0; i < cg->nhier; i++) {
-		const struct cg_hier *h = &cg->hier[i];
-		if (infrastructure && h->id != 0 && h->ctrls == CG_BIT(CG_PIDS))
-			continue;
-		int r;
-		if (h->id != 0) {
-			/* v1: moving the calling thread through "tasks" skips the
-			 * global threadgroup lock, whose writer waits for an RCU
-			 * grace period (~10 ms here) on every process move.  The
-			 * caller is single-threaded, so the thread is the process. */
-			r = cg_writef(h->leaf, "tasks", err, "0");
-		} else {
-			/* v2 only moves whole processes.  On a hybrid host a v2
-			 * tree without our controllers is left out: kill_all
-			 * signals whatever the v1 hierarchies list. */
-			if (hybrid && !(h->ctrls & CG_V2_ENABLED))
-				continue;
-			r = cg_writef(h->leaf, "cgroup.procs", err, "0");
-		}
+		int r = cg->hier[i].be->enter_self(&cg->hier[i], infrastructure, shared, err);
 		if (r < 0)
 			return r;
 	}
@@ -553,11 +301,11 @@ int cgroup_kill_all(struct cgroup *cg, struct corral_error *err)
 		return r;
 	/* Wait until empty, signalling stragglers (forks that raced an
 	 * unfrozen listing) on every round. */
-	for (int64_t deadline = now_ms() + KILL_TIMEOUT_MS;; sleep_ms(1)) {
+	for (int64_t deadline = cg_now_ms() + KILL_TIMEOUT_MS;; cg_sleep_ms(1)) {
 		r = signal_all(cg, &first, err);
 		if (r <= 0)
 			return r;
-		if (now_ms() >= deadline)
+		if (cg_now_ms() >= deadline)
 			return err_plain(err, EBUSY, "%d processes (first pid %d) still in %s after %d ms",
 					 r, (int)first, cg->hier[0].leaf, KILL_TIMEOUT_MS);
 	}

@@ -63,13 +63,11 @@ int cgroup_create(const char *name, const struct cgroup_limits *lim, struct cgro
 /* Opens an existing container cgroup (exec, stats, stop, rm). -ENOENT if none. */
 int cgroup_open(const char *name, struct cgroup **ret, struct corral_error *err);
 int cgroup_enter(struct cgroup *cg, pid_t pid, struct corral_error *err);
-/* Like cgroup_enter, for the container's cowfs daemon: charged for memory,
- * CPU and I/O, but not counted against the pids limit where the pids
- * controller has its own (v1) hierarchy.  On v2 its threads count. */
-int cgroup_enter_infrastructure(struct cgroup *cg, pid_t pid, struct corral_error *err);
 /* Moves the calling (single-threaded) process into the cgroup, the cheap
- * way where the host allows it; `infrastructure` as for
- * cgroup_enter_infrastructure. */
+ * way where the host allows it.  With `infrastructure` (the container's
+ * cowfs daemon): charged for memory, CPU and I/O, but not counted against
+ * the pids limit where the pids controller has its own (v1) hierarchy; on
+ * v2 its threads count. */
 int cgroup_enter_self(struct cgroup *cg, bool infrastructure, struct corral_error *err);
 int cgroup_stats(struct cgroup *cg, struct cgroup_stats *ret, struct corral_error *err);
 /* Pids in the container's cgroup (caller frees *ret). */

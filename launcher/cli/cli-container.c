@@ -375,7 +375,7 @@ int cmd_run(int argc, char **argv)
 	if (r == 0 && create_container(&c, &err) < 0)
 		r = cli_fail(&err);
 	if (r == 0) {
-		struct start_options so = { .foreground = true, .tty = isatty(0) };
+		struct start_options so = { .foreground = true, .tty = isatty(0), .cowfs = cli_cowfs() };
 		int code = 0;
 		if (container_start(name, &so, &code, &err) < 0)
 			r = cli_fail(&err);
@@ -407,7 +407,7 @@ static int each_name(const char *cmd, int argc, char **argv, int first,
 
 static int do_start(const char *name, void *arg, struct corral_error *err)
 {
-	struct start_options so = { 0 };
+	struct start_options so = { .cowfs = cli_cowfs() };
 	int code;
 	(void)arg;
 	if (name_validate("container", name, err) < 0)

@@ -9,14 +9,23 @@
 #ifndef CORRAL_CLI_H
 #define CORRAL_CLI_H
 
+#include <limits.h>
 #include <stdbool.h>
 
 #include "error.h"
 
 struct cli_globals {
 	bool json;
+	/* The cowfs program for start: $CORRAL_COWFS (the user's override),
+	 * else cowfs beside corral in a build tree; "" = the installed one. */
+	char cowfs[PATH_MAX];
 };
 extern struct cli_globals cli_globals; /* parsed options */
+
+static inline const char *cli_cowfs(void)
+{
+	return cli_globals.cowfs[0] ? cli_globals.cowfs : NULL;
+}
 
 /* Prints the error and returns the exit code for it (1, or 125 for usage). */
 int cli_fail(const struct corral_error *err);

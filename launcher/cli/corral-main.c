@@ -85,10 +85,15 @@ static const struct {
 
 /* In a build tree, corral finds cowfs and the default-template script
  * beside itself; installed, it uses the configured paths.  The
- * environment (CORRAL_COWFS, CORRAL_TEMPLATE_SCRIPT) always wins. */
+ * environment (CORRAL_COWFS, CORRAL_TEMPLATE_SCRIPT) always wins; the
+ * cowfs path is a parsed option from here on (cli_globals.cowfs). */
 static void locate_companions(void)
 {
 	char exe[PATH_MAX], path[PATH_MAX + 64];
+	/* Read here, once: start gets the path as an argument. */
+	const char *cowfs = getenv("CORRAL_COWFS");
+	if (cowfs && *cowfs)
+		snprintf(cli_globals.cowfs, sizeof(cli_globals.cowfs), "%s", cowfs);
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n <= 0)
 		return;
@@ -101,8 +106,9 @@ static void locate_companions(void)
 	if (!getenv("CORRAL_TEMPLATE_SCRIPT") && access(path, X_OK) == 0)
 		setenv("CORRAL_TEMPLATE_SCRIPT", path, 0);
 	snprintf(path, sizeof(path), "%s/../cowfs/cowfs", exe);
-	if (!getenv("CORRAL_COWFS") && access(path, X_OK) == 0)
-		setenv("CORRAL_COWFS", path, 0);
+	size_t len = strlen(path);
+	if (!cli_globals.cowfs[0] && len < sizeof(cli_globals.cowfs) && access(path, X_OK) == 0)
+		memcpy(cli_globals.cowfs, path, len + 1);
 }
 
 int main(int argc, char **argv)

@@ -266,8 +266,8 @@ bool state_cowfs_alive(const struct container_state *st)
 /* statfs of a FUSE mount is a request to its daemon: one whose daemon is
  * gone answers ENOTCONN at once, but a live daemon that is slow (I/O
  * pacing, a stopped process) could hold `corral list` for as long.  The
- * probe runs in a thread that is waited for a bounded time; the last of
- * the two to finish frees it. */
+ * probe runs in a thread that is waited for a bounded time (and joined
+ * when it answered); the last of the two to finish frees it. */
 struct mount_probe {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -326,7 +326,6 @@ static int probe_mount(const char *path, int timeout_ms, long *ret_type)
 		probe_put(p);
 		return -EAGAIN;
 	}
-	pthread_detach(tid);
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += timeout_ms / 1000;
@@ -338,9 +337,18 @@ static int probe_mount(const char *path, int timeout_ms, long *ret_type)
 	pthread_mutex_lock(&p->lock);
 	while (!p->done && pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0)
 		;
-	int r = p->done ? p->result : -ETIMEDOUT;
+	bool done = p->done;
+	int r = done ? p->result : -ETIMEDOUT;
 	*ret_type = p->f_type;
 	pthread_mutex_unlock(&p->lock);
+	/* Answered: wait for the thread to be gone, so the caller is single
+	 * threaded again (setns into a mount namespace refuses a process
+	 * whose threads share its filesystem context).  Not answered: leave
+	 * it behind; it frees the probe when statfs returns. */
+	if (done)
+		pthread_join(tid, NULL);
+	else
+		pthread_detach(tid);
 	probe_put(p);
 	return r;
 }

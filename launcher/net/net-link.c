@@ -21,6 +21,7 @@
 #include <netlink/route/link/veth.h>
 #include <netlink/route/route.h>
 
+#include "child.h"
 #include "cleanup.h"
 #include "net-internal.h"
 
@@ -370,56 +371,25 @@ static int netns_configure_inside(uint32_t ip, const struct net_subnet *sn, stru
 	return default_route_add(sk, ifindex, sn->gateway, err);
 }
 
+struct netns_job {
+	int netns_fd;
+	uint32_t ip;
+	const struct net_subnet *sn;
+};
+
+/* Runs in the helper child. */
+static int netns_configure_child(void *arg, struct corral_error *err)
+{
+	const struct netns_job *job = arg;
+	if (setns(job->netns_fd, CLONE_NEWNET) < 0)
+		return err_set(err, errno, "enter the container's network namespace");
+	return netns_configure_inside(job->ip, job->sn, err);
+}
+
 int net_netns_configure(int netns_fd, uint32_t ip, const struct net_subnet *sn, struct corral_error *err)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return err_set(err, errno, "create a pipe");
-	cleanup_close int rd = p[0];
-	cleanup_close int wr = p[1];
-
 	/* A child rather than setns() on the caller: the caller's network
 	 * namespace, and every socket it opens later, stays the host's. */
-	pid_t pid = fork();
-	if (pid < 0)
-		return err_set(err, errno, "fork the netns helper");
-	if (pid == 0) {
-		struct corral_error cerr = { 0 };
-		int r;
-		if (setns(netns_fd, CLONE_NEWNET) < 0)
-			r = err_set(&cerr, errno, "enter the container's network namespace");
-		else
-			r = netns_configure_inside(ip, sn, &cerr);
-		/* The verdict travels as one write of < PIPE_BUF bytes, success
-		 * included: it must not depend on the exit status, which a
-		 * caller's SIGCHLD handler may reap before we can. */
-		if (write(wr, &cerr, sizeof(cerr)) != (ssize_t)sizeof(cerr))
-			_exit(2);
-		_exit(r < 0 ? 1 : 0);
-	}
-	close(take_fd(wr));
-
-	struct corral_error cerr = { 0 };
-	ssize_t n;
-	do
-		n = read(rd, &cerr, sizeof(cerr));
-	while (n < 0 && errno == EINTR);
-	int saved = errno;
-
-	int status = 0, r;
-	while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
-		;
-	if (n == (ssize_t)sizeof(cerr)) {
-		if (!cerr.code)
-			return 0;
-		cerr.msg[sizeof(cerr.msg) - 1] = '\0';
-		return err_plain(err, cerr.code, "%s", cerr.msg);
-	}
-	if (n < 0)
-		return err_set(err, saved, "read from the netns helper");
-	if (r < 0)
-		return err_plain(err, EIO, "the netns helper died without a result");
-	if (WIFSIGNALED(status))
-		return err_plain(err, EIO, "the netns helper was killed by signal %d", WTERMSIG(status));
-	return err_plain(err, EIO, "the netns helper failed (exit status %d)", WEXITSTATUS(status));
+	struct netns_job job = { .netns_fd = netns_fd, .ip = ip, .sn = sn };
+	return child_run(netns_configure_child, &job, "the netns helper", err);
 }

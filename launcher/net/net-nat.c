@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "cleanup.h"
 #include "net-internal.h"
 
@@ -48,26 +49,35 @@ static int nft_run(const char *script, struct corral_error *err)
 	if (!nft)
 		return err_plain(err, ENOENT, "nft not found (on Debian: apt-get install nftables)");
 
+	/* nft's output (its reason, on failure) comes through `out`; whether
+	 * it could be run at all comes through the child's verdict. */
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return err_set(err, errno, "create a pipe");
 	cleanup_close int rd = p[0];
 	cleanup_close int wr = p[1];
 
-	pid_t pid = fork();
-	if (pid < 0)
-		return err_set(err, errno, "fork nft");
-	if (pid == 0) {
+	cleanup_child struct child ch = CHILD_INIT;
+	int r = child_start(&ch, 0, "fork nft", err);
+	if (r < 0)
+		return r;
+	if (r == 0) {
 		char *const argv[] = { (char *)"nft", (char *)script, NULL };
 		char *const envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", (char *)"LC_ALL=C", NULL };
+		struct corral_error cerr = { 0 };
 		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(wr, 1) < 0 || dup2(wr, 2) < 0)
-			_exit(126);
+		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(wr, 1) < 0 || dup2(wr, 2) < 0) {
+			err_set(&cerr, errno, "redirect the stdio of nft");
+			child_fail(ch.fd, &cerr);
+		}
 		signal(SIGPIPE, SIG_DFL);
-		execve(nft, argv, envp);
-		_exit(127);
+		child_exec(ch.fd, nft, argv, envp, "run nft");
 	}
 	close(take_fd(wr));
+	enum child_verdict v;
+	r = child_wait_verdict(&ch, &v, err);
+	if (r < 0)
+		return err_wrap(err, "could not run %s", nft);
 
 	char out[512];
 	size_t len = 0;
@@ -90,13 +100,11 @@ static int nft_run(const char *script, struct corral_error *err)
 			*c = ' ';
 
 	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return err_set(err, errno, "wait for nft");
+	r = child_reap(&ch, &status, err);
+	if (r < 0)
+		return err_wrap(err, "wait for nft");
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-		return err_plain(err, ENOEXEC, "could not run %s", nft);
 	return err_plain(err, EIO, "nft failed: %s", len ? out : "(no output)");
 }
 

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cgroup/cgroup.h"
+#include "child.h"
 #include "cleanup.h"
 #include "container/container-config.h"
 #include "pty.h"
@@ -72,9 +73,10 @@ static int open_namespaces(pid_t pid, int fds[NS_COUNT], struct corral_error *er
 }
 
 /* The command's process, after fork: stdio, privileges, exec.  Returns
- * only on failure, with cerr filled. */
-static void exec_child(const struct container_config *c, char **argv, int slave, const struct pty_relay *relay,
-		       const struct seccomp_program *prog, struct corral_error *cerr)
+ * only on a failure before the exec, with cerr filled; a failed exec is
+ * sent on `verdict_fd` by child_exec. */
+static void exec_child(int verdict_fd, const struct container_config *c, char **argv, int slave,
+		       const struct pty_relay *relay, const struct seccomp_program *prog, struct corral_error *cerr)
 {
 	char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			"HOME=/root", "container=corral", slave >= 0 ? "TERM=xterm" : NULL, NULL };
@@ -121,8 +123,9 @@ static void exec_child(const struct container_config *c, char **argv, int slave,
 	signal(SIGQUIT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
-	execvpe(argv[0], argv, env);
-	err_set(cerr, errno, "run %s in %s", argv[0], c->name);
+	char what[512];
+	snprintf(what, sizeof(what), "run %s in %s", argv[0], c->name);
+	child_exec(verdict_fd, NULL, argv, env, what);
 }
 
 int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struct corral_error *err)
@@ -138,11 +141,15 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 	if (!state_init_alive(&st))
 		return err_plain(err, ESRCH, "container %s is not running", name);
 	/* A command started on a disconnected root would fail on its first
-	 * file access with ENOTCONN: say why, and how to recover. */
-	char reason[256];
-	if (!strcmp(state_check(name, &st, reason, sizeof(reason)), "broken"))
-		return err_plain(err, EIO, "container %s is broken: %s (corral restart %s recovers it)", name,
-				 reason, name);
+	 * file access with ENOTCONN: say why, and how to recover.  Only the
+	 * daemon's pid and start time are checked here, not the mount
+	 * (state_check probes it from a thread, and setns into a mount
+	 * namespace needs a single-threaded caller). */
+	if (st.cowfs_pid > 0 && st.cowfs_start && !state_cowfs_alive(&st))
+		return err_plain(err, EIO,
+				 "container %s is broken: cowfs daemon (pid %d) is gone: the root filesystem is "
+				 "disconnected (corral restart %s recovers it)",
+				 name, (int)st.cowfs_pid, name);
 	r = state_path(path, sizeof(path), name, "config", err);
 	if (r == 0)
 		r = config_load(path, &c, err);
@@ -193,23 +200,18 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 	int master = -1, slave = -1;
 	if (r == 0 && tty && pty_open(&master, &slave, err) < 0)
 		r = err_wrap(err, "a terminal in %s", name);
-	int res[2] = { -1, -1 };
-	if (r == 0 && pipe2(res, O_CLOEXEC) < 0)
-		r = err_set(err, errno, "pipe");
-	pid_t pid = -1;
+	cleanup_child struct child ch = CHILD_INIT;
 	if (r == 0) {
-		fflush(NULL);
-		pid = fork();
-		if (pid < 0)
-			r = err_set(err, errno, "fork into %s", name);
-	}
-	if (pid == 0) {
-		struct corral_error cerr = { 0 };
-		close(res[0]);
-		exec_child(&c, argv, slave, &relay, &prog, &cerr);
-		ssize_t unused = write(res[1], cerr.msg, strlen(cerr.msg));
-		(void)unused;
-		_exit(127);
+		char what[128];
+		snprintf(what, sizeof(what), "fork into %s", name);
+		r = child_start(&ch, 0, what, err);
+		if (r == 0) {
+			struct corral_error cerr = { 0 };
+			exec_child(ch.fd, &c, argv, slave, &relay, &prog, &cerr);
+			child_fail(ch.fd, &cerr);
+		}
+		if (r > 0)
+			r = 0;
 	}
 	seccomp_program_release(&prog);
 	pty_relay_close_child(&relay);
@@ -222,30 +224,28 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 		config_release(&c);
 		return r;
 	}
-	close(res[1]);
 	/* The command is in a session of its own: the signals the caller's
 	 * terminal sends to corral are passed on to it. */
-	pty_forward_signals(pid);
-	char msg[sizeof(err->msg)];
-	ssize_t n = read(res[0], msg, sizeof(msg) - 1);
-	close(res[0]);
+	pty_forward_signals(ch.pid);
+	/* EOF: the command runs; a verdict: it could not be started. */
+	enum child_verdict v;
+	r = child_wait_verdict(&ch, &v, err);
 	if (master >= 0) {
-		if (n <= 0)
+		if (r == 0)
 			pty_proxy(master);
 		close(master);
-	} else if (pty_relay_active(&relay) && n <= 0) {
-		cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	} else if (pty_relay_active(&relay) && r == 0) {
+		cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, ch.pid, 0);
 		pty_relay_run(&relay, pidfd);
 	}
 	pty_relay_release(&relay);
-	int status;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	int status = 0;
+	int rr = child_reap(&ch, &status, r < 0 ? NULL : err);
 	config_release(&c);
-	if (n > 0) {
-		msg[n] = '\0';
-		return err_plain(err, EIO, "%s", msg);
-	}
+	if (r < 0)
+		return r;
+	if (rr < 0)
+		return rr;
 	*ret_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	return 0;
 }

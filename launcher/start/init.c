@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "start.h"
 
 static volatile sig_atomic_t child_pid;
@@ -29,19 +30,16 @@ static void forward_signal(int sig)
 int container_init(char **argv, char **envp, int ready_fd)
 {
 	static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT };
-	int exec_err[2];
+	struct corral_error err = { 0 };
 
-	/* A CLOEXEC pipe tells whether the command's exec worked. */
-	if (pipe2(exec_err, O_CLOEXEC) < 0) {
-		dprintf(ready_fd, "container init: pipe: %s", strerror(errno));
-		return 127;
-	}
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
-	pid_t pid = fork();
+	/* The command's own verdict pipe says whether its exec worked. */
+	struct child ch = CHILD_INIT;
+	pid_t pid = child_start(&ch, 0, "container init: start the command", &err);
 	if (pid < 0) {
-		dprintf(ready_fd, "container init: fork: %s", strerror(errno));
+		child_send(ready_fd, &err);
 		return 127;
 	}
 	if (pid == 0) {
@@ -51,18 +49,15 @@ int container_init(char **argv, char **envp, int ready_fd)
 		setsid();
 		if (isatty(0))
 			ioctl(0, TIOCSCTTY, 0);
-		execvpe(argv[0], argv, envp);
-		int e = errno;
-		ssize_t unused = write(exec_err[1], &e, sizeof(e));
-		(void)unused;
-		_exit(e == ENOENT ? 127 : 126);
+		char what[256];
+		snprintf(what, sizeof(what), "cannot run %s in the container", argv[0]);
+		child_exec(ch.fd, NULL, argv, envp, what);
 	}
-	close(exec_err[1]);
-	int e = 0;
-	ssize_t n = read(exec_err[0], &e, sizeof(e));
-	close(exec_err[0]);
-	if (n == (ssize_t)sizeof(e))
-		dprintf(ready_fd, "cannot run %s in the container: %s", argv[0], strerror(e));
+	/* The command's failure to start is the container's; either way the
+	 * init goes on to reap it (and every orphan) below. */
+	enum child_verdict v;
+	if (child_wait_verdict(&ch, &v, &err) < 0)
+		child_send(ready_fd, &err);
 	close(ready_fd);
 
 	child_pid = pid;

@@ -17,10 +17,10 @@
 #include <unistd.h>
 
 #include "cgroup/cgroup.h"
+#include "child.h"
 #include "cleanup.h"
 #include "fileio.h"
 #include "rootfs.h"
-#include "container/state.h"
 
 /* ---- host side ---- */
 
@@ -32,7 +32,7 @@ bool rootfs_is_mounted(const char *mnt)
 /* Whether an I/O limit set for block device major:minor covers the
  * filesystem holding `path` (the device itself, or the disk whose
  * partition it is). */
-bool rootfs_io_limit_covers(const struct cgroup_io_limit *l, const char *path)
+static bool io_limit_covers(const struct cgroup_io_limit *l, const char *path)
 {
 	struct stat st;
 	char sys[128], parent[32];
@@ -51,16 +51,25 @@ bool rootfs_io_limit_covers(const struct cgroup_io_limit *l, const char *path)
 	return hit;
 }
 
-/* The container's file I/O goes through cowfs: its I/O limits are handed
- * to cowfs, which paces them (cgroup v1 does not charge buffered
- * writeback to the writer, so a blkio limit alone would not bite). */
-static int io_limit_options(const struct container_config *c, const char *upper, char *buf, size_t len)
+void rootfs_split_io_limits(const struct cgroup_limits *lim, const char *upper, struct rootfs_io_split *ret)
+{
+	ret->cgroup = *lim;
+	ret->cgroup.nio = 0;
+	ret->ncowfs = 0;
+	for (int i = 0; i < lim->nio; i++) {
+		if (io_limit_covers(&lim->io[i], upper))
+			ret->cowfs[ret->ncowfs++] = lim->io[i];
+		else
+			ret->cgroup.io[ret->cgroup.nio++] = lim->io[i];
+	}
+}
+
+/* "read_bps=N,..." for the limits cowfs paces. */
+static int io_limit_options(const struct cgroup_io_limit *io, int nio, char *buf, size_t len)
 {
 	int n = 0;
-	for (int i = 0; i < c->limits.nio; i++) {
-		const struct cgroup_io_limit *l = &c->limits.io[i];
-		if (!rootfs_io_limit_covers(l, upper))
-			continue;
+	for (int i = 0; i < nio; i++) {
+		const struct cgroup_io_limit *l = &io[i];
 		static const char *const names[] = { "read_bps", "write_bps", "read_iops", "write_iops" };
 		const int64_t vals[] = { l->rbps, l->wbps, l->riops, l->wiops };
 		for (int k = 0; k < 4; k++)
@@ -70,73 +79,65 @@ static int io_limit_options(const struct container_config *c, const char *upper,
 	return n;
 }
 
-/* Exit status of the forked daemon when it cannot join the cgroup. */
-#define COWFS_NO_CGROUP 125
-
-int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *upper, const char *work,
-		       const char *mnt, const struct container_config *c, struct corral_error *err)
+/* In the forked child: joins the cgroup and execs cowfs; never returns. */
+static void exec_cowfs(int verdict_fd, const struct rootfs_cowfs *m, const struct container_config *c)
 {
-	char opts[512] = "";
-	if (rootfs_is_mounted(mnt))
-		return 0; /* left by a crashed start: reuse it */
-	pid_t pid = fork();
-	if (pid < 0)
-		return err_set(err, errno, "fork for cowfs");
-	if (pid == 0) {
-		/* The daemon is charged to the container: its cgroup was
-		 * created by the caller; join it before exec.  Fail closed: a
-		 * daemon outside it would escape the container's limits. */
-		struct cgroup *cg = NULL;
-		struct corral_error cerr = { 0 };
-		char inst[160];
-		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, &cerr) < 0 ||
-		    cgroup_enter_self(cg, true, &cerr) < 0) {
-			fprintf(stderr, "corral: cowfs: %s\n", cerr.msg);
-			_exit(COWFS_NO_CGROUP);
-		}
-		cgroup_free(cg);
-		/* nosuid,nodev: this mount is the host's view of the tree,
-		 * whose set-uid files and device nodes the container's root
-		 * made; the container gets its own view (rootfs_open_view).
-		 * Quota enforced by cowfs; with a user namespace, cowfs shows
-		 * the template's root-owned files as the container's root. */
-		int n = snprintf(opts, sizeof(opts), "nosuid,nodev");
-		if (c->disk_bytes || c->disk_inodes)
-			n += snprintf(opts + n, sizeof(opts) - n, ",quota_bytes=%llu,quota_inodes=%llu",
-				      (unsigned long long)c->disk_bytes, (unsigned long long)c->disk_inodes);
-		if (c->userns)
-			n += snprintf(opts + n, sizeof(opts) - n, ",idshift=%u:%u", c->userns_base, c->userns_size);
-		if (c->limits.nio) {
-			char io[256];
-			if (io_limit_options(c, upper, io, sizeof(io)) > 0)
-				snprintf(opts + n, sizeof(opts) - n, ",%s", io);
-		}
-		const char *argv[16];
-		n = 0;
-		argv[n++] = cowfs_bin;
-		argv[n++] = "--base";
-		argv[n++] = base;
-		argv[n++] = "--upper";
-		argv[n++] = upper;
-		argv[n++] = "--work";
-		argv[n++] = work;
-		argv[n++] = "-o";
-		argv[n++] = opts;
-		argv[n++] = mnt;
-		argv[n] = NULL;
-		signal(SIGPIPE, SIG_DFL);
-		execv(cowfs_bin, (char **)argv);
-		fprintf(stderr, "corral: cannot run %s: %s\n", cowfs_bin, strerror(errno));
-		_exit(127);
+	/* The daemon is charged to the container: join its cgroup before
+	 * exec.  Fail closed: a daemon outside it would escape the
+	 * container's limits. */
+	struct corral_error cerr = { 0 };
+	if (cgroup_enter_self(m->cgroup, true, &cerr) < 0) {
+		err_wrap(&cerr, "the cowfs daemon for %s could not join the container's cgroup", m->mnt);
+		child_fail(verdict_fd, &cerr);
 	}
+	/* nosuid,nodev: this mount is the host's view of the tree, whose
+	 * set-uid files and device nodes the container's root made; the
+	 * container gets its own view (rootfs_open_view).  Quota enforced by
+	 * cowfs; with a user namespace, cowfs shows the template's root-owned
+	 * files as the container's root. */
+	char opts[512];
+	int n = snprintf(opts, sizeof(opts), "nosuid,nodev");
+	if (c->disk_bytes || c->disk_inodes)
+		n += snprintf(opts + n, sizeof(opts) - n, ",quota_bytes=%llu,quota_inodes=%llu",
+			      (unsigned long long)c->disk_bytes, (unsigned long long)c->disk_inodes);
+	if (c->userns)
+		n += snprintf(opts + n, sizeof(opts) - n, ",idshift=%u:%u", c->userns_base, c->userns_size);
+	if (m->nio) {
+		char io[256];
+		if (io_limit_options(m->io, m->nio, io, sizeof(io)) > 0)
+			snprintf(opts + n, sizeof(opts) - n, ",%s", io);
+	}
+	const char *argv[] = { m->binary, "--base", m->base, "--upper", m->upper, "--work", m->work,
+			       "-o", opts, m->mnt, NULL };
+	char what[PATH_MAX + 16];
+	snprintf(what, sizeof(what), "cannot run %s", m->binary);
+	signal(SIGPIPE, SIG_DFL);
+	child_exec(verdict_fd, m->binary, (char *const *)argv, environ, what);
+}
+
+int rootfs_mount_cowfs(const struct rootfs_cowfs *m, const struct container_config *c, struct corral_error *err)
+{
+	if (rootfs_is_mounted(m->mnt))
+		return 0; /* left by a crashed start: reuse it */
+	cleanup_child struct child ch = CHILD_INIT;
+	int r = child_start(&ch, 0, "fork for cowfs", err);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		exec_cowfs(ch.fd, m, c);
+	/* A verdict: the child failed before it ran cowfs.  EOF: cowfs runs,
+	 * and its exit status says whether the mount is there (it exits once
+	 * its daemon serves the mount). */
+	enum child_verdict v;
+	r = child_wait_verdict(&ch, &v, err);
+	if (r < 0)
+		return r;
 	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return err_set(err, errno, "wait for cowfs");
-	if (WIFEXITED(status) && WEXITSTATUS(status) == COWFS_NO_CGROUP)
-		return err_plain(err, EIO, "the cowfs daemon for %s could not join the container's cgroup", mnt);
+	r = child_reap(&ch, &status, err);
+	if (r < 0)
+		return err_wrap(err, "wait for cowfs");
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return err_plain(err, EIO, "cowfs could not mount the root at %s (exit status %d)", mnt,
+		return err_plain(err, EIO, "cowfs could not mount the root at %s (exit status %d)", m->mnt,
 				 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 	return 0;
 }

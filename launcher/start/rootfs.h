@@ -22,17 +22,36 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "cgroup/cgroup.h"
 #include "container/container-config.h"
 #include "error.h"
 
-/* Mounts cowfs at `mnt` (base = template tree) with the daemon started in
- * the cgroup named by `cgroup_name` (so its I/O and memory are charged to
- * the container).  Returns when the mount is ready. */
-int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *upper, const char *work,
-		       const char *mnt, const struct container_config *c, struct corral_error *err);
-/* Whether an I/O limit on a block device covers the filesystem holding
- * `path` (so cowfs, not the cgroup, enforces it). */
-bool rootfs_io_limit_covers(const struct cgroup_io_limit *l, const char *path);
+/* A container's I/O limits, split once per start between the two places
+ * that enforce them: those on the disk holding the container's layer go
+ * to its cowfs daemon, which paces them (cgroup v1 does not charge
+ * buffered writeback to the writer, so a blkio limit alone would not
+ * bite); the cgroup keeps the rest.  No limit is applied twice. */
+struct rootfs_io_split {
+	struct cgroup_limits cgroup;		/* the limits, minus cowfs's */
+	struct cgroup_io_limit cowfs[8];	/* paced by cowfs */
+	int ncowfs;
+};
+_Static_assert(sizeof(((struct rootfs_io_split *)0)->cowfs) == sizeof(((struct cgroup_limits *)0)->io),
+	       "every I/O limit fits on either side");
+void rootfs_split_io_limits(const struct cgroup_limits *lim, const char *upper, struct rootfs_io_split *ret);
+/* One cowfs mount of a container's root. */
+struct rootfs_cowfs {
+	const char *binary;		/* the cowfs program */
+	const char *base, *upper, *work; /* template tree, the container's layers */
+	const char *mnt;		/* the mountpoint */
+	struct cgroup *cgroup;		/* the container's: the daemon joins it before exec */
+	const struct cgroup_io_limit *io; /* paced by cowfs (rootfs_split_io_limits) */
+	int nio;
+};
+/* Mounts cowfs with the daemon started in the container's cgroup (so its
+ * I/O and memory are charged to the container).  Returns when the mount
+ * is ready. */
+int rootfs_mount_cowfs(const struct rootfs_cowfs *m, const struct container_config *c, struct corral_error *err);
 /* Unmounts the cowfs root (the daemon exits); detaches if busy. Idempotent. */
 int rootfs_unmount(const char *mnt, struct corral_error *err);
 bool rootfs_is_mounted(const char *mnt);

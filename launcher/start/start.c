@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cgroup/cgroup.h"
+#include "child.h"
 #include "cleanup.h"
 #include "console-log.h"
 #include "fileio.h"
@@ -35,13 +36,16 @@
 #define CORRAL_COWFS_PATH "/usr/local/bin/cowfs"
 #endif
 
-/* The cowfs binary: $CORRAL_COWFS (set from the build tree by the CLI), else
- * the installed one. */
-static const char *cowfs_binary(void)
-{
-	const char *env = getenv("CORRAL_COWFS");
-	return env && *env ? env : CORRAL_COWFS_PATH;
-}
+/* What one start hands to every step, worked out once: the container's
+ * configuration, the name its cgroup and network go by, the cowfs program,
+ * and the cgroup itself -- created once, and given as a handle to the
+ * cowfs child and to the container's child, never found again by name. */
+struct start_ctx {
+	const struct container_config *c;
+	char inst[160];		/* state_instance_name() of c->name */
+	const char *cowfs;	/* the cowfs binary */
+	struct cgroup *cg;	/* bring_up: from creation to the running init */
+};
 
 /* CORRAL_DEBUG_TIMING=1: phase timestamps on stderr, to see where a start
  * spends its time. */
@@ -84,9 +88,10 @@ static void hide_cmdline(void)
 
 struct child_args {
 	const struct container_config *c;
+	struct cgroup *cg;	/* the container's, to join (without a user namespace) */
 	int view;	/* the container's view of its root (rootfs_open_view) */
 	int go_fd;	/* read: parent finished its side */
-	int err_fd;	/* write: setup error text; EOF on exec = success */
+	int err_fd;	/* write: the verdict pipe (child.h); EOF once the command runs */
 	int log_fd;	/* detached: stdout/stderr; -1 = inherit */
 	int null_fd;
 	int console_sock; /* tty: the pty master goes back through it; else -1 */
@@ -94,13 +99,6 @@ struct child_args {
 	const struct seccomp_program *seccomp;
 	bool tty;
 };
-
-static void child_fail(struct child_args *a, struct corral_error *err)
-{
-	ssize_t unused = write(a->err_fd, err->msg, strlen(err->msg));
-	(void)unused;
-	_exit(1);
-}
 
 static char **container_env(const struct container_config *c, bool tty)
 {
@@ -132,71 +130,67 @@ static void child_setup(struct child_args *a)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || prctl(PR_SET_DUMPABLE, 0) < 0 ||
 	    prctl(PR_SET_NAME, "corral-init") < 0) {
 		err_set(&err, errno, "prctl");
-		child_fail(a, &err);
+		child_fail(a->err_fd, &err);
 	}
 	/* Out of the caller's session: the caller's terminal is its
 	 * controlling terminal, which a container process could open as
 	 * /dev/tty and push input into with TIOCSTI. */
 	if (setsid() < 0) {
 		err_set(&err, errno, "start a new session");
-		child_fail(a, &err);
+		child_fail(a->err_fd, &err);
 	}
 	if (!c->userns) {
 		/* Into the container's cgroup by itself, the cheap way (see
 		 * cgroup_enter_self); in a user namespace the parent does it. */
-		char inst[160];
-		struct cgroup *cg;
-		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, &err) < 0 ||
-		    cgroup_enter_self(cg, false, &err) < 0) {
+		if (cgroup_enter_self(a->cg, false, &err) < 0) {
 			err_wrap(&err, "enter the container's cgroup");
-			child_fail(a, &err);
+			child_fail(a->err_fd, &err);
 		}
-		cgroup_free(cg);
 	}
 	if (read(a->go_fd, &go, 1) != 1)
 		_exit(1); /* the parent failed and already reported it */
 	if (c->userns) {
 		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
 			err_set(&err, errno, "become root in the user namespace");
-			child_fail(a, &err);
+			child_fail(a->err_fd, &err);
 		}
 	}
 	/* Now inside the container's cgroup: make that the cgroup root. */
 	if (unshare(CLONE_NEWCGROUP) < 0) {
 		err_set(&err, errno, "new cgroup namespace");
-		child_fail(a, &err);
+		child_fail(a->err_fd, &err);
 	}
 	const char *hn = c->hostname[0] ? c->hostname : c->name;
 	if (sethostname(hn, strlen(hn)) < 0) {
 		err_set(&err, errno, "set hostname %s", hn);
-		child_fail(a, &err);
+		child_fail(a->err_fd, &err);
 	}
 	if (c->net.mode != NET_HOST && net_setup_loopback(&err) < 0)
-		child_fail(a, &err);
+		child_fail(a->err_fd, &err);
 	if (rootfs_enter(a->view, c, NULL, &err) < 0) {
 		err_wrap(&err, "prepare the root filesystem");
-		child_fail(a, &err);
+		child_fail(a->err_fd, &err);
 	}
 	if (a->log_fd >= 0) {
 		if (dup2(a->null_fd, 0) < 0 || dup2(a->log_fd, 1) < 0 || dup2(a->log_fd, 2) < 0) {
 			err_set(&err, errno, "redirect stdio");
-			child_fail(a, &err);
+			child_fail(a->err_fd, &err);
 		}
 	}
 	if (a->relay && pty_relay_child_stdio(a->relay) < 0) {
 		err_set(&err, errno, "attach the relayed stdio");
-		child_fail(a, &err);
+		child_fail(a->err_fd, &err);
 	}
 	if (a->console_sock >= 0) {
 		/* A pty of the container's own devpts; the master goes to the
 		 * monitor, which relays it to the caller's terminal. */
 		int master, slave;
 		if (pty_open(&master, &slave, &err) < 0)
-			child_fail(a, &err);
+			child_fail(a->err_fd, &err);
 		if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0 ||
 		    pty_send_fd(a->console_sock, master) < 0) {
 			err_set(&err, errno, "hand the container's terminal over");
-			child_fail(a, &err);
+			child_fail(a->err_fd, &err);
 		}
 		close(master);
 		close(slave);
@@ -207,24 +201,24 @@ static void child_setup(struct child_args *a)
 	 * the command runs (the parent reads that as success). */
 	if (a->err_fd > 3 && syscall(SYS_close_range, 3, a->err_fd - 1, 0) < 0) {
 		err_set(&err, errno, "close inherited descriptors");
-		child_fail(a, &err);
+		child_fail(a->err_fd, &err);
 	}
 	if (syscall(SYS_close_range, a->err_fd + 1, ~0U, 0) < 0) {
 		err_set(&err, errno, "close inherited descriptors");
-		child_fail(a, &err);
+		child_fail(a->err_fd, &err);
 	}
 	/* Privileges last: mounts needed CAP_SYS_ADMIN. */
 	if (caps_apply(c->caps, &err) < 0)
-		child_fail(a, &err);
+		child_fail(a->err_fd, &err);
 	if (seccomp_program_install(a->seccomp, &err) < 0)
-		child_fail(a, &err);
+		child_fail(a->err_fd, &err);
 
 	/* Setup is complete.  The container now outlives its monitor: a
 	 * killed monitor must not take it down (list/stop/rm still find it
 	 * through its pid and start time). */
 	if (prctl(PR_SET_PDEATHSIG, 0) < 0) {
 		err_set(&err, errno, "prctl");
-		child_fail(a, &err);
+		child_fail(a->err_fd, &err);
 	}
 	hide_cmdline();
 	/* The error pipe closes with the fork of the command (see init.c),
@@ -256,27 +250,6 @@ static int setup_user_ns(pid_t pid, const struct container_config *c, struct cor
 	return r;
 }
 
-/* Reads the child's setup outcome: "" on success, else its message. */
-static int read_child_result(int fd, struct corral_error *err)
-{
-	char buf[sizeof(err->msg)];
-	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += n;
-		if (len == sizeof(buf) - 1)
-			break;
-	}
-	if (len == 0)
-		return 0;
-	buf[len] = '\0';
-	return err_plain(err, EIO, "%s", buf);
-}
-
 struct spawn {
 	pid_t pid;
 	unsigned long long start;
@@ -288,10 +261,10 @@ struct spawn {
 };
 
 /* Clones the container's init and drives its setup. */
-static int spawn_container(const struct container_config *c, const char *rootfs, int log_fd, bool tty,
+static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int log_fd, bool tty,
 			   const struct pty_relay *relay, struct spawn *ret, struct corral_error *err)
 {
-	int go[2], res[2];
+	const struct container_config *c = ctx->c;
 	cleanup_close int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	/* Built (or read from the cache) here, on the host side, so the
 	 * container's init never runs libseccomp. */
@@ -311,95 +284,80 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 	ret->address[0] = '\0';
 	if (tty && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, console) < 0)
 		return seccomp_program_release(&prog), err_set(err, errno, "socketpair");
+	cleanup_close int console_parent = console[0], console_child = console[1];
+	/* "go": the parent's side (cgroup, maps, network) is done. */
+	int go[2];
 	if (pipe2(go, O_CLOEXEC) < 0) {
 		seccomp_program_release(&prog);
 		return err_set(err, errno, "pipe");
 	}
-	if (pipe2(res, O_CLOEXEC) < 0) {
-		close(go[0]);
-		close(go[1]);
-		seccomp_program_release(&prog);
-		return err_set(err, errno, "pipe");
-	}
+	cleanup_close int go_rd = go[0], go_wr = go[1];
 	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
 	if (c->net.mode != NET_HOST)
 		flags |= CLONE_NEWNET;
 	if (c->userns)
 		flags |= CLONE_NEWUSER;
-	fflush(NULL);
 	/* The child's working directory names its root (see rootfs.h); ours
 	 * is put back at once. */
-	pid_t pid = -1;
-	int e = fchdir(mnt_root) < 0 ? errno : 0;
-	bool entered = e == 0;
-	if (entered) {
-		pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
-		e = errno;
-		if (pid != 0 && (cwd < 0 || fchdir(cwd) < 0))
-			(void)!chdir("/");
-	}
-	if (pid < 0) {
-		close(go[0]), close(go[1]), close(res[0]), close(res[1]);
+	if (fchdir(mnt_root) < 0) {
+		int e = errno;
 		seccomp_program_release(&prog);
-		return entered ? err_set(err, e, "clone the container's namespaces") : err_set(err, e, "enter %s", rootfs);
+		return err_set(err, e, "enter %s", rootfs);
+	}
+	cleanup_child struct child ch = CHILD_INIT;
+	pid_t pid = child_start(&ch, flags, "clone the container's namespaces", err);
+	if (pid != 0 && (cwd < 0 || fchdir(cwd) < 0))
+		(void)!chdir("/");
+	if (pid < 0) {
+		seccomp_program_release(&prog);
+		return pid;
 	}
 	if (pid == 0) {
-		close(go[1]);
-		close(res[0]);
-		if (console[0] >= 0)
-			close(console[0]);
-		struct child_args a = { .c = c, .view = view, .go_fd = go[0], .err_fd = res[1],
-					.log_fd = log_fd, .null_fd = null_fd, .console_sock = console[1],
+		close(go_wr);
+		if (console_parent >= 0)
+			close(console_parent);
+		struct child_args a = { .c = c, .cg = ctx->cg, .view = view, .go_fd = go_rd, .err_fd = ch.fd,
+					.log_fd = log_fd, .null_fd = null_fd, .console_sock = console_child,
 					.relay = relay, .seccomp = &prog, .tty = tty };
 		child_setup(&a);
 		_exit(1);
 	}
-	close(go[0]);
-	close(res[1]);
+	close(take_fd(go_rd));
 	seccomp_program_release(&prog);
-	if (console[1] >= 0)
-		close(console[1]);
+	if (console_child >= 0)
+		close(take_fd(console_child));
 
-	char inst[160];
-	state_instance_name(c->name, inst, sizeof(inst));
 	int r = 0;
-	if (c->userns) {
-		struct cgroup *cg = NULL;
-		r = cgroup_open(inst, &cg, err);
-		if (r == 0)
-			r = cgroup_enter(cg, pid, err);
-		cgroup_free(cg);
-	}
+	if (c->userns)
+		r = cgroup_enter(ctx->cg, pid, err);
 	if (r == 0 && c->userns)
 		r = setup_user_ns(pid, c, err);
 	if (r == 0 && c->net.mode == NET_BRIDGE) {
 		struct net_config net = c->net;
 		r = mkdir_p(STATE_NET_DIR, 0700, err);
 		if (r == 0)
-			r = net_setup_host(STATE_NET_DIR, inst, pid, &net, err);
+			r = net_setup_host(STATE_NET_DIR, ctx->inst, pid, &net, err);
 		if (r == 0)
 			snprintf(ret->address, sizeof(ret->address), "%s", net.address);
 	}
 	phase("parent side set up");
-	if (r == 0 && write(go[1], "g", 1) != 1)
+	if (r == 0 && write(go_wr, "g", 1) != 1)
 		r = err_set(err, errno, "signal the container to continue");
-	close(go[1]);
+	close(take_fd(go_wr));
+	/* The init closes the pipe once the command runs (init.c); a
+	 * verdict is the setup's failure.  On failure the scoped child is
+	 * killed and reaped. */
+	enum child_verdict v;
 	if (r == 0)
-		r = read_child_result(res[0], err);
-	close(res[0]);
-	if (r == 0 && console[0] >= 0) {
-		ret->console = pty_recv_fd(console[0]);
+		r = child_wait_verdict(&ch, &v, err);
+	if (r == 0 && console_parent >= 0) {
+		ret->console = pty_recv_fd(console_parent);
 		if (ret->console < 0)
 			r = err_set(err, -ret->console, "receive the container's terminal");
 	}
-	if (console[0] >= 0)
-		close(console[0]);
-	if (r < 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+	if (r < 0)
 		return r;
-	}
-	ret->pid = pid;
+	ret->pid = take_child_pid(&ch);
 	ret->start = proc_start_time(pid);
 	return 0;
 }
@@ -432,7 +390,8 @@ static int teardown_lock(const char *name)
 	return fd;
 }
 
-int container_teardown(const char *name, struct corral_error *err)
+/* container_teardown, with the instance name already known. */
+static int teardown(const char *name, const char *inst, struct corral_error *err)
 {
 	char upper[PATH_MAX], work[PATH_MAX], rootfs[PATH_MAX], log[PATH_MAX], cfgpath[PATH_MAX];
 	struct container_config c;
@@ -440,8 +399,6 @@ int container_teardown(const char *name, struct corral_error *err)
 	if (r < 0)
 		return r;
 	cleanup_close int lock = teardown_lock(name);
-	char inst[160];
-	state_instance_name(name, inst, sizeof(inst));
 	/* Unmount first: the cowfs daemon flushes and exits by itself. */
 	r = rootfs_unmount(rootfs, err);
 	if (r < 0)
@@ -467,6 +424,12 @@ int container_teardown(const char *name, struct corral_error *err)
 			return r;
 	}
 	return 0;
+}
+
+int container_teardown(const char *name, struct corral_error *err)
+{
+	char inst[160];
+	return teardown(name, state_instance_name(name, inst, sizeof(inst)), err);
 }
 
 static int wait_for_exit(pid_t pid, int *ret_code)
@@ -517,8 +480,8 @@ static size_t list_children(pid_t *buf, size_t max)
  * subreaper: the daemon is re-parented to it and shows up as a new child.
  * It stays our child; if it dies, it is a zombie (which proc_start_time
  * counts as gone) until this process exits. */
-static int mount_root(const char *base, const char *upper, const char *work, const char *rootfs,
-		      const struct container_config *c, struct spawn *sp, struct corral_error *err)
+static int mount_root(const struct rootfs_cowfs *m, const struct container_config *c, struct spawn *sp,
+		      struct corral_error *err)
 {
 	pid_t before[64], after[64];
 	sp->cowfs_pid = 0;
@@ -526,12 +489,12 @@ static int mount_root(const char *base, const char *upper, const char *work, con
 	/* A mount left by an earlier run is not reused: its daemon may be
 	 * dead, and its pid is not ours to know.  Its daemon exits once the
 	 * detached mount is let go. */
-	int r = rootfs_unmount(rootfs, err);
+	int r = rootfs_unmount(m->mnt, err);
 	if (r < 0)
 		return r;
 	size_t nb = list_children(before, 64);
 	bool reaper = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
-	r = rootfs_mount_cowfs(cowfs_binary(), base, upper, work, rootfs, c, err);
+	r = rootfs_mount_cowfs(m, c, err);
 	if (reaper)
 		prctl(PR_SET_CHILD_SUBREAPER, 0);
 	if (r < 0 || !reaper)
@@ -550,9 +513,10 @@ static int mount_root(const char *base, const char *upper, const char *work, con
 }
 
 /* Everything from cgroup creation to a running init; undone on failure. */
-static int bring_up(const struct container_config *c, bool foreground, bool tty, const struct pty_relay *relay,
+static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const struct pty_relay *relay,
 		    struct spawn *sp, struct corral_error *err)
 {
+	const struct container_config *c = ctx->c;
 	char upper[PATH_MAX], work[PATH_MAX], rootfs[PATH_MAX], log[PATH_MAX], base[PATH_MAX];
 	int r = container_dirs(c->name, upper, work, rootfs, log, err);
 	if (r < 0)
@@ -565,23 +529,18 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 	r = template_rootfs(state_root(), c->template_name, base, sizeof(base), err);
 	if (r < 0)
 		return r;
-	/* I/O limits on the disk holding the container's layer are paced by
-	 * its cowfs daemon (see rootfs.c); the cgroup keeps the others, so a
-	 * limit is never applied twice. */
-	struct cgroup_limits lim = c->limits;
-	lim.nio = 0;
-	for (int i = 0; i < c->limits.nio; i++)
-		if (!rootfs_io_limit_covers(&c->limits.io[i], upper))
-			lim.io[lim.nio++] = c->limits.io[i];
-	struct cgroup *cg;
-	char inst[160];
+	/* Which I/O limits cowfs paces and which the cgroup keeps: decided
+	 * here, once (see rootfs.h). */
+	struct rootfs_io_split io;
+	rootfs_split_io_limits(&c->limits, upper, &io);
 	phase("bring up");
-	r = cgroup_create(state_instance_name(c->name, inst, sizeof(inst)), &lim, &cg, err);
+	r = cgroup_create(ctx->inst, &io.cgroup, &ctx->cg, err);
 	if (r < 0)
 		return err_wrap(err, "set up the cgroup of '%s'", c->name);
-	cgroup_free(cg);
 	phase("cgroup created");
-	r = mount_root(base, upper, work, rootfs, c, sp, err);
+	struct rootfs_cowfs m = { .binary = ctx->cowfs, .base = base, .upper = upper, .work = work,
+				  .mnt = rootfs, .cgroup = ctx->cg, .io = io.cowfs, .nio = io.ncowfs };
+	r = mount_root(&m, c, sp, err);
 	phase("cowfs mounted");
 	/* Detached: the container's output goes through a pipe that the
 	 * monitor relays into the size-bounded console log (console-log.h);
@@ -591,16 +550,20 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 	if (r == 0 && !foreground && pipe2(out, O_CLOEXEC) < 0)
 		r = err_set(err, errno, "pipe for the console log");
 	if (r == 0)
-		r = spawn_container(c, rootfs, out[1], tty, relay, sp, err);
+		r = spawn_container(ctx, rootfs, out[1], tty, relay, sp, err);
 	if (out[1] >= 0)
 		close(out[1]);
 	if (r == 0)
 		sp->log_pipe = out[0];
 	else if (out[0] >= 0)
 		close(out[0]);
+	/* Both children have joined it; the rest goes by the cgroup's own
+	 * files (teardown, stats). */
+	cgroup_free(ctx->cg);
+	ctx->cg = NULL;
 	phase("container running");
 	if (r < 0)
-		container_teardown(c->name, NULL);
+		teardown(c->name, ctx->inst, NULL);
 	return r;
 }
 
@@ -658,6 +621,8 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 	int r = load_for_start(name, &c, err);
 	if (r < 0)
 		return r;
+	struct start_ctx ctx = { .c = &c, .cowfs = opts->cowfs ? opts->cowfs : CORRAL_COWFS_PATH };
+	state_instance_name(name, ctx.inst, sizeof(ctx.inst));
 
 	if (opts->foreground) {
 		/* The container gets a pty with tty, else pipes for those of
@@ -668,7 +633,7 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 		if (!opts->tty)
 			r = pty_relay_open(&relay, err);
 		if (r == 0)
-			r = bring_up(&c, true, opts->tty, &relay, &sp, err);
+			r = bring_up(&ctx, true, opts->tty, &relay, &sp, err);
 		pty_relay_close_child(&relay);
 		if (r == 0)
 			r = mark_running(name, &sp, err);
@@ -689,7 +654,7 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 			wait_for_exit(sp.pid, &code);
 			phase("container exited");
 			record_exit(name, code);
-			container_teardown(name, NULL);
+			teardown(name, ctx.inst, NULL);
 			phase("torn down");
 			*ret_exit = code;
 		}
@@ -698,20 +663,15 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 		return r;
 	}
 
-	/* Detached: a monitor process owns the container from here on. */
-	int ready[2];
-	if (pipe2(ready, O_CLOEXEC) < 0) {
+	/* Detached: a monitor process owns the container from here on.  It
+	 * sends "ready" (code 0) once the container runs, or its failure. */
+	cleanup_child struct child mon = CHILD_INIT;
+	r = child_start(&mon, 0, "fork the monitor", err);
+	if (r < 0) {
 		config_release(&c);
-		return err_set(err, errno, "pipe");
+		return r;
 	}
-	fflush(NULL);
-	pid_t mon = fork();
-	if (mon < 0) {
-		config_release(&c);
-		return err_set(err, errno, "fork the monitor");
-	}
-	if (mon == 0) {
-		close(ready[0]);
+	if (r == 0) {
 		/* Out of the caller's session, for good (see child_setup). */
 		if (setsid() < 0)
 			_exit(1);
@@ -722,15 +682,14 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 			dup2(null_fd, 2);
 		}
 		struct corral_error merr = { 0 };
-		int mr = bring_up(&c, false, false, NULL, &sp, &merr);
+		int mr = bring_up(&ctx, false, false, NULL, &sp, &merr);
 		if (mr == 0)
 			mr = mark_running(name, &sp, &merr);
-		/* "+" = running; anything else is the error message. */
-		ssize_t unused = write(ready[1], mr == 0 ? "+" : merr.msg, mr == 0 ? 1 : strlen(merr.msg));
-		(void)unused;
-		close(ready[1]);
 		if (mr < 0)
-			_exit(1);
+			child_fail(mon.fd, &merr);
+		struct corral_error ready = { 0 };
+		child_send(mon.fd, &ready);
+		close(mon.fd);
 		signal(SIGINT, SIG_IGN);
 		signal(SIGTERM, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
@@ -741,16 +700,15 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 		close(sp.log_pipe);
 		wait_for_exit(sp.pid, &code);
 		record_exit(name, code);
-		container_teardown(name, NULL);
+		teardown(name, ctx.inst, NULL);
 		_exit(0);
 	}
-	close(ready[1]);
-	r = read_child_result(ready[0], err);
-	close(ready[0]);
-	if (r == 0)
+	enum child_verdict v;
+	r = child_wait_verdict(&mon, &v, err);
+	if (r == 0 && v != CHILD_READY)
 		r = err_plain(err, EIO, "the monitor process exited before the container started");
-	else if (!strcmp(err->msg, "+"))
-		r = 0;
+	if (r == 0)
+		take_child_pid(&mon); /* it lives on, in a session of its own */
 	config_release(&c);
 	*ret_exit = 0;
 	return r < 0 ? err_wrap(err, "start %s", name) : 0;

@@ -35,6 +35,7 @@
 struct start_options {
 	bool foreground;	/* run: the caller is the monitor, stdio attached */
 	bool tty;		/* allocate a pty for the command (with foreground) */
+	const char *cowfs;	/* the cowfs program; NULL = the installed one */
 };
 
 /* Starts a created container.  With foreground, waits for it and returns
@@ -58,9 +59,10 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 void start_set_cmdline_area(int argc, char **argv);
 
 /* The container's init, run in the cloned child once setup is done: forks
- * and execs argv with envp, closes `ready_fd` (the parent's success
- * signal) once the command runs, reaps orphans, and returns the command's
- * exit code. */
+ * and execs argv with envp, closes `ready_fd` (the child's verdict pipe,
+ * common/child.h: EOF is the parent's success signal) once the command
+ * runs or sends the failure on it, reaps orphans, and returns the
+ * command's exit code. */
 int container_init(char **argv, char **envp, int ready_fd);
 
 #endif

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "cleanup.h"
 #include "template-internal.h"
 #include "template.h"
@@ -63,32 +65,42 @@ static void tail_lines(const char *out, size_t len, char *buf, size_t buflen)
 
 int tmpl_run(char *const argv[], struct corral_error *err)
 {
+	/* The program's output (its reason, on failure) comes through
+	 * `pipefd`; whether it could be run at all, through the child's
+	 * verdict. */
 	int pipefd[2];
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return err_set(err, errno, "run %s: pipe", argv[0]);
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
+	char what[PATH_MAX + 16];
+	snprintf(what, sizeof(what), "run %s: fork", argv[0]);
+	cleanup_child struct child ch = CHILD_INIT;
+	int r = child_start(&ch, 0, what, err);
+	if (r < 0) {
 		close(pipefd[0]);
 		close(pipefd[1]);
-		return err_set(err, e, "run %s: fork", argv[0]);
+		return r;
 	}
-	if (pid == 0) {
-		/* Only async-signal-safe calls between fork and exec. */
+	if (r == 0) {
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		int null = open("/dev/null", O_RDONLY);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(pipefd[1], 1) < 0 || dup2(pipefd[1], 2) < 0)
-			_exit(126);
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(pipefd[1], 1) < 0 || dup2(pipefd[1], 2) < 0) {
+			struct corral_error cerr = { 0 };
+			err_set(&cerr, errno, "run %s: redirect its output", argv[0]);
+			child_fail(ch.fd, &cerr);
+		}
 		signal(SIGPIPE, SIG_DFL); /* corral ignores it; debootstrap must not */
-		execv(argv[0], argv);
-		static const char msg[] = "exec failed\n";
-		(void)!write(2, msg, sizeof(msg) - 1);
-		_exit(127);
+		snprintf(what, sizeof(what), "cannot run %s", argv[0]);
+		child_exec(ch.fd, argv[0], argv, environ, what);
 	}
 	close(pipefd[1]);
+	enum child_verdict v;
+	r = child_wait_verdict(&ch, &v, err);
+	if (r < 0) {
+		close(pipefd[0]);
+		return r;
+	}
 
 	/* Keep the end of the output: that is where the reason is. */
 	char out[8192];
@@ -114,9 +126,9 @@ int tmpl_run(char *const argv[], struct corral_error *err)
 	close(pipefd[0]);
 
 	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return err_set(err, errno, "wait for %s", argv[0]);
+	r = child_reap(&ch, &status, err);
+	if (r < 0)
+		return err_wrap(err, "wait for %s", argv[0]);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	char tail[1024];
