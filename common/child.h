@@ -13,7 +13,10 @@
  * Invariant: a `struct child` in the parent owns its pid (> 0) until it is
  * reaped or handed on with take_child_pid(), and its fd (>= 0) until the
  * verdict is read.  cleanup_child kills (SIGKILL) and reaps a child still
- * owned: a setup that fails half-way never leaves one behind. */
+ * owned: a setup that fails half-way never leaves one behind.
+ *
+ * Module common (the bottom layer, which every component may call).
+ * May call: no other module (libc only). */
 #ifndef CORRAL_CHILD_H
 #define CORRAL_CHILD_H
 

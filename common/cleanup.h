@@ -2,7 +2,10 @@
  *
  * Invariant: a variable declared with one of these attributes owns its
  * resource until it goes out of scope, unless ownership is handed on with
- * take_ptr()/take_fd(), which return the value and reset the variable. */
+ * take_ptr()/take_fd(), which return the value and reset the variable.
+ *
+ * Module common (the bottom layer, which every component may call).
+ * May call: no other module (libc only). */
 #ifndef CORRAL_CLEANUP_H
 #define CORRAL_CLEANUP_H
 

@@ -2,7 +2,10 @@
  *
  * Functions return int (<0 is -errno) and, on failure, fill `err` with a
  * message saying what failed and where.  Callers add context on the way up
- * with err_wrap().  err may be NULL when the caller does not want text. */
+ * with err_wrap().  err may be NULL when the caller does not want text.
+ *
+ * Module common (the bottom layer, which every component may call).
+ * May call: no other module (libc only). */
 #ifndef CORRAL_ERROR_H
 #define CORRAL_ERROR_H
 

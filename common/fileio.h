@@ -1,7 +1,12 @@
 /* Durable small-file I/O for state kept on disk.
  * Writes go to a temp file in the same directory, are fsync'ed, renamed
  * over the target, and the directory is fsync'ed: a reader sees the old
- * or the new content, never a mix, even after a crash. */
+ * or the new content, never a mix, even after a crash.
+ *
+ * Module common (the bottom layer, which every component may call): also
+ * directory walks that never follow a symlink nor cross a mount (tree
+ * removal, tree usage) and mount point checks.
+ * May call: no other module (libc only). */
 #ifndef CORRAL_FILEIO_H
 #define CORRAL_FILEIO_H
 

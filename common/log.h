@@ -1,5 +1,8 @@
 /* Logging: one module, four levels, one destination (stderr or syslog).
- * Library code returns error codes; only top-level code calls these. */
+ * Library code returns error codes; only top-level code calls these.
+ *
+ * Module common (the bottom layer, which every component may call).
+ * May call: no other module (libc only). */
 #ifndef CORRAL_LOG_H
 #define CORRAL_LOG_H
 

@@ -189,7 +189,6 @@ static int setup_layers(struct cowfs *fs, const struct cowfs_options *o, char **
 
 	/* Inode numbers are unique per device; tag them when layers differ. */
 	for (int l = 0; l < fs->nlayers; l++) {
-		fs->layers[l].path = strdup(reals[l]);
 		fs->layers[l].dev = sts[l].st_dev;
 		fs->layers[l].dev_index = l;
 		for (int k = 0; k < l; k++)
@@ -214,6 +213,7 @@ static int setup_root(struct cowfs *fs)
 	struct stat st;
 	if (!root)
 		return fail("out of memory");
+	fs->root = root; /* from now on freed by node_table_destroy, even half set up */
 	for (int l = 0; l < fs->nlayers; l++) {
 		root->fds[l] = dup(fs->layers[l].root_fd);
 		if (root->fds[l] < 0)
@@ -226,8 +226,28 @@ static int setup_root(struct cowfs *fs)
 		return fail("cannot stat layer root: %s", strerror(errno));
 	root->st_ino = cowfs_tag_ino(fs, shown, st.st_ino);
 	root->refcount = 1;
-	fs->root = root;
 	return 0;
+}
+
+/* Releases everything setup_layers, the tables and main built into fs, on
+ * every exit path (fs may be half set up).  Only once the session is
+ * destroyed and every worker joined: no request can reach a node any more.
+ * The kernel forgets nothing at unmount, so the table still holds every
+ * node it knew; freeing them (and closing their descriptors) here leaves a
+ * leak checker nothing of cowfs's own to report. */
+static void teardown(struct cowfs *fs)
+{
+	origin_map_destroy(fs);
+	node_table_destroy(fs);
+	if (fs->layers)
+		for (int l = 0; l < fs->nlayers; l++)
+			if (fs->layers[l].root_fd >= 0)
+				close(fs->layers[l].root_fd);
+	free(fs->layers);
+	if (fs->work_fd >= 0)
+		close(fs->work_fd);
+	if (fs->proc_fd >= 0)
+		close(fs->proc_fd);
 }
 
 static void want(struct fuse_conn_info *conn, unsigned cap)
@@ -365,9 +385,9 @@ static char *build_fuse_opts(const struct cowfs_options *o)
 int main(int argc, char **argv)
 {
 	struct cowfs_options opts;
-	struct cowfs fs = { 0 };
+	struct cowfs fs = { .work_fd = -1, .proc_fd = -1 };
 	struct fuse_lowlevel_ops ops = { .init = op_init, .destroy = op_destroy };
-	char *real_mnt = NULL;
+	cleanup_free char *real_mnt = NULL;
 	cleanup_free char *fuse_opts = NULL;
 	int ret = 1;
 
@@ -433,6 +453,7 @@ int main(int argc, char **argv)
 	fs.se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
 	if (!fs.se) {
 		fail("cannot create the FUSE session (options: %s)", fuse_opts);
+		fuse_opt_free_args(&args);
 		goto out_opts;
 	}
 	if (fuse_session_mount(fs.se, real_mnt) != 0) {
@@ -465,7 +486,9 @@ out_unmount:
 	fuse_session_unmount(fs.se);
 out_session:
 	fuse_session_destroy(fs.se);
+	fuse_opt_free_args(&args); /* fuse_session_new parsed them into copies */
 out_opts:
+	teardown(&fs);
 	cowfs_options_release(&opts);
 	return ret;
 }

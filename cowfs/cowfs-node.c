@@ -71,10 +71,10 @@ static void table_grow(struct cowfs *fs)
 
 int node_table_init(struct cowfs *fs)
 {
-	fs->nbuckets = 4096;
-	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
+	fs->buckets = calloc(4096, sizeof(*fs->buckets));
 	if (!fs->buckets)
 		return -ENOMEM;
+	fs->nbuckets = 4096; /* only with the array: node_table_destroy walks it */
 	for (int i = 0; i < COWFS_TABLE_STRIPES; i++)
 		pthread_mutex_init(&fs->stripe_lock[i], NULL);
 	pthread_rwlock_init(&fs->tree_lock, NULL);

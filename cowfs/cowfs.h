@@ -33,7 +33,13 @@
  * Rename and the other namespace operations take no lock of their own:
  * the kernel holds the parent directories' i_rwsem exclusively (and
  * s_vfs_rename_mutex across directories), and each step locks only what
- * it touches (copy-up: the node; node_set_parent: the tree lock). */
+ * it touches (copy-up: the node; node_set_parent: the tree lock).
+ *
+ * Module cowfs (everything in cowfs/: libcowfs.a, and the cowfs program,
+ * which adds main()).  Owns: the mount's state (struct cowfs), the nodes
+ * and their descriptors, the upper layer's on-disk format and the work
+ * directory.  Independent of the launcher: corral only runs the binary.
+ * May call: common (and libfuse3). */
 #ifndef COWFS_H
 #define COWFS_H
 
@@ -62,7 +68,6 @@
 
 struct cowfs_layer {
 	int root_fd;	/* O_PATH|O_DIRECTORY on the layer root */
-	char *path;
 	dev_t dev;
 	unsigned dev_index; /* tag mixed into st_ino when layers differ in st_dev */
 };

@@ -4,7 +4,12 @@
  * cgroup in each hierarchy (read from /proc/self/cgroup), never an absolute
  * path.  On a hybrid host (v1 controllers plus a v2 tree with few
  * controllers) each controller is driven where it is mounted.  Backends sit
- * behind a small vtable in cgroup-internal.h (cgroup-v1.c, cgroup-v2.c). */
+ * behind a small vtable in cgroup-internal.h (cgroup-v1.c, cgroup-v2.c).
+ *
+ * Module cgroup.  Owns: the container's cgroup directories in every
+ * hierarchy (made, limited, measured, emptied and removed only through this
+ * API; struct cgroup is opaque) and the discovery of the host's layout.
+ * May call: common. */
 #ifndef CORRAL_CGROUP_H
 #define CORRAL_CGROUP_H
 

@@ -1,6 +1,11 @@
 /* The corral command line: one function per subcommand, each taking its own
  * argv (argv[0] = the subcommand name) and returning the process exit code.
- * Only the CLI prints; errors go to stderr as "corral: <what failed>". */
+ * Only the CLI prints; errors go to stderr as "corral: <what failed>".
+ *
+ * Module cli (the corral program).  Owns: argument parsing, --help on every
+ * level, --json output and exit codes; the other modules hand their
+ * errors up in a struct corral_error for it to print.
+ * May call: start, container, template, net, security, cgroup, common. */
 #ifndef CORRAL_CLI_H
 #define CORRAL_CLI_H
 

@@ -13,7 +13,6 @@
 
 #include "container-config.h"
 #include "cleanup.h"
-#include "start/console-log.h"
 #include "fileio.h"
 #include "template/template.h"
 

@@ -1,7 +1,12 @@
 /* A container's configuration: what `corral create` records and `start`
  * obeys.  Stored as readable "key = value" lines in
  * <root>/containers/<name>/config; validated entirely before anything is
- * created, so bad input never leaves half a container behind. */
+ * created, so bad input never leaves half a container behind.
+ *
+ * Module container (with state.h and userns-range.h).  Owns: the config
+ * file's keys, their defaults and limits, and the validation of every
+ * value; the other modules get a parsed, validated struct.
+ * May call: template, net, security, cgroup, common. */
 #ifndef CORRAL_CONTAINER_CONFIG_H
 #define CORRAL_CONTAINER_CONFIG_H
 
@@ -43,6 +48,11 @@ struct container_config {
 	int nmounts;
 	uint64_t console_size;	/* bytes of console.log before it rotates */
 };
+
+/* console_size: the default, and the least accepted -- one relay read of
+ * start/console-log.c, so that a log can hold a single write. */
+#define CONSOLE_LOG_SIZE_DEFAULT (1ULL << 20)
+#define CONSOLE_LOG_SIZE_MIN (64ULL << 10)
 
 void config_init(struct container_config *c);
 void config_release(struct container_config *c);

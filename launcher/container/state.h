@@ -4,7 +4,12 @@
  * truth about whether a container runs comes from the kernel: its init pid
  * together with that process's start time (so a recycled pid is never
  * mistaken for the container).  After kill -9 of any corral process,
- * list/stop/rm still see what is really there. */
+ * list/stop/rm still see what is really there.
+ *
+ * Module container (with container-config.h and userns-range.h).  Owns:
+ * the state root (its layout and 0700 permissions) and each container's
+ * runtime state file, written atomically (common/fileio.h).
+ * May call: template, net, security, cgroup, common. */
 #ifndef CORRAL_STATE_H
 #define CORRAL_STATE_H
 

@@ -15,7 +15,11 @@
  * overlaps another container's.  /run is a tmpfs: after a reboot the
  * registry is rebuilt as containers start (start takes its container's
  * lease again), and create also checks every container of its own state
- * root.  A lease whose container directory is gone is stale and ignored. */
+ * root.  A lease whose container directory is gone is stale and ignored.
+ *
+ * Module container (with container-config.h and state.h).  Owns: the
+ * host-wide range registry /run/corral/userns and its lock.
+ * May call: template, net, security, cgroup, common. */
 #ifndef CORRAL_USERNS_RANGE_H
 #define CORRAL_USERNS_RANGE_H
 

@@ -5,11 +5,16 @@
  *   bridge  a new namespace joined to the host bridge "corral0" by a veth
  *           pair; an address from the configured subnet (default
  *           10.88.0.0/16, gateway .1 on the bridge); optional NAT to the
- *           outside through iptables/nft masquerade.
+ *           outside through an nft masquerade rule.
  *
- * Addresses are leased in <state-root>/net/leases (one file per address,
- * created with O_EXCL), so concurrent starts never collide and a crashed
- * container's lease is reclaimed by `corral rm`. */
+ * Addresses are leased in <dir>/net/leases, <dir> given by the caller
+ * (start passes /run/corral: host-wide, as the bridge is), one file per
+ * address created with O_EXCL, so concurrent starts never collide and a
+ * crashed container's lease is reclaimed by `corral rm`.
+ *
+ * Module net.  Owns: the bridge, the containers' veth pairs, the address
+ * leases and the NAT table it makes (through libnl-route and nft).
+ * May call: common. */
 #ifndef CORRAL_NET_H
 #define CORRAL_NET_H
 

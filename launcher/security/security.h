@@ -1,5 +1,10 @@
 /* Capabilities (libcap) and the seccomp filter (libseccomp) applied to a
- * container's processes, in the last steps before exec. */
+ * container's processes, in the last steps before exec.
+ *
+ * Module security.  Owns: capability masks, the seccomp profile and the
+ * cache of its compiled programs with their digests (libcap, libseccomp,
+ * nettle).  A cached program is used only if its SHA-256 matches.
+ * May call: common. */
 #ifndef CORRAL_SECURITY_H
 #define CORRAL_SECURITY_H
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "console-log.h"
+#include "container/container-config.h"
 
 static int open_log(const char *path, uint64_t *ret_size)
 {

@@ -7,15 +7,15 @@
  * console.log is started, so the two together never exceed twice the size
  * and the latest output is always in console.log (as LXC's console.logsize
  * with rotation).  A container writing without end costs the host at most
- * that much disk, and is slowed to the monitor's pace, never stopped. */
+ * that much disk, and is slowed to the monitor's pace, never stopped.
+ *
+ * Module start (see start.h).  Owns: console.log and console.log.1; the
+ * size bounds live with the config's console_size (container-config.h).
+ * May call: container, template, net, security, cgroup, common. */
 #ifndef CORRAL_CONSOLE_LOG_H
 #define CORRAL_CONSOLE_LOG_H
 
 #include <stdint.h>
-
-#define CONSOLE_LOG_SIZE_DEFAULT (1ULL << 20)
-/* One relay read; a log smaller than this could not hold a single write. */
-#define CONSOLE_LOG_SIZE_MIN (64ULL << 10)
 
 /* Relays everything read from `fd` into the log at `path` until end of
  * file (every writer in the container is gone).  Errors writing the log

@@ -1,4 +1,8 @@
-/* A pty inside the container, proxied to the caller's terminal. */
+/* A pty inside the container, proxied to the caller's terminal.
+ *
+ * Module start (see start.h).  Owns: the container's pty and the relays of
+ * its stdio; no descriptor of the caller's terminal reaches a container.
+ * May call: container, template, net, security, cgroup, common. */
 #ifndef CORRAL_PTY_H
 #define CORRAL_PTY_H
 

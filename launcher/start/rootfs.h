@@ -11,7 +11,11 @@
  * Every mount target inside the root is resolved without following any
  * symlink (openat2 RESOLVE_NO_SYMLINKS): the root is writable by the
  * container, so a symlink planted in an earlier run must never redirect a
- * mount onto the host. */
+ * mount onto the host.
+ *
+ * Module start (see start.h).  Owns: the cowfs root mount and every mount
+ * made inside the container's mount namespace.
+ * May call: container, template, net, security, cgroup, common. */
 #ifndef CORRAL_ROOTFS_H
 #define CORRAL_ROOTFS_H
 

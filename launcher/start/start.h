@@ -18,7 +18,12 @@
  * root mounts, pivot_root -> stdio (a pty, relayed pipes or the console
  * log; never the caller's terminal) -> close every inherited fd ->
  * capabilities, no_new_privs -> seccomp -> init forks and execs the
- * command. */
+ * command.
+ *
+ * Module start (with rootfs.h, pty.h and console-log.h).  Owns: a
+ * container's processes (monitor, init, exec'ed commands) and the order of
+ * the setup steps above; it calls the lower modules in that order.
+ * May call: container, template, net, security, cgroup, common. */
 #ifndef CORRAL_START_H
 #define CORRAL_START_H
 

@@ -4,7 +4,13 @@
  * <state-root>/templates/<name>/template.conf (key = value lines: source,
  * kind, created).  Every import builds into a temporary directory beside
  * the final one and renames it into place: an interrupted import leaves
- * nothing half-made under the final name. */
+ * nothing half-made under the final name.
+ *
+ * Module template.  Owns: <root>/templates/ (each template's rootfs and
+ * template.conf, and the temporary build directories beside them) and the
+ * rule for template and container names.  The archive importers live in
+ * libtemplate-archive, linked only by corral-import.
+ * May call: net, security, cgroup, common. */
 #ifndef CORRAL_TEMPLATE_H
 #define CORRAL_TEMPLATE_H
 
