@@ -221,26 +221,6 @@ int config_set_argv(struct container_config *c, int argc, char **argv, struct co
 	return 0;
 }
 
-int config_validate_subnet(const char *s, struct corral_error *err)
-{
-	char addr[48];
-	unsigned prefix;
-	const char *slash = strchr(s, '/');
-	struct in_addr in;
-	if (!slash || (size_t)(slash - s) >= sizeof(addr) || sscanf(slash + 1, "%u", &prefix) != 1 ||
-	    strspn(slash + 1, "0123456789") != strlen(slash + 1))
-		return err_plain(err, EINVAL, "invalid subnet '%s': expected an IPv4 CIDR like 10.88.0.0/16", s);
-	memcpy(addr, s, slash - s);
-	addr[slash - s] = '\0';
-	if (inet_pton(AF_INET, addr, &in) != 1 || prefix < 8 || prefix > 30)
-		return err_plain(err, EINVAL, "invalid subnet '%s': expected an IPv4 CIDR with a prefix from /8 to /30", s);
-	uint32_t host_mask = prefix == 32 ? 0 : (0xffffffffu >> prefix);
-	if (ntohl(in.s_addr) & host_mask)
-		return err_plain(err, EINVAL, "invalid subnet '%s': host bits are set (did you mean %s with them cleared?)",
-				 s, addr);
-	return 0;
-}
-
 int config_validate(const struct container_config *c, struct corral_error *err)
 {
 	int r = name_validate("container", c->name, err);
@@ -260,7 +240,8 @@ int config_validate(const struct container_config *c, struct corral_error *err)
 		return err_plain(err, EINVAL, "pids limit must be at least 1");
 	if ((r = cgroup_limits_validate(&c->limits, err)) < 0)
 		return r;
-	if (c->net.mode == NET_BRIDGE && (r = config_validate_subnet(c->net.subnet, err)) < 0)
+	struct net_subnet sn;
+	if (c->net.mode == NET_BRIDGE && (r = net_subnet_parse(c->net.subnet, &sn, err)) < 0)
 		return r;
 	if (c->console_size < CONSOLE_LOG_SIZE_MIN || c->console_size > (1ULL << 40))
 		return err_plain(err, EINVAL, "console log size %llu bytes is outside 64K..1T",

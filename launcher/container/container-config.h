@@ -55,7 +55,6 @@ int config_parse_mount(const char *s, struct bind_mount *ret, struct corral_erro
 int config_parse_io_limit(const char *what, const char *s, struct cgroup_limits *lim, struct corral_error *err);
 int config_set_argv(struct container_config *c, int argc, char **argv, struct corral_error *err);
 
-int config_validate_subnet(const char *s, struct corral_error *err);
 /* Whole-config checks made by create (names, ranges, combinations). */
 int config_validate(const struct container_config *c, struct corral_error *err);
 
