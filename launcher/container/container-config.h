@@ -12,6 +12,7 @@
 #include "error.h"
 #include "net/net.h"
 #include "security/security.h"
+#include "template/template.h"
 
 #define CONFIG_MAX_ARGS 64
 #define CONFIG_MAX_MOUNTS 16
@@ -24,8 +25,8 @@ struct bind_mount {
 };
 
 struct container_config {
-	char name[65];
-	char template_name[65];
+	char name[CORRAL_NAME_MAX + 1];
+	char template_name[CORRAL_NAME_MAX + 1];
 	char hostname[HOSTNAME_MAX_LEN + 1];
 	char *argv[CONFIG_MAX_ARGS + 1]; /* NULL-terminated; owned */
 	int argc;

@@ -88,7 +88,7 @@ int rootfs_mount_cowfs(const char *cowfs_bin, const char *base, const char *uppe
 		 * daemon outside it would escape the container's limits. */
 		struct cgroup *cg = NULL;
 		struct corral_error cerr = { 0 };
-		char inst[160];
+		char inst[CORRAL_INSTANCE_NAME_MAX];
 		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, &cerr) < 0 ||
 		    cgroup_enter_self(cg, true, &cerr) < 0) {
 			fprintf(stderr, "corral: cowfs: %s\n", cerr.msg);

@@ -144,7 +144,7 @@ static void child_setup(struct child_args *a)
 	if (!c->userns) {
 		/* Into the container's cgroup by itself, the cheap way (see
 		 * cgroup_enter_self); in a user namespace the parent does it. */
-		char inst[160];
+		char inst[CORRAL_INSTANCE_NAME_MAX];
 		struct cgroup *cg;
 		if (cgroup_open(state_instance_name(c->name, inst, sizeof(inst)), &cg, &err) < 0 ||
 		    cgroup_enter_self(cg, false, &err) < 0) {
@@ -360,7 +360,7 @@ static int spawn_container(const struct container_config *c, const char *rootfs,
 	if (console[1] >= 0)
 		close(console[1]);
 
-	char inst[160];
+	char inst[CORRAL_INSTANCE_NAME_MAX];
 	state_instance_name(c->name, inst, sizeof(inst));
 	int r = 0;
 	if (c->userns) {
@@ -440,7 +440,7 @@ int container_teardown(const char *name, struct corral_error *err)
 	if (r < 0)
 		return r;
 	cleanup_close int lock = teardown_lock(name);
-	char inst[160];
+	char inst[CORRAL_INSTANCE_NAME_MAX];
 	state_instance_name(name, inst, sizeof(inst));
 	/* Unmount first: the cowfs daemon flushes and exits by itself. */
 	r = rootfs_unmount(rootfs, err);
@@ -574,7 +574,7 @@ static int bring_up(const struct container_config *c, bool foreground, bool tty,
 		if (!rootfs_io_limit_covers(&c->limits.io[i], upper))
 			lim.io[lim.nio++] = c->limits.io[i];
 	struct cgroup *cg;
-	char inst[160];
+	char inst[CORRAL_INSTANCE_NAME_MAX];
 	phase("bring up");
 	r = cgroup_create(state_instance_name(c->name, inst, sizeof(inst)), &lim, &cg, err);
 	if (r < 0)

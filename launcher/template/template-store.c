@@ -26,7 +26,6 @@
 #include "template-internal.h"
 #include "template.h"
 
-#define NAME_MAX_LEN 64
 /* A stale temporary directory is only swept once it is this old, which
  * covers the moment between mkdtemp() and flock() of a live build. */
 #define STALE_SECONDS 60
@@ -59,14 +58,16 @@ static void name_shown(const char *name, char *buf, size_t len)
 
 int name_validate(const char *kind, const char *name, struct corral_error *err)
 {
-	static const char rule[] =
-		"names are 1 to 64 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit";
+	char rule[128];
+	snprintf(rule, sizeof(rule),
+		 "names are 1 to %d characters from A-Z a-z 0-9 _ . -, starting with a letter or digit",
+		 CORRAL_NAME_MAX);
 	char shown[128];
 	if (!name || !*name)
 		return err_plain(err, EINVAL, "%s name is empty: %s", kind, rule);
 	name_shown(name, shown, sizeof(shown));
 	size_t len = strlen(name);
-	if (len > NAME_MAX_LEN)
+	if (len > CORRAL_NAME_MAX)
 		return err_plain(err, EINVAL, "invalid %s name '%s': %zu characters is too long; %s", kind, shown,
 				 len, rule);
 	for (size_t i = 0; i < len; i++)
@@ -437,7 +438,7 @@ int template_list(const char *root, struct template_info **ret, size_t *count, s
 		}
 		struct template_info *ti = &list[n++];
 		memset(ti, 0, sizeof(*ti));
-		snprintf(ti->name, sizeof(ti->name), "%.64s", de->d_name);
+		snprintf(ti->name, sizeof(ti->name), "%.*s", CORRAL_NAME_MAX, de->d_name);
 		/* Best effort: a damaged template.conf only leaves fields empty. */
 		char text[4096];
 		if (read_small(fd, TMPL_CONF, text, sizeof(text)) == 0)
