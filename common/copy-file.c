@@ -179,40 +179,18 @@ static int x_set(const struct xattr_end *e, const char *name, const void *val, s
 
 #define XATTR_TRIES 8
 
-/* The name list into *ret (caller frees); its length, 0 for none. */
-static ssize_t list_all(const struct xattr_end *e, char **ret)
+/* The name list (name NULL) or the value of `name` into *ret (caller
+ * frees); its length.  Asked again while it grows under us (ERANGE). */
+static ssize_t read_sized(const struct xattr_end *e, const char *name, char **ret)
 {
 	for (int tries = 0; tries < XATTR_TRIES; tries++) {
-		ssize_t n = x_list(e, NULL, 0);
-		if (n < 0)
-			return errno == ENOTSUP ? 0 : -errno;
-		if (n == 0)
-			return 0;
-		char *buf = malloc(n);
-		if (!buf)
-			return -ENOMEM;
-		ssize_t m = x_list(e, buf, n);
-		if (m >= 0) {
-			*ret = buf;
-			return m;
-		}
-		free(buf);
-		if (errno != ERANGE)
-			return -errno;
-	}
-	return -ERANGE;
-}
-
-static ssize_t get_one(const struct xattr_end *e, const char *name, char **ret)
-{
-	for (int tries = 0; tries < XATTR_TRIES; tries++) {
-		ssize_t n = x_get(e, name, NULL, 0);
+		ssize_t n = name ? x_get(e, name, NULL, 0) : x_list(e, NULL, 0);
 		if (n < 0)
 			return -errno;
 		char *buf = malloc(n ? n : 1);
 		if (!buf)
 			return -ENOMEM;
-		ssize_t m = x_get(e, name, buf, n);
+		ssize_t m = name ? x_get(e, name, buf, n) : x_list(e, buf, n);
 		if (m >= 0) {
 			*ret = buf;
 			return m;
@@ -234,7 +212,9 @@ static int copy_xattrs_ends(const struct xattr_end *src, const struct xattr_end 
 			    struct corral_error *err)
 {
 	cleanup_free char *names = NULL;
-	ssize_t n = list_all(src, &names);
+	ssize_t n = read_sized(src, NULL, &names);
+	if (n == -ENOTSUP)
+		n = 0;	/* a filesystem without xattrs */
 	if (n < 0)
 		return err_set(err, -n, "list extended attributes");
 	for (ssize_t i = 0; i < n; i += strlen(names + i) + 1) {
@@ -242,7 +222,7 @@ static int copy_xattrs_ends(const struct xattr_end *src, const struct xattr_end 
 		if (filter && !filter(name))
 			continue;
 		cleanup_free char *val = NULL;
-		ssize_t len = get_one(src, name, &val);
+		ssize_t len = read_sized(src, name, &val);
 		if (len == -ENODATA)
 			continue;	/* removed while we looked */
 		if (len < 0)

@@ -106,14 +106,21 @@ int kv_i64(const struct kv_line *kv, int64_t *ret, struct corral_error *err)
 	return r < 0 ? bad_number(kv, r, "a 64-bit signed number", err) : 0;
 }
 
+/* A value from 0 to max. */
+static int kv_bounded(const struct kv_line *kv, uint64_t max, const char *want, uint64_t *ret,
+		      struct corral_error *err)
+{
+	int r = parse_u64_max(kv->value, max, ret);
+	return r < 0 ? bad_number(kv, r, want, err) : 0;
+}
+
 int kv_u32(const struct kv_line *kv, uint32_t *ret, struct corral_error *err)
 {
-	uint64_t v;
-	int r = parse_u64_max(kv->value, UINT32_MAX, &v);
-	if (r < 0)
-		return bad_number(kv, r, "a number from 0 to 4294967295", err);
-	*ret = (uint32_t)v;
-	return 0;
+	uint64_t v = 0;
+	int r = kv_bounded(kv, UINT32_MAX, "a number from 0 to 4294967295", &v, err);
+	if (r == 0)
+		*ret = (uint32_t)v;
+	return r;
 }
 
 int kv_int(const struct kv_line *kv, int *ret, struct corral_error *err)
@@ -130,12 +137,11 @@ int kv_int(const struct kv_line *kv, int *ret, struct corral_error *err)
 
 int kv_pid(const struct kv_line *kv, int *ret, struct corral_error *err)
 {
-	uint64_t v;
-	int r = parse_u64_max(kv->value, INT_MAX, &v);
-	if (r < 0)
-		return bad_number(kv, r, "a process id (0 to 2147483647)", err);
-	*ret = (int)v;
-	return 0;
+	uint64_t v = 0;
+	int r = kv_bounded(kv, INT_MAX, "a process id (0 to 2147483647)", &v, err);
+	if (r == 0)
+		*ret = (int)v;
+	return r;
 }
 
 int kv_bool(const struct kv_line *kv, bool *ret, struct corral_error *err)
