@@ -8,7 +8,9 @@
  * ever applied through descriptors: the tenant can rename anything over a
  * name in the upper at any time.  Data moves by reflink (FICLONE) when the filesystem can
  * share extents, else by copy_file_range over the data segments only, so
- * sparse files stay sparse.
+ * sparse files stay sparse; the data, xattrs (overlayfs's private ones
+ * left out), owner, mode and times are copied by the project's one file
+ * copy, common/copy-file.c, which states the xattr error policy.
  *
  * Locking: only the node being copied is locked, so a long copy does not
  * hold up work on other files.  Parents are copied first, outside the lock.

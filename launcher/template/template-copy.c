@@ -64,7 +64,7 @@ static int fail(struct copy_ctx *c, int code, const char *what)
 /* A failure of the shared copy, with the entry it happened to in front. */
 static int wrap(struct copy_ctx *c, int r)
 {
-	return r < 0 ? err_wrap(c->err, "'%s'", shown(c)) : r;
+	return r < 0 && c->err ? err_wrap(c->err, "'%s'", shown(c)) : r;
 }
 
 /* Owner, xattrs, mode, times of a regular file or directory
