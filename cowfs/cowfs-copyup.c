@@ -8,7 +8,9 @@
  * ever applied through descriptors: the tenant can rename anything over a
  * name in the upper at any time.  Data moves by reflink (FICLONE) when the filesystem can
  * share extents, else by copy_file_range over the data segments only, so
- * sparse files stay sparse.
+ * sparse files stay sparse; the data, xattrs (overlayfs's private ones
+ * left out), owner, mode and times are copied by the project's one file
+ * copy, common/copy-file.c, which states the xattr error policy.
  *
  * Locking: only the node being copied is locked, so a long copy does not
  * hold up work on other files.  Parents are copied first, outside the lock.
@@ -20,123 +22,32 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/fs.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "copy-file.h"
 #include "cowfs.h"
 
-static bool xattr_copy_optional(const char *name)
+/* overlayfs's private xattrs describe the layer, not the file: never copied. */
+static bool xattr_wanted(const char *name)
 {
-	/* Security labels and other privileged namespaces may be refused by
-	 * the upper filesystem; user data (user.*) and ACLs (system.*) may not. */
-	return strncmp(name, "security.", 9) == 0 || strncmp(name, "trusted.", 8) == 0;
+	return !layer_is_private_xattr(name);
 }
 
-/* Copies xattrs between two paths; `nofollow` selects the l*xattr calls. */
-static int copy_xattrs(const char *src, const char *dst, bool nofollow)
-{
-	ssize_t len = nofollow ? llistxattr(src, NULL, 0) : listxattr(src, NULL, 0);
-	if (len < 0)
-		return errno == ENOTSUP ? 0 : -errno;
-	if (len == 0)
-		return 0;
-	cleanup_free char *names = malloc(len);
-	if (!names)
-		return -ENOMEM;
-	len = nofollow ? llistxattr(src, names, len) : listxattr(src, names, len);
-	if (len < 0)
-		return -errno;
-	for (char *name = names; name < names + len; name += strlen(name) + 1) {
-		if (layer_is_private_xattr(name))
-			continue;
-		ssize_t vlen = nofollow ? lgetxattr(src, name, NULL, 0) : getxattr(src, name, NULL, 0);
-		if (vlen < 0) {
-			if (errno == ENODATA)
-				continue;
-			return -errno;
-		}
-		cleanup_free char *value = malloc(vlen ? vlen : 1);
-		if (!value)
-			return -ENOMEM;
-		vlen = nofollow ? lgetxattr(src, name, value, vlen) : getxattr(src, name, value, vlen);
-		if (vlen < 0)
-			return -errno;
-		int r = nofollow ? lsetxattr(dst, name, value, vlen, 0) : setxattr(dst, name, value, vlen, 0);
-		if (r < 0 && !(xattr_copy_optional(name) && (errno == EPERM || errno == ENOTSUP)))
-			return -errno;
-	}
-	return 0;
-}
+/* copy_up() recurses once per ancestor not yet copied on a worker thread's
+ * 256 KiB stack (cowfs-loop.c): the per-type copiers stay out of line, so
+ * their buffers (a PATH_MAX symlink target) are not in every frame. */
+#define COPY_UP_OUT_OF_LINE __attribute__((noinline))
 
-/* Copies [0, size) of src to dst, skipping holes. */
-static int copy_data(int src, int dst, off_t size)
-{
-	if (ioctl(dst, FICLONE, src) == 0)
-		return 0;
-
-	off_t data = 0;
-	while (data < size) {
-		data = lseek(src, data, SEEK_DATA);
-		if (data < 0) {
-			if (errno == ENXIO)
-				break; /* only a hole remains */
-			return -errno;
-		}
-		off_t hole = lseek(src, data, SEEK_HOLE);
-		if (hole < 0)
-			return -errno;
-		off_t in = data, out = data;
-		while (in < hole) {
-			ssize_t n = copy_file_range(src, &in, dst, &out, hole - in, 0);
-			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
-				/* Different filesystems on old kernels: plain copy. */
-				char buf[1 << 16];
-				ssize_t r = pread(src, buf, sizeof(buf) < (size_t)(hole - in) ? sizeof(buf) : (size_t)(hole - in), in);
-				if (r < 0)
-					return -errno;
-				if (r == 0)
-					break;
-				if (pwrite(dst, buf, r, out) != r)
-					return errno ? -errno : -EIO;
-				in += r;
-				out += r;
-				continue;
-			}
-			if (n < 0)
-				return -errno;
-			if (n == 0)
-				break; /* file shrank under us: the lower is read-only, so no */
-		}
-		data = hole;
-	}
-	return 0;
-}
-
-/* Owner, mode, timestamps of `st` onto an open regular file or directory. */
-static int apply_attrs_fd(int fd, const struct stat *st, bool chmod_after)
-{
-	if (fchown(fd, st->st_uid, st->st_gid) < 0)
-		return -errno;
-	if (chmod_after && fchmod(fd, st->st_mode & 07777) < 0)
-		return -errno;
-	struct timespec ts[2] = { st->st_atim, st->st_mtim };
-	if (futimens(fd, ts) < 0)
-		return -errno;
-	return 0;
-}
-
-static int copy_up_regular(struct cowfs *fs, struct cowfs_node *n, int pfd, const char *name,
+static COPY_UP_OUT_OF_LINE int copy_up_regular(struct cowfs *fs, struct cowfs_node *n, int pfd, const char *name,
 			   const struct stat *st, int flags, bool anonymous, int *ret_fd)
 {
-	char src_path[64], dst_path[64];
+	char dst_path[64];
 	cleanup_close int src = reopen_fd(fs, node_fd(n), O_RDONLY);
 	if (src < 0)
 		return src;
@@ -145,23 +56,12 @@ static int copy_up_regular(struct cowfs *fs, struct cowfs_node *n, int pfd, cons
 	if (dst < 0)
 		return -errno;
 
-	if (!(flags & COPY_UP_NO_DATA)) {
-		int r = copy_data(src, dst, st->st_size);
-		if (r < 0)
-			return r;
-		if (ftruncate(dst, st->st_size) < 0)
-			return -errno;
-	}
-	fd_path(src_path, src);
-	fd_path(dst_path, dst);
-	int r = copy_xattrs(src_path, dst_path, false);
-	if (r < 0)
-		return r;
-	r = apply_attrs_fd(dst, st, true);
+	int r = copy_file(src, dst, st, flags & COPY_UP_NO_DATA, xattr_wanted, NULL);
 	if (r < 0)
 		return r;
 	if (fs->sync_copy_up && fsync(dst) < 0)
 		return -errno;
+	fd_path(dst_path, dst);
 
 	if (anonymous) {
 		/* Deleted while open: the copy stays unnamed, like the file. */
@@ -187,23 +87,16 @@ static int copy_up_regular(struct cowfs *fs, struct cowfs_node *n, int pfd, cons
  * in: the tenant, racing renames in the parent, never sees a half-made
  * object, nor can it swap one in for a name-based chmod to follow (a
  * symlink to a host file would have received the copied mode). */
-static int copy_up_dir(struct cowfs *fs, struct cowfs_node *n, struct cowfs_stage *s,
+static COPY_UP_OUT_OF_LINE int copy_up_dir(struct cowfs *fs, struct cowfs_node *n, struct cowfs_stage *s,
 		       const struct stat *st, int *ret_fd)
 {
-	char src_path[64], dst_path[64];
-
 	if (mkdirat(s->dirfd, s->name, 0700) < 0)
 		return -errno;
 	s->built = true;
 	cleanup_close int dst = openat(s->dirfd, s->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dst < 0)
 		return -errno;
-	fd_path(src_path, node_fd(n));
-	fd_path(dst_path, dst);
-	int r = copy_xattrs(src_path, dst_path, false);
-	if (r < 0)
-		return r;
-	r = apply_attrs_fd(dst, st, true);
+	int r = copy_file_meta(node_fd(n), dst, st, xattr_wanted, NULL);
 	if (r < 0)
 		return r;
 	int fd = reopen_fd(fs, dst, O_PATH | O_DIRECTORY);
@@ -227,10 +120,10 @@ static int set_times_fd(struct cowfs_stage *s, int fd, const struct stat *st)
 }
 
 /* Symlinks, fifos, sockets and device nodes. */
-static int copy_up_other(struct cowfs *fs, struct cowfs_node *n, int lower_pfd, const char *name,
+static COPY_UP_OUT_OF_LINE int copy_up_other(struct cowfs *fs, struct cowfs_node *n, int lower_pfd, const char *name,
 			 struct cowfs_stage *s, const struct stat *st, int *ret_fd)
 {
-	char src_path[PATH_MAX], dst_path[PATH_MAX];
+	char dst_path[64];
 	bool link = S_ISLNK(st->st_mode);
 
 	if (link) {
@@ -256,17 +149,13 @@ static int copy_up_other(struct cowfs *fs, struct cowfs_node *n, int lower_pfd, 
 	if (!link && chmod(dst_path, st->st_mode & 07777) < 0)
 		return -errno;
 	int r = 0;
-	if (!link) {
-		fd_path(src_path, node_fd(n));
-		r = copy_xattrs(src_path, dst_path, false);
-	} else if (lower_pfd >= 0) {
+	if (!link)
+		r = copy_xattrs(node_fd(n), fd, xattr_wanted, NULL);
+	else if (lower_pfd >= 0)
 		/* A symlink's xattrs are reached by name through its directory
 		 * (the magic link would be the one acted on): the lower layer
 		 * is read-only, the staged copy out of the tenant's reach. */
-		snprintf(src_path, sizeof(src_path), "/proc/self/fd/%d/%s", lower_pfd, name);
-		snprintf(dst_path, sizeof(dst_path), "/proc/self/fd/%d/%s", s->dirfd, s->name);
-		r = copy_xattrs(src_path, dst_path, true);
-	}
+		r = copy_xattrs_at(lower_pfd, name, s->dirfd, s->name, xattr_wanted, NULL);
 	if (r < 0)
 		return r;
 	r = set_times_fd(s, fd, st);

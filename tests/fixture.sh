@@ -50,6 +50,12 @@ make_posix_fixture() {
 		setfattr -n user.cu -v base-value "cu/$op"
 		touch -d "$t0" "cu/$op"
 	done
+	# A file capability (cap_net_raw+ep), set after the chown that would
+	# clear it: copy-up must keep it.
+	echo 0123456789abcdef >cu/fcaps
+	chown 1234:5678 cu/fcaps
+	chmod 0750 cu/fcaps
+	setfattr -n security.capability -v 0x0100000200200000000000000000000000000000 cu/fcaps
 	mkdir cu/dir
 	chmod 0750 cu/dir
 	chown 1234:5678 cu/dir

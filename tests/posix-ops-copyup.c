@@ -98,6 +98,29 @@ void test_copyup_setxattr(void)
 	cu_check_upper("setxattr", "setxattr");
 }
 
+/* chown clears a file capability: the copy gets its owner first and its
+ * xattrs after, so security.capability survives the copy-up. */
+void test_copyup_fcaps(void)
+{
+	static const unsigned char want[20] = { 0x01, 0x00, 0x00, 0x02, 0x00, 0x20 };
+	const char *p = M("cu/fcaps");
+	unsigned char got[64];
+
+	CHECK(sys(setxattr(p, "user.trigger", "1", 1, 0), "setxattr"),
+	      "copy-up fcaps: set user.trigger");
+	ssize_t n = lgetxattr(U("cu/fcaps"), "security.capability", got, sizeof(got));
+	CHECK((n >= 0 || sys(n, "getxattr security.capability in the upper")) &&
+	      long_is(n, sizeof(want), "security.capability length") &&
+	      (memcmp(got, want, sizeof(want)) == 0 || fail("security.capability differs")),
+	      "copy-up fcaps: the upper copy keeps its file capability");
+	n = lgetxattr(p, "security.capability", got, sizeof(got));
+	CHECK((n >= 0 || sys(n, "getxattr security.capability")) &&
+	      long_is(n, sizeof(want), "security.capability length") &&
+	      (memcmp(got, want, sizeof(want)) == 0 || fail("security.capability differs")),
+	      "copy-up fcaps: the merged file keeps its file capability");
+	CHECK(owner_is(p, 1234, 5678) && mode_is(p, 0750), "copy-up fcaps: owner and mode kept");
+}
+
 void test_copyup_link(void)
 {
 	const char *p = M("cu/link");

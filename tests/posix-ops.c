@@ -32,6 +32,8 @@
  *                        "0123456789abcdef\n", mode 0640, owner 1234:5678,
  *                        mtime and atime 1000000000.123456789,
  *                        user.cu="base-value"
+ *   cu/fcaps             as cu/ but mode 0750, security.capability
+ *                        cap_net_raw+ep (v2)
  *   cu/dir/              mode 0750, owner 1234:5678, user.cu="base-dir"
  *   sparse/big           100 MiB, all hole
  *   concur/file          65536 '.'
@@ -134,6 +136,7 @@ int main(int argc, char **argv)
 	test_copyup_chown();
 	test_copyup_utimens();
 	test_copyup_setxattr();
+	test_copyup_fcaps();
 	test_copyup_link();
 	test_copyup_rename();
 	test_copyup_dir();

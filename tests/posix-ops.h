@@ -115,6 +115,7 @@ void test_copyup_chmod(void);
 void test_copyup_chown(void);
 void test_copyup_utimens(void);
 void test_copyup_setxattr(void);
+void test_copyup_fcaps(void);
 void test_copyup_link(void);
 void test_copyup_rename(void);
 void test_copyup_dir(void);

@@ -486,6 +486,12 @@ static void test_pure(void)
 	ok(net_subnet_parse("10.88.0.0/31", &sn, &e) == -EINVAL, "/31 rejected: %s", e.msg);
 	ok(net_subnet_parse("fd00::/64", &sn, &e) == -EAFNOSUPPORT, "IPv6 rejected: %s", e.msg);
 	ok(net_subnet_parse("garbage", &sn, &e) == -EINVAL, "garbage rejected: %s", e.msg);
+	ok(net_subnet_parse("10.0.0.0/8", &sn, &e) == 0 && net_subnet_parse("10.0.0.0/30", &sn, &e) == 0,
+	   "/8 and /30 accepted");
+	ok(net_subnet_parse("10.0.0.0/7", &sn, &e) == -EINVAL && strstr(e.msg, "8..30"), "/7 rejected: %s", e.msg);
+	ok(net_subnet_parse("10.0.0.0/016", &sn, &e) == -EINVAL, "a prefix with a leading zero rejected: %s", e.msg);
+	ok(net_subnet_parse("10.0.0.0/", &sn, &e) == -EINVAL && net_subnet_parse("10.0.0.0/1x", &sn, &e) == -EINVAL &&
+	   net_subnet_parse("/16", &sn, &e) == -EINVAL, "empty or junk prefix, empty address rejected");
 
 	char a1[IFNAMSIZ], a2[IFNAMSIZ], b[IFNAMSIZ];
 	net_host_veth_name("web", a1);

@@ -864,6 +864,12 @@ static void test_list_remove(void)
 	r = template_remove(root, "t-dir", &err);
 	ok(r == -EBUSY && strstr(err.msg, "'x'") && exists(P("%s/templates/t-dir/rootfs", root)),
 	   "remove is refused while container x uses the template: %s", err.msg);
+	/* A config that can not be read might name the template: fail closed. */
+	put(P("%s/containers/x/config", root), "name = x\n\x01\x02 damaged\n", 0644, 0, 0);
+	r = template_remove(root, "t-dir", &err);
+	ok(r == -EINVAL && strstr(err.msg, "can not tell whether container 'x' uses template 't-dir'") &&
+	   strstr(err.msg, "x/config:2:") && exists(P("%s/templates/t-dir/rootfs", root)),
+	   "remove is refused while a container's config is damaged: %s", err.msg);
 	unlink(P("%s/containers/x/config", root));
 	r = template_remove(root, "t-dir", &err);
 	char buf[PATH_MAX];

@@ -281,7 +281,7 @@ static int parse_create(const char *cmd, int argc, char **argv, struct container
 	while ((opt = getopt_long(argc, argv, "+h", create_longopts, NULL)) != -1) {
 		if (opt == '?' || opt == ':')
 			return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
-		if (apply_option(opt, optarg, c, name, 65, rm, &err) < 0)
+		if (apply_option(opt, optarg, c, name, CORRAL_NAME_MAX + 1, rm, &err) < 0)
 			return cli_fail(&err);
 	}
 	if (name_positional) {
@@ -289,7 +289,7 @@ static int parse_create(const char *cmd, int argc, char **argv, struct container
 			return cli_usage_error(cmd, "no container name given");
 		if (name_validate("container", argv[optind], &err) < 0)
 			return cli_fail(&err);
-		snprintf(name, 65, "%s", argv[optind++]);
+		snprintf(name, CORRAL_NAME_MAX + 1, "%s", argv[optind++]);
 	}
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
@@ -313,7 +313,7 @@ int cmd_create(int argc, char **argv)
 	}
 	struct container_config c;
 	struct corral_error err = { 0 };
-	char name[65] = "";
+	char name[CORRAL_NAME_MAX + 1] = "";
 	bool rm = false;
 	config_init(&c);
 	int r = parse_create("create", argc, argv, &c, name, &rm, true);
@@ -365,7 +365,7 @@ int cmd_run(int argc, char **argv)
 	}
 	struct container_config c;
 	struct corral_error err = { 0 };
-	char name[65];
+	char name[CORRAL_NAME_MAX + 1];
 	bool rm = true;
 	snprintf(name, sizeof(name), "run-%d", (int)getpid());
 	/* Removed when it exits: its state need not survive a crash. */

@@ -239,7 +239,7 @@ int cmd_stats(int argc, char **argv)
 			}
 			continue;
 		}
-		char inst[160];
+		char inst[CORRAL_INSTANCE_NAME_MAX];
 		if (cgroup_open(state_instance_name(names[i], inst, sizeof(inst)), &cg, &err) < 0 ||
 		    cgroup_stats(cg, &cs, &err) < 0) {
 			rc = cli_fail(&err);

@@ -14,6 +14,7 @@
 #include "container-config.h"
 #include "cleanup.h"
 #include "fileio.h"
+#include "kv.h"
 #include "template/template.h"
 
 void config_init(struct container_config *c)
@@ -219,26 +220,6 @@ int config_set_argv(struct container_config *c, int argc, char **argv, struct co
 	return 0;
 }
 
-int config_validate_subnet(const char *s, struct corral_error *err)
-{
-	char addr[48];
-	unsigned prefix;
-	const char *slash = strchr(s, '/');
-	struct in_addr in;
-	if (!slash || (size_t)(slash - s) >= sizeof(addr) || sscanf(slash + 1, "%u", &prefix) != 1 ||
-	    strspn(slash + 1, "0123456789") != strlen(slash + 1))
-		return err_plain(err, EINVAL, "invalid subnet '%s': expected an IPv4 CIDR like 10.88.0.0/16", s);
-	memcpy(addr, s, slash - s);
-	addr[slash - s] = '\0';
-	if (inet_pton(AF_INET, addr, &in) != 1 || prefix < 8 || prefix > 30)
-		return err_plain(err, EINVAL, "invalid subnet '%s': expected an IPv4 CIDR with a prefix from /8 to /30", s);
-	uint32_t host_mask = prefix == 32 ? 0 : (0xffffffffu >> prefix);
-	if (ntohl(in.s_addr) & host_mask)
-		return err_plain(err, EINVAL, "invalid subnet '%s': host bits are set (did you mean %s with them cleared?)",
-				 s, addr);
-	return 0;
-}
-
 int config_validate(const struct container_config *c, struct corral_error *err)
 {
 	int r = name_validate("container", c->name, err);
@@ -258,7 +239,8 @@ int config_validate(const struct container_config *c, struct corral_error *err)
 		return err_plain(err, EINVAL, "pids limit must be at least 1");
 	if ((r = cgroup_limits_validate(&c->limits, err)) < 0)
 		return r;
-	if (c->net.mode == NET_BRIDGE && (r = config_validate_subnet(c->net.subnet, err)) < 0)
+	struct net_subnet sn;
+	if (c->net.mode == NET_BRIDGE && (r = net_subnet_parse(c->net.subnet, &sn, err)) < 0)
 		return r;
 	if (c->console_size < CONSOLE_LOG_SIZE_MIN || c->console_size > (1ULL << 40))
 		return err_plain(err, EINVAL, "console log size %llu bytes is outside 64K..1T",
@@ -396,92 +378,113 @@ static void unescape(char *s)
 	*w = '\0';
 }
 
-static int parse_i64(const char *path, int line, const char *key, const char *v, int64_t *ret,
-		     struct corral_error *err)
+/* "MAJOR:MINOR RBPS WBPS RIOPS WIOPS", each rate -1 (CGROUP_UNSET) or more. */
+static int parse_io_line(const struct kv_line *kv, struct cgroup_io_limit *io, struct corral_error *err)
 {
-	char *end;
-	errno = 0;
-	long long n = strtoll(v, &end, 10);
-	if (errno || end == v || *end)
-		return err_plain(err, EINVAL, "%s:%d: %s: '%s' is not a number", path, line, key, v);
-	*ret = n;
+	char buf[128], *f[5], *save = NULL;
+	int n = 0;
+	if (kv_str(kv, buf, sizeof(buf), err) < 0)
+		return -EINVAL;
+	for (char *t = strtok_r(buf, " ", &save); t && n < 6; t = strtok_r(NULL, " ", &save))
+		if (n < 5)
+			f[n++] = t;
+		else
+			n++;
+	char *colon = n == 5 ? strchr(f[0], ':') : NULL;
+	if (!colon)
+		goto bad;
+	*colon = '\0';
+	uint64_t major, minor;
+	int64_t v[4];
+	if (parse_u64_max(f[0], UINT32_MAX, &major) < 0 || parse_u64_max(colon + 1, UINT32_MAX, &minor) < 0)
+		goto bad;
+	for (int i = 0; i < 4; i++)
+		if (parse_i64(f[i + 1], &v[i]) < 0 || v[i] < CGROUP_UNSET)
+			goto bad;
+	*io = (struct cgroup_io_limit){ .major = (unsigned)major, .minor = (unsigned)minor, .rbps = v[0],
+					.wbps = v[1], .riops = v[2], .wiops = v[3] };
+	return 0;
+bad:
+	return err_plain(err, EINVAL, "malformed io line '%.200s': expected MAJOR:MINOR RBPS WBPS RIOPS WIOPS",
+			 kv->value);
+}
+
+/* A limit: a number, or -1 (CGROUP_UNSET) for none. */
+static int parse_limit(const struct kv_line *kv, int64_t *ret, struct corral_error *err)
+{
+	int64_t v;
+	int r = kv_i64(kv, &v, err);
+	if (r < 0)
+		return r;
+	if (v < CGROUP_UNSET)
+		return err_plain(err, EINVAL, "%s: '%s' is negative", kv->key, kv->value);
+	*ret = v;
 	return 0;
 }
 
-static int config_apply_line(struct container_config *c, const char *path, int line, const char *key,
-			     char *v, struct corral_error *err)
+static int config_apply_line(const struct kv_line *kv, void *arg, struct corral_error *err)
 {
+	struct container_config *c = arg;
 	struct cgroup_limits *l = &c->limits;
-	int64_t n;
+	const char *key = kv->key;
+	char *v = kv->value;
 	if (!strcmp(key, "name"))
-		snprintf(c->name, sizeof(c->name), "%s", v);
+		return kv_str(kv, c->name, sizeof(c->name), err);
 	else if (!strcmp(key, "template"))
-		snprintf(c->template_name, sizeof(c->template_name), "%s", v);
+		return kv_str(kv, c->template_name, sizeof(c->template_name), err);
 	else if (!strcmp(key, "hostname"))
-		snprintf(c->hostname, sizeof(c->hostname), "%s", v);
+		return kv_str(kv, c->hostname, sizeof(c->hostname), err);
 	else if (!strcmp(key, "arg")) {
 		if (c->argc >= CONFIG_MAX_ARGS)
-			return err_plain(err, E2BIG, "%s:%d: too many arguments", path, line);
+			return err_plain(err, E2BIG, "too many arguments (at most %d)", CONFIG_MAX_ARGS);
 		unescape(v);
 		c->argv[c->argc] = strdup(v);
 		if (!c->argv[c->argc])
-			return err_set(err, ENOMEM, "%s", path);
+			return err_set(err, ENOMEM, "arg");
 		c->argv[++c->argc] = NULL;
 	} else if (!strcmp(key, "memory"))
-		return parse_i64(path, line, key, v, &l->memory_max, err);
+		return parse_limit(kv, &l->memory_max, err);
 	else if (!strcmp(key, "memory_swap"))
-		return parse_i64(path, line, key, v, &l->memory_swap_max, err);
+		return parse_limit(kv, &l->memory_swap_max, err);
 	else if (!strcmp(key, "cpu_quota_us"))
-		return parse_i64(path, line, key, v, &l->cpu_quota_us, err);
+		return parse_limit(kv, &l->cpu_quota_us, err);
 	else if (!strcmp(key, "cpu_period_us"))
-		return parse_i64(path, line, key, v, &l->cpu_period_us, err);
+		return parse_limit(kv, &l->cpu_period_us, err);
 	else if (!strcmp(key, "cpu_weight"))
-		return parse_i64(path, line, key, v, &l->cpu_weight, err);
+		return parse_limit(kv, &l->cpu_weight, err);
 	else if (!strcmp(key, "cpuset_cpus"))
-		snprintf(l->cpuset_cpus, sizeof(l->cpuset_cpus), "%s", v);
+		return kv_str(kv, l->cpuset_cpus, sizeof(l->cpuset_cpus), err);
 	else if (!strcmp(key, "cpuset_mems"))
-		snprintf(l->cpuset_mems, sizeof(l->cpuset_mems), "%s", v);
+		return kv_str(kv, l->cpuset_mems, sizeof(l->cpuset_mems), err);
 	else if (!strcmp(key, "pids"))
-		return parse_i64(path, line, key, v, &l->pids_max, err);
+		return parse_limit(kv, &l->pids_max, err);
 	else if (!strcmp(key, "io")) {
-		struct cgroup_io_limit io;
-		long long a, b, cc, d;
-		if (l->nio >= (int)(sizeof(l->io) / sizeof(l->io[0])) ||
-		    sscanf(v, "%u:%u %lld %lld %lld %lld", &io.major, &io.minor, &a, &b, &cc, &d) != 6)
-			return err_plain(err, EINVAL, "%s:%d: malformed io line '%s'", path, line, v);
-		io.rbps = a;
-		io.wbps = b;
-		io.riops = cc;
-		io.wiops = d;
-		l->io[l->nio++] = io;
-	} else if (!strcmp(key, "disk_bytes")) {
-		if (parse_i64(path, line, key, v, &n, err) < 0 || n < 0)
-			return -EINVAL;
-		c->disk_bytes = (uint64_t)n;
-	} else if (!strcmp(key, "console_size")) {
-		if (parse_i64(path, line, key, v, &n, err) < 0 || n < 0)
-			return -EINVAL;
-		c->console_size = (uint64_t)n;
-	} else if (!strcmp(key, "disk_inodes")) {
-		if (parse_i64(path, line, key, v, &n, err) < 0 || n < 0)
-			return -EINVAL;
-		c->disk_inodes = (uint64_t)n;
-	} else if (!strcmp(key, "network")) {
-		int r = net_mode_parse(v, &c->net.mode, err);
+		if (l->nio >= (int)(sizeof(l->io) / sizeof(l->io[0])))
+			return err_plain(err, E2BIG, "too many io lines");
+		int r = parse_io_line(kv, &l->io[l->nio], err);
 		if (r < 0)
-			return err_wrap(err, "%s:%d", path, line);
-	} else if (!strcmp(key, "bridge"))
-		snprintf(c->net.bridge, sizeof(c->net.bridge), "%s", v);
+			return r;
+		l->nio++;
+	} else if (!strcmp(key, "disk_bytes"))
+		return kv_u64(kv, &c->disk_bytes, err);
+	else if (!strcmp(key, "console_size"))
+		return kv_u64(kv, &c->console_size, err);
+	else if (!strcmp(key, "disk_inodes"))
+		return kv_u64(kv, &c->disk_inodes, err);
+	else if (!strcmp(key, "network"))
+		return net_mode_parse(v, &c->net.mode, err);
+	else if (!strcmp(key, "bridge"))
+		return kv_str(kv, c->net.bridge, sizeof(c->net.bridge), err);
 	else if (!strcmp(key, "subnet"))
-		snprintf(c->net.subnet, sizeof(c->net.subnet), "%s", v);
+		return kv_str(kv, c->net.subnet, sizeof(c->net.subnet), err);
 	else if (!strcmp(key, "nat"))
-		c->net.nat = !strcmp(v, "yes");
+		return kv_bool(kv, &c->net.nat, err);
 	else if (!strcmp(key, "capabilities")) {
 		c->caps = 0;
-		for (char *tok = strtok(v, ","); tok; tok = strtok(NULL, ",")) {
+		for (char *save = NULL, *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 			capmask_t m;
 			if (caps_parse(tok, &m, err) < 0)
-				return err_wrap(err, "%s:%d", path, line);
+				return -EINVAL;
 			c->caps |= m;
 		}
 	} else if (!strcmp(key, "seccomp")) {
@@ -490,56 +493,54 @@ static int config_apply_line(struct container_config *c, const char *path, int l
 		else if (!strcmp(v, "unconfined"))
 			c->seccomp = SECCOMP_UNCONFINED;
 		else
-			return err_plain(err, EINVAL, "%s:%d: seccomp must be default or unconfined", path, line);
+			return err_plain(err, EINVAL, "seccomp must be default or unconfined");
 	} else if (!strcmp(key, "userns"))
-		c->userns = !strcmp(v, "yes");
+		return kv_bool(kv, &c->userns, err);
 	else if (!strcmp(key, "userns_range")) {
-		if (sscanf(v, "%u:%u", &c->userns_base, &c->userns_size) != 2)
-			return err_plain(err, EINVAL, "%s:%d: userns_range must be BASE:SIZE", path, line);
+		char *colon = strchr(v, ':');
+		uint64_t base, size;
+		if (!colon)
+			return err_plain(err, EINVAL, "userns_range must be BASE:SIZE");
+		*colon = '\0';
+		if (parse_u64_max(v, UINT32_MAX, &base) < 0 || parse_u64_max(colon + 1, UINT32_MAX, &size) < 0) {
+			*colon = ':';
+			return err_plain(err, EINVAL, "userns_range '%s' must be BASE:SIZE, two numbers up to 4294967295", v);
+		}
+		c->userns_base = (uint32_t)base;
+		c->userns_size = (uint32_t)size;
 	} else if (!strcmp(key, "mount")) {
 		if (c->nmounts >= CONFIG_MAX_MOUNTS)
-			return err_plain(err, E2BIG, "%s:%d: too many mounts", path, line);
+			return err_plain(err, E2BIG, "too many mounts (at most %d)", CONFIG_MAX_MOUNTS);
 		struct bind_mount *m = &c->mounts[c->nmounts];
 		char *a = v, *b = strchr(a, ':'), *o = b ? strchr(b + 1, ':') : NULL;
-		if (!b || !o)
-			return err_plain(err, EINVAL, "%s:%d: malformed mount '%s'", path, line, v);
+		if (!b || !o || (strcmp(o + 1, "ro") && strcmp(o + 1, "rw")))
+			return err_plain(err, EINVAL, "malformed mount '%s': expected SOURCE:TARGET:ro|rw", v);
 		*b++ = '\0';
 		*o++ = '\0';
+		if (strlen(a) >= sizeof(m->source) || strlen(b) >= sizeof(m->target))
+			return err_plain(err, ENAMETOOLONG, "mount path too long");
 		snprintf(m->source, sizeof(m->source), "%s", a);
 		snprintf(m->target, sizeof(m->target), "%s", b);
 		m->readonly = !strcmp(o, "ro");
 		c->nmounts++;
 	} else
-		return err_plain(err, EINVAL, "%s:%d: unknown key '%s'", path, line, key);
+		return err_plain(err, EINVAL, "unknown key '%s'", key);
 	return 0;
 }
 
 int config_load(const char *path, struct container_config *c, struct corral_error *err)
 {
 	cleanup_free char *text = NULL;
-	int r = file_read_all(path, &text, NULL, err);
+	size_t len;
+	int r = file_read_all(path, &text, &len, err);
 	if (r < 0)
 		return r;
 	config_init(c);
 	c->caps = 0;
-	int line = 0;
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		line++;
-		while (isspace((unsigned char)*l))
-			l++;
-		if (*l == '#' || *l == '\0')
-			continue;
-		char *eq = strstr(l, " = ");
-		if (!eq) {
-			config_release(c);
-			return err_plain(err, EINVAL, "%s:%d: expected 'key = value', got '%s'", path, line, l);
-		}
-		*eq = '\0';
-		r = config_apply_line(c, path, line, l, eq + 3, err);
-		if (r < 0) {
-			config_release(c);
-			return r;
-		}
+	r = kv_parse(text, len, path, config_apply_line, c, err);
+	if (r < 0) {
+		config_release(c);
+		return r;
 	}
 	r = config_validate(c, err);
 	if (r < 0) {

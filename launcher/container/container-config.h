@@ -17,6 +17,7 @@
 #include "error.h"
 #include "net/net.h"
 #include "security/security.h"
+#include "template/template.h"
 
 #define CONFIG_MAX_ARGS 64
 #define CONFIG_MAX_MOUNTS 16
@@ -29,8 +30,8 @@ struct bind_mount {
 };
 
 struct container_config {
-	char name[65];
-	char template_name[65];
+	char name[CORRAL_NAME_MAX + 1];
+	char template_name[CORRAL_NAME_MAX + 1];
 	char hostname[HOSTNAME_MAX_LEN + 1];
 	char *argv[CONFIG_MAX_ARGS + 1]; /* NULL-terminated; owned */
 	int argc;
@@ -65,7 +66,6 @@ int config_parse_mount(const char *s, struct bind_mount *ret, struct corral_erro
 int config_parse_io_limit(const char *what, const char *s, struct cgroup_limits *lim, struct corral_error *err);
 int config_set_argv(struct container_config *c, int argc, char **argv, struct corral_error *err);
 
-int config_validate_subnet(const char *s, struct corral_error *err);
 /* Whole-config checks made by create (names, ranges, combinations). */
 int config_validate(const struct container_config *c, struct corral_error *err);
 

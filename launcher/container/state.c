@@ -16,6 +16,7 @@
 
 #include "cleanup.h"
 #include "fileio.h"
+#include "kv.h"
 #include "state.h"
 
 /* Parsed option: set once by the CLI before any command runs. */
@@ -151,47 +152,70 @@ void state_init(struct container_state *st)
 	snprintf(st->status, sizeof(st->status), "created");
 }
 
+static int start_time(const struct kv_line *kv, unsigned long long *ret, struct corral_error *err)
+{
+	uint64_t v;
+	int r = kv_u64(kv, &v, err);
+	if (r == 0)
+		*ret = v;
+	return r;
+}
+
+static int state_apply_line(const struct kv_line *kv, void *arg, struct corral_error *err)
+{
+	struct container_state *st = arg;
+	const char *key = kv->key;
+	if (!strcmp(key, "init_pid"))
+		return kv_pid(kv, &st->init_pid, err);
+	if (!strcmp(key, "init_start"))
+		return start_time(kv, &st->init_start, err);
+	if (!strcmp(key, "monitor_pid"))
+		return kv_pid(kv, &st->monitor_pid, err);
+	if (!strcmp(key, "monitor_start"))
+		return start_time(kv, &st->monitor_start, err);
+	if (!strcmp(key, "cowfs_pid"))
+		return kv_pid(kv, &st->cowfs_pid, err);
+	if (!strcmp(key, "cowfs_start"))
+		return start_time(kv, &st->cowfs_start, err);
+	if (!strcmp(key, "status")) {
+		if (strcmp(kv->value, "created") && strcmp(kv->value, "running") && strcmp(kv->value, "exited"))
+			return err_plain(err, EINVAL, "status: '%.100s' is not created, running or exited", kv->value);
+		return kv_str(kv, st->status, sizeof(st->status), err);
+	}
+	if (!strcmp(key, "exit_code"))
+		return kv_int(kv, &st->exit_code, err);
+	if (!strcmp(key, "started_at") || !strcmp(key, "finished_at")) {
+		int64_t t;
+		int r = kv_i64(kv, &t, err);
+		if (r == 0)
+			*(key[0] == 's' ? &st->started_at : &st->finished_at) = (time_t)t;
+		return r;
+	}
+	if (!strcmp(key, "address"))
+		return kv_str(kv, st->address, sizeof(st->address), err);
+	return 0;	/* a key a newer corral wrote: the state is a hint */
+}
+
 int state_load(const char *name, struct container_state *st, struct corral_error *err)
 {
 	char path[PATH_MAX];
 	cleanup_free char *text = NULL;
+	size_t len;
 	state_init(st);
 	int r = state_path(path, sizeof(path), name, "state", err);
 	if (r < 0)
 		return r;
-	r = file_read_all(path, &text, NULL, err);
+	r = file_read_all(path, &text, &len, err);
 	if (r == -ENOENT)
 		return 0; /* created, never started */
 	if (r < 0)
 		return r;
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char key[32], val[64];
-		if (sscanf(l, "%31s = %63s", key, val) != 2)
-			continue; /* a torn line can't happen (atomic writes); ignore unknown */
-		if (!strcmp(key, "init_pid"))
-			st->init_pid = atoi(val);
-		else if (!strcmp(key, "init_start"))
-			st->init_start = strtoull(val, NULL, 10);
-		else if (!strcmp(key, "monitor_pid"))
-			st->monitor_pid = atoi(val);
-		else if (!strcmp(key, "monitor_start"))
-			st->monitor_start = strtoull(val, NULL, 10);
-		else if (!strcmp(key, "cowfs_pid"))
-			st->cowfs_pid = atoi(val);
-		else if (!strcmp(key, "cowfs_start"))
-			st->cowfs_start = strtoull(val, NULL, 10);
-		else if (!strcmp(key, "status"))
-			snprintf(st->status, sizeof(st->status), "%.15s", val);
-		else if (!strcmp(key, "exit_code"))
-			st->exit_code = atoi(val);
-		else if (!strcmp(key, "started_at"))
-			st->started_at = strtoll(val, NULL, 10);
-		else if (!strcmp(key, "finished_at"))
-			st->finished_at = strtoll(val, NULL, 10);
-		else if (!strcmp(key, "address"))
-			snprintf(st->address, sizeof(st->address), "%.47s", val);
-	}
-	return 0;
+	/* Written atomically, so never torn: anything malformed is damage,
+	 * refused whole -- no pid read from it is ever signalled. */
+	r = kv_parse(text, len, path, state_apply_line, st, err);
+	if (r < 0)
+		state_init(st);
+	return r;
 }
 
 int state_save(const char *name, const struct container_state *st, struct corral_error *err)

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "template/template.h"
 
 #define STATE_ROOT_DEFAULT "/var/lib/corral"
 
@@ -62,6 +63,8 @@ int state_save(const char *name, const struct container_state *st, struct corral
  * roots may each have a container "web".  For the default root the name
  * is the container's own. */
 const char *state_instance_name(const char *name, char *buf, size_t len);
+/* Bytes for an instance name: a container name, '.', 8 hex digits, NUL. */
+#define CORRAL_INSTANCE_NAME_MAX (CORRAL_NAME_MAX + 1 + 8 + 1)
 /* Where address leases live: one host-wide place, because the bridge is
  * host-wide too. */
 #define STATE_NET_DIR "/run/corral"

@@ -16,23 +16,14 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "net.h"
 
 struct nl_sock;
 
 /* ---- net-lease.c ---- */
 
-/* A parsed IPv4 subnet.  Invariant: network has no host bits set,
- * 8 <= prefix <= 30, so there is at least one address between the
- * gateway (network + 1) and the broadcast address. */
-struct net_subnet {
-	uint32_t network;
-	uint32_t broadcast;
-	uint32_t gateway;
-	unsigned prefix;
-};
+/* net_subnet_parse and struct net_subnet: public, in net.h. */
 
-#define NET_SUBNET_MIN_PREFIX 8
-#define NET_SUBNET_MAX_PREFIX 30
 /* Longest container name accepted here: it must fit the interface alias
  * ("corral:" + name, IFALIASZ = 256) and a lease temp file name. */
 #define NET_NAME_MAX 200
@@ -40,7 +31,6 @@ struct net_subnet {
 #define NET_ALIAS_MAX 256	/* the kernel's IFALIASZ, from <linux/if.h> */
 _Static_assert(sizeof(NET_ALIAS_PREFIX) + NET_NAME_MAX <= NET_ALIAS_MAX, "alias fits IFALIASZ");
 
-int net_subnet_parse(const char *cidr, struct net_subnet *ret, struct corral_error *err);
 /* Formats ip as dotted quad into buf (INET_ADDRSTRLEN bytes). */
 void net_ip_format(uint32_t ip, char *buf);
 

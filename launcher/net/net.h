@@ -19,6 +19,7 @@
 #define CORRAL_NET_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -35,6 +36,24 @@ struct net_config {
 	char gateway[48];
 	char host_veth[16];	/* host side name, e.g. "vc<hash>" */
 };
+
+/* A parsed IPv4 subnet (addresses in host byte order).  Invariant:
+ * network has no host bits set, 8 <= prefix <= 30, so there is at least
+ * one address between the gateway (network + 1) and the broadcast
+ * address. */
+struct net_subnet {
+	uint32_t network;
+	uint32_t broadcast;
+	uint32_t gateway;
+	unsigned prefix;
+};
+
+#define NET_SUBNET_MIN_PREFIX 8
+#define NET_SUBNET_MAX_PREFIX 30
+
+/* The project's one subnet parser ("10.88.0.0/16"): validated at create
+ * (config_validate) and parsed again at start.  err names what is wrong. */
+int net_subnet_parse(const char *cidr, struct net_subnet *ret, struct corral_error *err);
 
 int net_mode_parse(const char *s, enum net_mode *ret, struct corral_error *err);
 const char *net_mode_name(enum net_mode m);

@@ -16,9 +16,8 @@
 #include "cleanup.h"
 #include "security.h"
 
-_Static_assert(CAP_LAST_CAP < 64, "capmask_t holds one bit per capability");
-
-#define CAP_BIT(c) ((capmask_t)1 << (c))
+_Static_assert(CAP_LAST_CAP < CAPMASK_BITS, "capmask_t holds one bit per capability");
+_Static_assert(sizeof(capmask_t) * 8 == CAPMASK_BITS, "CAPMASK_BITS is the width of capmask_t");
 
 static inline void cleanup_cap_freep(cap_t *c)
 {
@@ -35,7 +34,7 @@ static capmask_t caps_known(void)
 {
 	unsigned bits = cap_max_bits();
 
-	if (bits >= 64)
+	if (bits >= CAPMASK_BITS)
 		return ~(capmask_t)0;
 	return CAP_BIT(bits) - 1;
 }
@@ -75,7 +74,7 @@ int caps_parse(const char *name, capmask_t *ret, struct corral_error *err)
 
 	if (cap_from_name(lower, &cap) < 0)
 		return err_plain(err, EINVAL, "unknown capability \"%s\"", name);
-	if (cap < 0 || cap >= 64 || !(caps_known() & CAP_BIT(cap)))
+	if (cap < 0 || cap >= CAPMASK_BITS || !(caps_known() & CAP_BIT(cap)))
 		return err_plain(err, EINVAL, "capability \"%s\" is not supported by the running kernel", name);
 	*ret = CAP_BIT(cap);
 	return 0;
@@ -88,7 +87,7 @@ void caps_format(capmask_t mask, char *buf, size_t len)
 	if (len == 0)
 		return;
 	buf[0] = '\0';
-	for (int cap = 0; cap < 64; cap++) {
+	for (int cap = 0; cap < CAPMASK_BITS; cap++) {
 		if (!(mask & CAP_BIT(cap)))
 			continue;
 		char *name = cap_to_name(cap);
@@ -123,7 +122,7 @@ static int caps_build(capmask_t keep, cap_t *ret, struct corral_error *err)
 	if (!want)
 		return err_set(err, errno, "allocate a capability set");
 
-	for (int cap = 0; cap < 64; cap++) {
+	for (int cap = 0; cap < CAPMASK_BITS; cap++) {
 		cap_flag_value_t have = CAP_CLEAR;
 		cap_value_t v = cap;
 
@@ -152,7 +151,7 @@ int caps_apply(capmask_t keep, struct corral_error *err)
 	 * set below, is what really takes a capability away.  Dropping from
 	 * it needs CAP_SETPCAP in the effective set, which step 4 may
 	 * remove, so it has to happen while we still hold everything. */
-	for (int cap = 0; cap < 64; cap++) {
+	for (int cap = 0; cap < CAPMASK_BITS; cap++) {
 		if (!(known & CAP_BIT(cap)) || (keep & CAP_BIT(cap)))
 			continue;
 		if (cap_drop_bound((cap_value_t)cap) < 0)

@@ -52,7 +52,6 @@
 #define CORRAL_BUILD_ID __DATE__ "_" __TIME__
 #include "security-internal.h"
 
-#define CAP_BIT(c) ((capmask_t)1 << (c))
 /* Capability numbers, spelled out so this file needs no libcap header. */
 enum {
 	CAP_DAC_READ_SEARCH_ = 2,

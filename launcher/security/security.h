@@ -15,6 +15,9 @@
 
 /* A set of capabilities as a bit mask (bit N = capability N). */
 typedef uint64_t capmask_t;
+#define CAPMASK_BITS 64
+/* The mask of capability number c. */
+#define CAP_BIT(c) ((capmask_t)1 << (c))
 
 /* podman's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL
  * NET_BIND_SERVICE SETFCAP SETGID SETPCAP SETUID SYS_CHROOT. */

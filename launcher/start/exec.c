@@ -182,7 +182,7 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 	struct cgroup *cg = NULL;
 	if (r == 0)
 	{
-		char inst[160];
+		char inst[CORRAL_INSTANCE_NAME_MAX];
 		r = cgroup_open(state_instance_name(name, inst, sizeof(inst)), &cg, err);
 	}
 	if (r == 0)

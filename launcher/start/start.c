@@ -42,7 +42,7 @@
  * cowfs child and to the container's child, never found again by name. */
 struct start_ctx {
 	const struct container_config *c;
-	char inst[160];		/* state_instance_name() of c->name */
+	char inst[CORRAL_INSTANCE_NAME_MAX]; /* state_instance_name() of c->name */
 	const char *cowfs;	/* the cowfs binary */
 	struct cgroup *cg;	/* bring_up: from creation to the running init */
 };
@@ -428,7 +428,7 @@ static int teardown(const char *name, const char *inst, struct corral_error *err
 
 int container_teardown(const char *name, struct corral_error *err)
 {
-	char inst[160];
+	char inst[CORRAL_INSTANCE_NAME_MAX];
 	return teardown(name, state_instance_name(name, inst, sizeof(inst)), err);
 }
 

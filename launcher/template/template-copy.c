@@ -10,18 +10,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "copy-file.h"
 #include "fileio.h"
 #include "template-internal.h"
 
@@ -63,112 +61,26 @@ static int fail(struct copy_ctx *c, int code, const char *what)
 	return err_set(c->err, code, "'%s': %s", shown(c), what);
 }
 
-/* l*xattr() on a name below a directory fd, for entries that can not be
- * opened (symlinks, devices, fifos): the /proc/self/fd magic link resolves
- * the directory, and the l* variants keep the last component unfollowed. */
-static void fd_name_path(char *buf, size_t len, int dirfd, const char *name)
+/* A failure of the shared copy, with the entry it happened to in front. */
+static int wrap(struct copy_ctx *c, int r)
 {
-	snprintf(buf, len, "/proc/self/fd/%d/%s", dirfd, name);
+	return r < 0 && c->err ? err_wrap(c->err, "'%s'", shown(c)) : r;
 }
 
-static ssize_t list_xattrs(int fd, const char *path, char **ret)
-{
-	for (int tries = 0; tries < 8; tries++) {
-		ssize_t n = path ? llistxattr(path, NULL, 0) : flistxattr(fd, NULL, 0);
-		if (n < 0)
-			return (errno == ENOTSUP) ? 0 : -errno;
-		if (n == 0)
-			return 0;
-		char *buf = malloc(n);
-		if (!buf)
-			return -ENOMEM;
-		ssize_t m = path ? llistxattr(path, buf, n) : flistxattr(fd, buf, n);
-		if (m >= 0) {
-			*ret = buf;
-			return m;
-		}
-		free(buf);
-		if (errno != ERANGE)
-			return -errno;
-	}
-	return -ERANGE;
-}
-
-static ssize_t get_xattr(int fd, const char *path, const char *name, char **ret)
-{
-	for (int tries = 0; tries < 8; tries++) {
-		ssize_t n = path ? lgetxattr(path, name, NULL, 0) : fgetxattr(fd, name, NULL, 0);
-		if (n < 0)
-			return -errno;
-		char *buf = malloc(n ? n : 1);
-		if (!buf)
-			return -ENOMEM;
-		ssize_t m = path ? lgetxattr(path, name, buf, n) : fgetxattr(fd, name, buf, n);
-		if (m >= 0) {
-			*ret = buf;
-			return m;
-		}
-		free(buf);
-		if (errno != ERANGE)
-			return -errno;
-	}
-	return -ERANGE;
-}
-
-/* Copies every extended attribute.  Either fds (regular files and
- * directories) or /proc paths (everything else) are used on both sides. */
-static int copy_xattrs(struct copy_ctx *c, int src_fd, const char *src_path, int dst_fd, const char *dst_path)
-{
-	cleanup_free char *names = NULL;
-	ssize_t n = list_xattrs(src_fd, src_path, &names);
-	if (n < 0)
-		return fail(c, -n, "list extended attributes");
-	for (ssize_t i = 0; i < n; i += strlen(names + i) + 1) {
-		const char *attr = names + i;
-		cleanup_free char *val = NULL;
-		ssize_t len = get_xattr(src_fd, src_path, attr, &val);
-		if (len == -ENODATA)
-			continue;	/* removed while we looked */
-		if (len < 0)
-			return err_set(c->err, -len, "'%s': read extended attribute %s", shown(c), attr);
-		int r = dst_path ? lsetxattr(dst_path, attr, val, len, 0) : fsetxattr(dst_fd, attr, val, len, 0);
-		if (r < 0) {
-			/* An SELinux label belongs to the host's policy, not to the
-			 * tree; the destination gets its own. */
-			if (!strcmp(attr, "security.selinux"))
-				continue;
-			return err_set(c->err, errno, "'%s': set extended attribute %s", shown(c), attr);
-		}
-	}
-	return 0;
-}
-
-/* Owner first (chown clears set-id bits and file capabilities), then the
- * xattrs, then the mode, then the times (any earlier step may touch ctime
- * only, but the order keeps mtime last by construction). */
+/* Owner, xattrs, mode, times of a regular file or directory
+ * (copy_file_meta says why in that order). */
 static int copy_meta_fd(struct copy_ctx *c, int src_fd, int dst_fd, const struct stat *st)
 {
-	if (fchown(dst_fd, st->st_uid, st->st_gid) < 0)
-		return fail(c, errno, "set owner");
-	int r = copy_xattrs(c, src_fd, NULL, dst_fd, NULL);
-	if (r < 0)
-		return r;
-	if (fchmod(dst_fd, st->st_mode & 07777) < 0)
-		return fail(c, errno, "set mode");
-	struct timespec ts[2] = { st->st_atim, st->st_mtim };
-	if (futimens(dst_fd, ts) < 0)
-		return fail(c, errno, "set times");
-	return 0;
+	return wrap(c, copy_file_meta(src_fd, dst_fd, st, NULL, c->err));
 }
 
+/* The same for entries that can not be opened (symlinks, devices,
+ * fifos), by name below their directories, never followed. */
 static int copy_meta_at(struct copy_ctx *c, int src_dir, int dst_dir, const char *name, const struct stat *st)
 {
-	char sp[64 + NAME_MAX], dp[64 + NAME_MAX];
 	if (fchownat(dst_dir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return fail(c, errno, "set owner");
-	fd_name_path(sp, sizeof(sp), src_dir, name);
-	fd_name_path(dp, sizeof(dp), dst_dir, name);
-	int r = copy_xattrs(c, -1, sp, -1, dp);
+	int r = wrap(c, copy_xattrs_at(src_dir, name, dst_dir, name, NULL, c->err));
 	if (r < 0)
 		return r;
 	/* Symlinks have no mode of their own on Linux. */
@@ -177,105 +89,6 @@ static int copy_meta_at(struct copy_ctx *c, int src_dir, int dst_dir, const char
 	struct timespec ts[2] = { st->st_atim, st->st_mtim };
 	if (utimensat(dst_dir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
 		return fail(c, errno, "set times");
-	return 0;
-}
-
-static int copy_range_plain(int src, int dst, off_t start, off_t end)
-{
-	static const size_t bufsz = 1 << 17;
-	cleanup_free char *buf = malloc(bufsz);
-	if (!buf)
-		return -ENOMEM;
-	off_t off = start;
-	while (end < 0 || off < end) {
-		size_t want = bufsz;
-		if (end >= 0 && (off_t)want > end - off)
-			want = end - off;
-		ssize_t n = pread(src, buf, want, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		for (ssize_t done = 0; done < n;) {
-			ssize_t w = pwrite(dst, buf + done, n - done, off + done);
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				return -errno;
-			}
-			done += w;
-		}
-		off += n;
-	}
-	return 0;
-}
-
-/* Copies [start, end) with copy_file_range where the kernel can, else by
- * hand.  *plain is set once copy_file_range is found not to work here. */
-static int copy_range(int src, int dst, off_t start, off_t end, bool *plain)
-{
-#ifdef HAVE_COPY_FILE_RANGE
-	off_t in = start, out = start;
-	while (!*plain && in < end) {
-		ssize_t n = copy_file_range(src, &in, dst, &out, end - in, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP &&
-			    errno != EBADF)
-				return -errno;
-			*plain = true;
-			break;
-		}
-		if (n == 0)
-			return 0;	/* the file shrank under us */
-	}
-	if (in >= end)
-		return 0;
-	start = in;
-#else
-	*plain = true;
-#endif
-	return copy_range_plain(src, dst, start, end);
-}
-
-/* The data of a regular file, holes kept as holes: a reflink where the
- * filesystem shares extents, else the data segments found with
- * SEEK_DATA/SEEK_HOLE, and a final ftruncate for a trailing hole. */
-static int copy_data(int src, int dst, off_t size)
-{
-	if (size == 0)
-		return 0;
-	if (ioctl(dst, FICLONE, src) == 0)
-		return 0;
-	bool plain = false;
-	off_t off = 0;
-	while (off < size) {
-		off_t data = lseek(src, off, SEEK_DATA);
-		if (data < 0) {
-			if (errno == ENXIO)
-				break;	/* only a hole is left */
-			/* No hole support here: copy the rest in full. */
-			int r = copy_range(src, dst, off, size, &plain);
-			if (r < 0)
-				return r;
-			break;
-		}
-		off_t hole = lseek(src, data, SEEK_HOLE);
-		if (hole < 0)
-			return -errno;
-		if (hole > size)
-			hole = size;
-		int r = copy_range(src, dst, data, hole, &plain);
-		if (r < 0)
-			return r;
-		off = hole;
-	}
-	if (ftruncate(dst, size) < 0)
-		return -errno;
 	return 0;
 }
 
@@ -296,10 +109,7 @@ static int copy_regular(struct copy_ctx *c, int src_dir, int dst_dir, const char
 	cleanup_close int d = openat(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (d < 0)
 		return fail(c, errno, "create");
-	int r = copy_data(s, d, now.st_size);
-	if (r < 0)
-		return fail(c, -r, "copy data");
-	return copy_meta_fd(c, s, d, &now);
+	return wrap(c, copy_file(s, d, &now, false, NULL, c->err));
 }
 
 static int copy_symlink(struct copy_ctx *c, int src_dir, int dst_dir, const char *name, const struct stat *st)

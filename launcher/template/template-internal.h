@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "template.h"
 
 #define TMPL_ROOTFS "rootfs"
 #define TMPL_CONF "template.conf"
@@ -24,7 +25,7 @@ struct tmpl_build {
 	int templates_fd;	/* <root>/templates */
 	int dir_fd;		/* the temporary directory; flock()ed while we build */
 	char tmp_name[96];	/* its name inside <root>/templates */
-	char name[65];		/* the template being made */
+	char name[CORRAL_NAME_MAX + 1];	/* the template being made */
 	char path[PATH_MAX];	/* absolute path of the temporary directory */
 	char rootfs[PATH_MAX];	/* absolute path of <tmp>/rootfs (not yet created) */
 };

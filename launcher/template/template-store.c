@@ -22,10 +22,10 @@
 
 #include "cleanup.h"
 #include "fileio.h"
+#include "kv.h"
 #include "template-internal.h"
 #include "template.h"
 
-#define NAME_MAX_LEN 64
 /* A stale temporary directory is only swept once it is this old, which
  * covers the moment between mkdtemp() and flock() of a live build. */
 #define STALE_SECONDS 60
@@ -58,14 +58,16 @@ static void name_shown(const char *name, char *buf, size_t len)
 
 int name_validate(const char *kind, const char *name, struct corral_error *err)
 {
-	static const char rule[] =
-		"names are 1 to 64 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit";
+	char rule[128];
+	snprintf(rule, sizeof(rule),
+		 "names are 1 to %d characters from A-Z a-z 0-9 _ . -, starting with a letter or digit",
+		 CORRAL_NAME_MAX);
 	char shown[128];
 	if (!name || !*name)
 		return err_plain(err, EINVAL, "%s name is empty: %s", kind, rule);
 	name_shown(name, shown, sizeof(shown));
 	size_t len = strlen(name);
-	if (len > NAME_MAX_LEN)
+	if (len > CORRAL_NAME_MAX)
 		return err_plain(err, EINVAL, "invalid %s name '%s': %zu characters is too long; %s", kind, shown,
 				 len, rule);
 	for (size_t i = 0; i < len; i++)
@@ -109,34 +111,6 @@ static int read_small(int dirfd, const char *name, char *buf, size_t len)
 		got += n;
 	}
 	buf[got] = '\0';
-	return 0;
-}
-
-static char *trim(char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	char *end = s + strlen(s);
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-		*--end = '\0';
-	return s;
-}
-
-/* Calls fn(key, value, data) for each "key = value" line of text;
- * blank lines and '#' comments are skipped.  Stops when fn returns != 0. */
-static int parse_conf(char *text, int (*fn)(const char *, const char *, void *), void *data)
-{
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *eq = strchr(line, '=');
-		char *k = trim(line);
-		if (!*k || *k == '#' || !eq)
-			continue;
-		*eq = '\0';
-		int r = fn(trim(k), trim(eq + 1), data);
-		if (r)
-			return r;
-	}
 	return 0;
 }
 
@@ -320,15 +294,18 @@ struct uses {
 	bool found;
 };
 
-static int find_template_key(const char *k, const char *v, void *data)
+static int find_template_key(const struct kv_line *kv, void *data, struct corral_error *err)
 {
 	struct uses *u = data;
-	if (!strcmp(k, "template") && !strcmp(v, u->name))
+	(void)err;
+	if (!strcmp(kv->key, "template") && !strcmp(kv->value, u->name))
 		u->found = true;
-	return u->found;
+	return 0;
 }
 
-/* Name of the first container whose config names the template, into who. */
+/* Name of the first container whose config names the template, into who.
+ * A config that can not be read whole is an error: the template might be
+ * its, and removing it would break the container. */
 static int template_in_use(const char *root, const char *name, char *who, size_t len, struct corral_error *err)
 {
 	char path[PATH_MAX];
@@ -336,10 +313,6 @@ static int template_in_use(const char *root, const char *name, char *who, size_t
 	cleanup_dir DIR *d = opendir(path);
 	if (!d)
 		return errno == ENOENT ? 0 : err_set(err, errno, "open %s", path);
-	const size_t text_len = 64 * 1024;
-	cleanup_free char *text = malloc(text_len);
-	if (!text)
-		return err_set(err, ENOMEM, "read container configs");
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
@@ -347,10 +320,20 @@ static int template_in_use(const char *root, const char *name, char *who, size_t
 		cleanup_close int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (cfd < 0)
 			continue;
-		if (read_small(cfd, "config", text, text_len) < 0)
-			continue;
+		cleanup_close int fd = openat(cfd, "config", O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+		if (fd < 0)
+			continue;	/* not a container (yet) */
+		char what[PATH_MAX + NAME_MAX + 16];
+		snprintf(what, sizeof(what), "%s/%s/config", path, de->d_name);
+		cleanup_free char *text = NULL;
+		size_t text_len;
 		struct uses u = { .name = name };
-		parse_conf(text, find_template_key, &u);
+		int r = fd_read_all(fd, what, &text, &text_len, err);
+		if (r == 0)
+			r = kv_parse(text, text_len, what, find_template_key, &u, err);
+		if (r < 0)
+			return err_wrap(err, "can not tell whether container '%s' uses template '%s'", de->d_name,
+					name);
 		if (u.found) {
 			snprintf(who, len, "%s", de->d_name);
 			return 1;
@@ -399,9 +382,11 @@ int template_remove(const char *root, const char *name, struct corral_error *err
 	return 0;
 }
 
-static int fill_info(const char *k, const char *v, void *data)
+static int fill_info(const struct kv_line *kv, void *data, struct corral_error *err)
 {
 	struct template_info *ti = data;
+	const char *k = kv->key, *v = kv->value;
+	(void)err;
 	if (!strcmp(k, "kind"))
 		snprintf(ti->kind, sizeof(ti->kind), "%s", v);
 	else if (!strcmp(k, "source"))
@@ -453,10 +438,11 @@ int template_list(const char *root, struct template_info **ret, size_t *count, s
 		}
 		struct template_info *ti = &list[n++];
 		memset(ti, 0, sizeof(*ti));
-		snprintf(ti->name, sizeof(ti->name), "%.64s", de->d_name);
+		snprintf(ti->name, sizeof(ti->name), "%.*s", CORRAL_NAME_MAX, de->d_name);
+		/* Best effort: a damaged template.conf only leaves fields empty. */
 		char text[4096];
 		if (read_small(fd, TMPL_CONF, text, sizeof(text)) == 0)
-			parse_conf(text, fill_info, ti);
+			kv_parse(text, strlen(text), TMPL_CONF, fill_info, ti, NULL);
 	}
 	if (n)
 		qsort(list, n, sizeof(*list), info_cmp);

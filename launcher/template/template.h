@@ -20,6 +20,11 @@
 
 #define TEMPLATE_DEFAULT "default"
 
+/* The longest template or container name, in characters (buffers hold
+ * CORRAL_NAME_MAX + 1 bytes).  Container names also name host-wide
+ * resources (state.h: state_instance_name). */
+#define CORRAL_NAME_MAX 64
+
 /* Valid template/container names: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}, no "..". */
 int name_validate(const char *kind, const char *name, struct corral_error *err);
 
@@ -39,7 +44,7 @@ int template_rootfs(const char *root, const char *name, char *buf, size_t len, s
 int template_remove(const char *root, const char *name, struct corral_error *err);
 
 struct template_info {
-	char name[65];
+	char name[CORRAL_NAME_MAX + 1];
 	char kind[32];
 	char source[512];
 	char created[32];
