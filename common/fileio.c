@@ -113,13 +113,13 @@ int file_read_all(const char *path, char **ret, size_t *ret_len, struct corral_e
 
 DIR *dir_stream_at(int dirfd)
 {
-	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	if (dup < 0)
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
 		return NULL;
-	DIR *d = fdopendir(dup);
+	DIR *d = fdopendir(fd);
 	if (!d) {
 		int e = errno;
-		close(dup);
+		close(fd);
 		errno = e;
 	}
 	return d;
@@ -211,15 +211,9 @@ static int clear_until_subdir(int fd, uint64_t mnt_id, int *ret_fd, struct walk_
 {
 	/* A new open file description, so listing starts at the beginning
 	 * each time the walk comes back to this directory. */
-	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	cleanup_dir DIR *d = dir_stream_at(fd);
+	if (!d)
 		return -errno;
-	cleanup_dir DIR *d = fdopendir(dfd);
-	if (!d) {
-		int e = errno;
-		close(dfd);
-		return -e;
-	}
 	for (;;) {
 		errno = 0;
 		struct dirent *de = readdir(d);
@@ -410,13 +404,9 @@ void tree_usage(int fd, int64_t *bytes, int64_t *inodes)
 	struct ino_set linked = { 0 };
 	int cur = fd;
 	for (;;) {
-		int dfd = openat(cur, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-		if (!d) {
-			if (dfd >= 0)
-				close(dfd);
+		DIR *d = dir_stream_at(cur);
+		if (!d)
 			break;
-		}
 		if (stack[depth].pos)
 			seekdir(d, stack[depth].pos);
 		int sub = -1;

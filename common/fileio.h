@@ -25,8 +25,9 @@ void fileio_set_durable(bool durable);
  * caller frees.  `what` names it in errors. */
 int file_read_all(const char *path, char **ret, size_t *ret_len, struct corral_error *err);
 int fd_read_all(int fd, const char *what, char **ret, size_t *ret_len, struct corral_error *err);
-/* A directory stream on a duplicate of dirfd (which stays the caller's);
- * NULL with errno set on failure. */
+/* A directory stream on dirfd's directory (which stays the caller's),
+ * through a new open of "." -- its own offset, and it works for an O_PATH
+ * descriptor too; NULL with errno set on failure. */
 DIR *dir_stream_at(int dirfd);
 /* mkdir -p with `mode` for the created components. */
 int mkdir_p(const char *path, int mode, struct corral_error *err);

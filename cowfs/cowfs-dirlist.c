@@ -15,6 +15,7 @@
 
 #include "cleanup.h"
 #include "cowfs.h"
+#include "fileio.h"
 
 /* Open-addressing set of names -> entry index (or HIDDEN for whiteouts). */
 #define HIDDEN ((size_t)-1)
@@ -121,14 +122,9 @@ static bool upper_subdir_is_opaque(struct cowfs *fs, int upper_dfd, const char *
 static int merge_layer(struct cowfs *fs, int layer, int layer_fd, struct cowfs_dirlist *l,
 		       struct nameset *seen, int upper_dfd)
 {
-	cleanup_close int dfd = openat(layer_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	cleanup_dir DIR *dir = dir_stream_at(layer_fd);
+	if (!dir)
 		return -errno;
-	DIR *d = fdopendir(dfd);
-	if (!d)
-		return -errno;
-	dfd = -1; /* owned by d now */
-	cleanup_dir DIR *dir = d;
 	struct dirent *de;
 
 	for (;;) {
@@ -240,14 +236,9 @@ int dirlist_check_empty(struct cowfs *fs, struct cowfs_node *dir)
 
 int dirlist_purge_upper_whiteouts(struct cowfs *fs, int upper_dirfd)
 {
-	cleanup_close int dfd = openat(upper_dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	cleanup_dir DIR *dir = dir_stream_at(upper_dirfd);
+	if (!dir)
 		return -errno;
-	DIR *d = fdopendir(dfd);
-	if (!d)
-		return -errno;
-	dfd = -1;
-	cleanup_dir DIR *dir = d;
 	struct dirent *de;
 	while ((de = readdir(dir))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)

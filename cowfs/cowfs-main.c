@@ -113,12 +113,10 @@ static bool probe_trusted_xattrs(int upper_fd)
 
 static void clean_work_dir(int work_fd)
 {
-	cleanup_close int dfd = openat(work_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	DIR *d = dir_stream_at(work_fd);
 	struct dirent *de;
 	if (!d)
 		return;
-	dfd = -1;
 	while ((de = readdir(d))) {
 		/* Leftovers of an interrupted operation of an earlier mount:
 		 * objects being built (cowfs-stage.c), a staging directory

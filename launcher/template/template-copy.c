@@ -214,14 +214,9 @@ static int copy_nondir(struct copy_ctx *c, int src_dir, int dst_dir, const char 
 
 static int copy_dir(struct copy_ctx *c, int src_fd, int dst_fd)
 {
-	int dfd = dup(src_fd);
-	if (dfd < 0)
-		return fail(c, errno, "dup");
-	cleanup_dir DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
+	cleanup_dir DIR *d = dir_stream_at(src_fd);
+	if (!d)
 		return fail(c, errno, "read directory");
-	}
 	size_t base = strlen(c->path);
 	for (;;) {
 		errno = 0;

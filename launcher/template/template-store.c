@@ -138,14 +138,9 @@ static int open_templates(const char *root, bool create, struct corral_error *er
 /* Removes what crashed builds and removals left behind. */
 static void sweep_stale(int templates_fd)
 {
-	int dfd = dup(templates_fd);
-	if (dfd < 0)
+	cleanup_dir DIR *d = dir_stream_at(templates_fd);
+	if (!d)
 		return;
-	cleanup_dir DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return;
-	}
 	time_t now = time(NULL);
 	struct dirent *de;
 	while ((de = readdir(d))) {
@@ -411,14 +406,9 @@ int template_list(const char *root, struct template_info **ret, size_t *count, s
 	}
 	if (tfd < 0)
 		return tfd;
-	int dfd = dup(tfd);
-	if (dfd < 0)
+	cleanup_dir DIR *d = dir_stream_at(tfd);
+	if (!d)
 		return err_set(err, errno, "list templates");
-	cleanup_dir DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return err_set(err, errno, "list templates");
-	}
 	cleanup_free struct template_info *list = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;

@@ -213,14 +213,9 @@ static bool nothing_there(int r)
  * write; directories this layer wrote are kept and pruned in turn. */
 static int prune(struct layer *l, int fd, char *path, size_t plen)
 {
-	int dfd = dup(fd);
-	if (dfd < 0)
+	cleanup_dir DIR *d = dir_stream_at(fd);
+	if (!d)
 		return -errno;
-	cleanup_dir DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
 	for (;;) {
 		errno = 0;
 		struct dirent *de = readdir(d);
