@@ -34,7 +34,7 @@
  *
  * OPs: keyctl, add_key, bpf, unshare-user, unshare-mnt, unshare-net, mount,
  * finit_module, init_module, mknod-blk PATH, clone3, open-read PATH,
- * open-write PATH, ptrace PID, tty DEV:RDEV. */
+ * open-write PATH, ptrace PID, setgroups GID, tty DEV:RDEV. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <grp.h>
@@ -210,6 +210,10 @@ int main(int argc, char **argv)
 		return report(open(arg, O_RDONLY | O_CLOEXEC));
 	if (!strcmp(op, "open-write"))
 		return report(open(arg, O_WRONLY | O_CLOEXEC));
+	if (!strcmp(op, "setgroups")) {
+		gid_t g = (gid_t)atoi(arg);
+		return report(setgroups(1, &g));
+	}
 	if (!strcmp(op, "ptrace"))
 		return report(ptrace(PTRACE_ATTACH, (pid_t)atoi(arg), 0, 0));
 	if (!strcmp(op, "exec-as") && argc > 3) {

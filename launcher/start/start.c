@@ -239,11 +239,13 @@ static int write_id_map(pid_t pid, const char *file, uint32_t base, uint32_t siz
 
 static int setup_user_ns(pid_t pid, const struct container_config *c, struct corral_error *err)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
-	cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "deny", 4) != 4)
-		return err_set(err, errno, "write %s", path);
+	/* setgroups stays allowed (the kernel's default when the maps are
+	 * written by a process with CAP_SETGID over the parent namespace, as
+	 * here): programs that drop privileges inside -- apt's _apt sandbox,
+	 * su, sshd -- set their supplementary groups and fail without it.
+	 * "deny" is for maps written without privilege, where dropping a group
+	 * could escape a group-based denial; here every id of the namespace
+	 * is the container's own range, as with LXC and podman. */
 	int r = write_id_map(pid, "uid_map", c->userns_base, c->userns_size, err);
 	if (r == 0)
 		r = write_id_map(pid, "gid_map", c->userns_base, c->userns_size, err);
