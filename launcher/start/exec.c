@@ -231,8 +231,9 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 	enum child_verdict v;
 	r = child_wait_verdict(&ch, &v, err);
 	if (master >= 0) {
+		cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, ch.pid, 0);
 		if (r == 0)
-			pty_proxy(master);
+			pty_proxy(master, pidfd);
 		close(master);
 	} else if (pty_relay_active(&relay) && r == 0) {
 		cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, ch.pid, 0);

@@ -115,7 +115,7 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-void pty_proxy(int master)
+void pty_proxy(int master, int pidfd)
 {
 	struct termios saved, raw;
 	bool is_tty = isatty(0) && tcgetattr(0, &saved) == 0;
@@ -130,19 +130,34 @@ void pty_proxy(int master)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGWINCH, &sa, &old_sa);
 
-	struct pollfd fds[2] = { { .fd = 0, .events = POLLIN }, { .fd = master, .events = POLLIN } };
+	struct pollfd fds[3] = { { .fd = 0, .events = POLLIN }, { .fd = master, .events = POLLIN },
+				 { .fd = pidfd, .events = POLLIN } };
 	char buf[16384];
+	/* Once the process exits: the end comes with the slave's last close
+	 * (EIO) or, if a process it left behind still holds the slave, after
+	 * a quiet spell -- what the process wrote reaches the master through
+	 * the kernel's flip buffer a moment after it is gone. */
+	int timeout = -1, quiet = 0;
 	for (;;) {
 		if (winch_pending && is_tty) {
 			winch_pending = 0;
 			copy_winsize(0, master);
 		}
-		if (poll(fds, 2, -1) < 0) {
+		int n_ready = poll(fds, 3, timeout);
+		if (n_ready < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (n_ready == 0 && ++quiet >= 10)
+			break;
+		if (fds[2].revents & POLLIN) {
+			fds[2].fd = -1;
+			fds[0].fd = -1; /* nobody left to read our input */
+			timeout = 50;
+		}
 		if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			quiet = 0;
 			ssize_t n = read(master, buf, sizeof(buf));
 			if (n <= 0) {
 				if (n < 0 && errno == EINTR)

@@ -646,7 +646,8 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 			pty_forward_signals(sp.pid);
 			int code = 0;
 			if (sp.console >= 0) {
-				pty_proxy(sp.console);
+				cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, sp.pid, 0);
+				pty_proxy(sp.console, pidfd);
 				close(sp.console);
 			} else if (pty_relay_active(&relay)) {
 				cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, sp.pid, 0);
