@@ -375,7 +375,11 @@ int cmd_run(int argc, char **argv)
 	if (r == 0 && create_container(&c, &err) < 0)
 		r = cli_fail(&err);
 	if (r == 0) {
-		struct start_options so = { .foreground = true, .tty = isatty(0), .cowfs = cli_cowfs() };
+		/* A pty only with stdin and stdout on a terminal: output into a
+		 * file or pipe is data, which a pty would alter (\n -> \r\n,
+		 * the echo of what is typed). */
+		struct start_options so = { .foreground = true, .tty = isatty(0) && isatty(1),
+					    .cowfs = cli_cowfs() };
 		int code = 0;
 		if (container_start(name, &so, &code, &err) < 0)
 			r = cli_fail(&err);

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <linux/close_range.h>
 #include <sched.h>
@@ -83,6 +84,11 @@ static void exec_child(int verdict_fd, const struct container_config *c, char **
 
 	if (c->userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
 		err_set(cerr, errno, "become root in the user namespace");
+		return;
+	}
+	/* Host groups of the caller stay out, as for the init (start.c). */
+	if (setgroups(0, NULL) < 0) {
+		err_set(cerr, errno, "drop the caller's supplementary groups");
 		return;
 	}
 	if (chdir("/") < 0) {
@@ -231,8 +237,9 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 	enum child_verdict v;
 	r = child_wait_verdict(&ch, &v, err);
 	if (master >= 0) {
+		cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, ch.pid, 0);
 		if (r == 0)
-			pty_proxy(master);
+			pty_proxy(master, pidfd);
 		close(master);
 	} else if (pty_relay_active(&relay) && r == 0) {
 		cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, ch.pid, 0);

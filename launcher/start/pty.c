@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pty.h"
@@ -115,7 +116,7 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-void pty_proxy(int master)
+void pty_proxy(int master, int pidfd)
 {
 	struct termios saved, raw;
 	bool is_tty = isatty(0) && tcgetattr(0, &saved) == 0;
@@ -130,19 +131,40 @@ void pty_proxy(int master)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGWINCH, &sa, &old_sa);
 
-	struct pollfd fds[2] = { { .fd = 0, .events = POLLIN }, { .fd = master, .events = POLLIN } };
+	struct pollfd fds[3] = { { .fd = 0, .events = POLLIN }, { .fd = master, .events = POLLIN },
+				 { .fd = pidfd, .events = POLLIN } };
 	char buf[16384];
+	/* Once the process exits: the end comes with the slave's last close
+	 * (EIO) or, if a process it left behind still holds the slave, after
+	 * a quiet spell -- what the process wrote reaches the master through
+	 * the kernel's flip buffer a moment after it is gone -- and at the
+	 * latest a second later, however much the leftover keeps writing. */
+	int timeout = -1, quiet = 0;
+	struct timespec exited = { 0 }, now;
 	for (;;) {
 		if (winch_pending && is_tty) {
 			winch_pending = 0;
 			copy_winsize(0, master);
 		}
-		if (poll(fds, 2, -1) < 0) {
+		int n_ready = poll(fds, 3, timeout);
+		if (n_ready < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (n_ready == 0 && ++quiet >= 10)
+			break;
+		if (timeout >= 0 && clock_gettime(CLOCK_MONOTONIC, &now) == 0 &&
+		    (now.tv_sec - exited.tv_sec) * 1000 + (now.tv_nsec - exited.tv_nsec) / 1000000 > 1000)
+			break;
+		if (fds[2].revents & POLLIN) {
+			fds[2].fd = -1;
+			fds[0].fd = -1; /* nobody left to read our input */
+			timeout = 50;
+			clock_gettime(CLOCK_MONOTONIC, &exited);
+		}
 		if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			quiet = 0;
 			ssize_t n = read(master, buf, sizeof(buf));
 			if (n <= 0) {
 				if (n < 0 && errno == EINTR)
@@ -237,18 +259,22 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-/* Copies what is in `from` now to `to`, without waiting for more. */
+/* Copies what is in the pipe `from` now to `to`, without waiting for more
+ * and no more than that: a process left behind that keeps writing must
+ * not keep the caller copying for ever. */
 static void drain(int from, int to)
 {
 	char buf[16384];
-	if (from < 0 || fcntl(from, F_SETFL, O_NONBLOCK) < 0)
+	int pending = 0;
+	if (from < 0 || fcntl(from, F_SETFL, O_NONBLOCK) < 0 || ioctl(from, FIONREAD, &pending) < 0)
 		return;
-	for (;;) {
-		ssize_t n = read(from, buf, sizeof(buf));
+	while (pending > 0) {
+		ssize_t n = read(from, buf, (size_t)pending < sizeof(buf) ? (size_t)pending : sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0 || write_all(to, buf, (size_t)n) < 0)
 			return;
+		pending -= (int)n;
 	}
 }
 

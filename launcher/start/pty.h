@@ -18,8 +18,10 @@ int pty_send_fd(int sock, int fd);
 /* Receives one; returns the descriptor or -errno. */
 int pty_recv_fd(int sock);
 /* Copies the caller's terminal (raw mode, window size kept in step) to and
- * from `master` until the container side hangs up. */
-void pty_proxy(int master);
+ * from `master` until the container side hangs up, or until the process
+ * behind `pidfd` (-1: none) has exited and its output is through: processes
+ * it left holding the terminal do not keep the caller waiting. */
+void pty_proxy(int master, int pidfd);
 
 /* Without a pty: each of the caller's stdin, stdout, stderr that is a
  * terminal becomes a pipe relayed by corral, so no descriptor of the

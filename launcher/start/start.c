@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/close_range.h>
@@ -154,6 +155,13 @@ static void child_setup(struct child_args *a)
 			err_set(&err, errno, "become root in the user namespace");
 			child_fail(a->err_fd, &err);
 		}
+	}
+	/* The caller's supplementary groups are host groups: kept, they
+	 * would open host files of those groups (in a bind, say) to the
+	 * container, user namespace or not. */
+	if (setgroups(0, NULL) < 0) {
+		err_set(&err, errno, "drop the caller's supplementary groups");
+		child_fail(a->err_fd, &err);
 	}
 	/* Now inside the container's cgroup: make that the cgroup root. */
 	if (unshare(CLONE_NEWCGROUP) < 0) {
@@ -646,7 +654,8 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 			pty_forward_signals(sp.pid);
 			int code = 0;
 			if (sp.console >= 0) {
-				pty_proxy(sp.console);
+				cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, sp.pid, 0);
+				pty_proxy(sp.console, pidfd);
 				close(sp.console);
 			} else if (pty_relay_active(&relay)) {
 				cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, sp.pid, 0);
