@@ -152,7 +152,7 @@ static int do_setattr(struct cowfs *fs, struct cowfs_node *n, const struct stat 
 		r = fd >= 0 ? ftruncate(fd, attr->st_size) : truncate(path, attr->st_size);
 		r = r < 0 ? -errno : 0;
 		if (r == 0 && counted && layer_stat_fd(node_fd(n), &after) == 0)
-			quota_charge(fs, ((int64_t)after.st_blocks - before.st_blocks) * 512, 0);
+			quota_charge_blocks(fs, n, before.st_blocks, after.st_blocks, 0);
 		if (fs->quota_bytes)
 			pthread_mutex_unlock(&n->lock);
 		if (r < 0)

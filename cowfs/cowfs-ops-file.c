@@ -115,7 +115,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		bool measured = layer_stat_fd(n->fds[layer], &before) == 0;
 		fd = reopen_fd(fs, n->fds[layer], flags);
 		if (fd >= 0 && measured && fstat(fd, &after) == 0)
-			quota_charge(fs, ((int64_t)after.st_blocks - before.st_blocks) * 512, 0);
+			quota_charge_blocks(fs, n, before.st_blocks, after.st_blocks, 0);
 		pthread_mutex_unlock(&n->lock);
 	} else {
 		fd = reopen_fd(fs, n->fds[layer], flags);
@@ -218,7 +218,7 @@ static void quota_end(struct cowfs *fs, int fd, struct quota_op *q)
 	/* If the file cannot be measured, the reservation stands: counting
 	 * too much is corrected at the next mount, too little never. */
 	if (fstat(fd, &after) == 0)
-		quota_charge(fs, ((int64_t)after.st_blocks - q->before.st_blocks) * 512 - q->reserved, 0);
+		quota_charge_blocks(fs, q->node, q->before.st_blocks, after.st_blocks, q->reserved);
 	pthread_mutex_unlock(&q->node->lock);
 }
 

@@ -123,6 +123,22 @@ void quota_unlinked(struct cowfs *fs, struct cowfs_node *n)
 	pthread_mutex_unlock(&n->lock);
 }
 
+/* What the object counts for, of `blocks`: all of them while it has a
+ * name; once its blocks were given back at the unlink, only what it grew
+ * beyond that (shrinking below it gives nothing back a second time). */
+static int64_t counted_bytes(const struct cowfs_node *n, blkcnt_t blocks)
+{
+	int64_t bytes = (int64_t)blocks * 512;
+	if (n->quota_released < 0)
+		return bytes;
+	return bytes > n->quota_released ? bytes - n->quota_released : 0;
+}
+
+void quota_charge_blocks(struct cowfs *fs, struct cowfs_node *n, blkcnt_t before, blkcnt_t after, int64_t reserved)
+{
+	quota_charge(fs, counted_bytes(n, after) - counted_bytes(n, before) - reserved, 0);
+}
+
 void quota_node_freed(struct cowfs *fs, struct cowfs_node *n)
 {
 	if (!fs->quota_bytes && !fs->quota_inodes)
@@ -130,10 +146,9 @@ void quota_node_freed(struct cowfs *fs, struct cowfs_node *n)
 	/* The last reference is gone: nothing else holds n->lock.  An
 	 * unlinked object never released had no name (O_TMPFILE, the copy-up
 	 * of a deleted file): its inode was charged when it was made. */
-	int64_t bytes = unlinked_bytes(n);
-	if (bytes >= 0)
-		quota_charge(fs, -(bytes - (n->quota_released > 0 ? n->quota_released : 0)),
-			     n->quota_released < 0 ? -1 : 0);
+	struct stat st;
+	if (node_layer(n) == 0 && n->fds[0] >= 0 && layer_stat_fd(n->fds[0], &st) == 0 && st.st_nlink == 0)
+		quota_charge(fs, -counted_bytes(n, st.st_blocks), n->quota_released < 0 ? -1 : 0);
 }
 
 void idshift_present(const struct cowfs *fs, struct stat *st)

@@ -297,6 +297,11 @@ int64_t quota_may_allocate(int fd, off_t off, off_t len, blksize_t blksize);
 /* After a name of n was removed: gives back its blocks if that was the
  * last name (the object lives on while open).  Takes n->lock. */
 void quota_unlinked(struct cowfs *fs, struct cowfs_node *n);
+/* Charges the change of n's upper object from `before` to `after` blocks
+ * (less `reserved`, already charged), as counted_bytes() counts it: an
+ * unlinked object whose blocks were given back counts only what it grew
+ * since.  Under n->lock. */
+void quota_charge_blocks(struct cowfs *fs, struct cowfs_node *n, blkcnt_t before, blkcnt_t after, int64_t reserved);
 /* n is being freed: gives back what its unlinked object allocated since
  * (and the inode of one that never had a name). */
 void quota_node_freed(struct cowfs *fs, struct cowfs_node *n);
