@@ -8,8 +8,9 @@
  * the change it made to its object's st_blocks; one that can know its
  * worst case beforehand (a write: the holes it covers) reserves that first
  * and fails with EDQUOT before changing anything.  Blocks of a removed
- * object are given back when its last name goes, and what it allocates
- * afterwards (open but unlinked) when its node is freed.  Inodes count
+ * object are given back when its node is freed, that is after its last
+ * name is gone and its last open file closed, as a disk quota does: an
+ * unlinked file held open is disk in use.  Inodes count
  * names in the upper (whiteouts included).  statfs reports the quota, so
  * `df` inside a container shows its own limit and real usage.
  *
@@ -114,12 +115,14 @@ void quota_unlinked(struct cowfs *fs, struct cowfs_node *n)
 {
 	if (!fs->quota_bytes && !fs->quota_inodes)
 		return;
+	/* The last name is gone, its inode with it; its blocks keep counting
+	 * until the node is freed (the kernel forgets an unlinked inode at
+	 * its last close).  Given back here, a tenant could write a file up
+	 * to the quota, unlink it, hold it open, and do it again: each held
+	 * file would be disk the quota never sees. */
 	pthread_mutex_lock(&n->lock);
-	int64_t bytes = n->quota_released < 0 ? unlinked_bytes(n) : -1;
-	if (bytes >= 0) {
-		quota_charge(fs, -bytes, 0);
-		n->quota_released = bytes;
-	}
+	if (n->quota_released < 0 && unlinked_bytes(n) >= 0)
+		n->quota_released = 0;
 	pthread_mutex_unlock(&n->lock);
 }
 

@@ -98,8 +98,9 @@ struct cowfs_node {
 	_Atomic int layer;	/* topmost layer holding the object */
 	_Atomic bool opaque;	/* directory: lower layers are hidden */
 	_Atomic bool deleted;	/* unlinked: a copy-up must not re-link it */
-	/* With a quota: bytes given back when the upper object lost its last
-	 * name, -1 until then.  Under lock. */
+	/* With a quota: -1 while the upper object has a name; once its last
+	 * name is gone, the bytes already given back (0: its blocks count
+	 * until the node is freed).  Under lock. */
 	int64_t quota_released;
 	int fds[];		/* per layer O_PATH descriptor, -1 if absent */
 };
