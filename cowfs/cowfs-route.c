@@ -28,11 +28,14 @@
  *     descriptor opened before a copy-up must read what is written after
  *     it (tests/posix-ops-io.c, test_stale_fd); the daemon's handle reopens
  *     itself in the upper (cowfs-ops-file.c), a passthrough handle could
- *     not.  The exception: while the inode is in passthrough on its lower
- *     file (it is being executed), the kernel accepts nothing else, so such
- *     an open shares that backing file; a write then waits for it to close
- *     (route_write_begin), and gives ETXTBSY if it stays open past
- *     ROUTE_BUSY_WAIT_MS, as it would while the file runs.
+ *     not.  While the inode is in passthrough on its lower file (an exec
+ *     is opening it) the kernel accepts nothing else: such an open waits
+ *     for the exec's handle to close (the kernel closes it as soon as the
+ *     program is loaded: the program's mappings use the backing file
+ *     itself).  Only if it stays open past ROUTE_BUSY_WAIT_MS does the
+ *     open share that backing file; a write then waits for it to close
+ *     (route_write_begin), and gives ETXTBSY if it stays open that long
+ *     too, as it would while the file runs.
  *
  *   - Limits: a byte quota and write pacing must see every write, read
  *     pacing every read.  With a byte quota or write pacing, upper files go
@@ -104,6 +107,17 @@ enum route_kind route_policy(const struct cowfs *fs, int layer, int flags, bool 
 	return ROUTE_PASSTHROUGH;
 }
 
+static void busy_deadline(struct timespec *t)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += ROUTE_BUSY_WAIT_MS / 1000;
+	t->tv_nsec += (ROUTE_BUSY_WAIT_MS % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
 static unsigned io_stripe(const struct cowfs_node *n)
 {
 	return (unsigned)(((uintptr_t)n >> 6) % COWFS_IO_STRIPES);
@@ -155,6 +169,18 @@ void route_attach(struct cowfs *fs, struct cowfs_node *n, int fd, int layer, int
 	bool pt = false;
 
 	pthread_mutex_lock(&fs->io_lock[s]);
+	/* Only an exec may join a passthrough handle on a lower copy without
+	 * delay: the kernel keeps writers out while it runs.  Anything else
+	 * would block the next write until it closes, so it waits for the
+	 * exec's handle to go first (the kernel closes it once the program
+	 * is loaded: its mappings use the backing file itself). */
+	if (io->pt > 0 && io->pt_layer > 0 && !(flags & COWFS_FMODE_EXEC)) {
+		struct timespec deadline;
+		busy_deadline(&deadline);
+		while (io->pt > 0 && io->pt_layer > 0 &&
+		       pthread_cond_timedwait(&fs->io_cond[s], &fs->io_lock[s], &deadline) != ETIMEDOUT)
+			;
+	}
 	if (io->pt > 0) {
 		/* The kernel takes nothing but this backing file now.  It
 		 * holds this file's data: writes wait until no handle reads a
@@ -236,13 +262,7 @@ int route_write_begin(struct cowfs *fs, struct cowfs_node *n)
 
 	if (!fs->passthrough)
 		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += ROUTE_BUSY_WAIT_MS / 1000;
-	deadline.tv_nsec += (ROUTE_BUSY_WAIT_MS % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	busy_deadline(&deadline);
 	pthread_mutex_lock(&fs->io_lock[s]);
 	while (io->pt > 0 && io->pt_layer > 0) {
 		if (pthread_cond_timedwait(&fs->io_cond[s], &fs->io_lock[s], &deadline) == ETIMEDOUT &&
