@@ -169,7 +169,7 @@ void test_mmap_new(void)
 		map = m == MAP_FAILED ? NULL : m;
 		good = map || fail("mmap: %s", strerror(errno));
 	}
-	if (good) {
+	if (good && map) {
 		memcpy(map + 10, "viamap", 6);
 		other = open(p, O_RDWR | O_CLOEXEC);
 		good = sys(other, "open another fd") && long_is(pread(other, got, 6, 10), 6, "pread") &&
