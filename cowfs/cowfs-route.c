@@ -28,14 +28,13 @@
  *     descriptor opened before a copy-up must read what is written after
  *     it (tests/posix-ops-io.c, test_stale_fd); the daemon's handle reopens
  *     itself in the upper (cowfs-ops-file.c), a passthrough handle could
- *     not.  While the inode is in passthrough on its lower file (an exec
- *     is opening it) the kernel accepts nothing else: such an open waits
- *     for the exec's handle to close (the kernel closes it as soon as the
- *     program is loaded: the program's mappings use the backing file
- *     itself).  Only if it stays open past ROUTE_BUSY_WAIT_MS does the
- *     open share that backing file; a write then waits for it to close
- *     (route_write_begin), and gives ETXTBSY if it stays open that long
- *     too, as it would while the file runs.
+ *     not.  While the inode is in passthrough on its lower file (a program
+ *     runs from it: the exec's handle lives as long as the program, the
+ *     interpreter's until it is loaded) the kernel accepts nothing else:
+ *     such an open waits ROUTE_JOIN_WAIT_MS for the release of a program
+ *     that just exited, then shares that backing file.  A write then waits
+ *     for it to close (route_write_begin), and gives ETXTBSY if it stays
+ *     open past ROUTE_BUSY_WAIT_MS, as it would while the program runs.
  *
  *   - Limits: a byte quota and write pacing must see every write, read
  *     pacing every read.  With a byte quota or write pacing, upper files go
@@ -72,9 +71,13 @@ struct fuse_backing_map {
 #include "log.h"
 
 /* How long a write waits for passthrough handles on a lower copy to close:
- * a release on its way takes microseconds, a file held open much longer is
+ * a release on its way takes milliseconds, a file held open much longer is
  * busy. */
 #define ROUTE_BUSY_WAIT_MS 2000
+/* How long another open waits for an exec's handle on a lower copy to close
+ * before sharing it: long enough for the release of a program that just
+ * exited to arrive, short because a running program holds it for its life. */
+#define ROUTE_JOIN_WAIT_MS 200
 
 enum route_kind route_policy(const struct cowfs *fs, int layer, int flags, bool tmpfile, const char **why)
 {
@@ -107,11 +110,11 @@ enum route_kind route_policy(const struct cowfs *fs, int layer, int flags, bool 
 	return ROUTE_PASSTHROUGH;
 }
 
-static void busy_deadline(struct timespec *t)
+static void deadline_in(struct timespec *t, long ms)
 {
 	clock_gettime(CLOCK_MONOTONIC, t);
-	t->tv_sec += ROUTE_BUSY_WAIT_MS / 1000;
-	t->tv_nsec += (ROUTE_BUSY_WAIT_MS % 1000) * 1000000L;
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
 	if (t->tv_nsec >= 1000000000L) {
 		t->tv_sec++;
 		t->tv_nsec -= 1000000000L;
@@ -171,12 +174,11 @@ void route_attach(struct cowfs *fs, struct cowfs_node *n, int fd, int layer, int
 	pthread_mutex_lock(&fs->io_lock[s]);
 	/* Only an exec may join a passthrough handle on a lower copy without
 	 * delay: the kernel keeps writers out while it runs.  Anything else
-	 * would block the next write until it closes, so it waits for the
-	 * exec's handle to go first (the kernel closes it once the program
-	 * is loaded: its mappings use the backing file itself). */
+	 * holds off the next write until it closes, so it first gives the
+	 * release of a program that just exited the time to arrive. */
 	if (io->pt > 0 && io->pt_layer > 0 && !(flags & COWFS_FMODE_EXEC)) {
 		struct timespec deadline;
-		busy_deadline(&deadline);
+		deadline_in(&deadline, ROUTE_JOIN_WAIT_MS);
 		while (io->pt > 0 && io->pt_layer > 0 &&
 		       pthread_cond_timedwait(&fs->io_cond[s], &fs->io_lock[s], &deadline) != ETIMEDOUT)
 			;
@@ -262,7 +264,7 @@ int route_write_begin(struct cowfs *fs, struct cowfs_node *n)
 
 	if (!fs->passthrough)
 		return 0;
-	busy_deadline(&deadline);
+	deadline_in(&deadline, ROUTE_BUSY_WAIT_MS);
 	pthread_mutex_lock(&fs->io_lock[s]);
 	while (io->pt > 0 && io->pt_layer > 0) {
 		if (pthread_cond_timedwait(&fs->io_cond[s], &fs->io_lock[s], &deadline) == ETIMEDOUT &&
