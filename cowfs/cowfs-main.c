@@ -283,12 +283,17 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (fs->passthrough && (conn->capable & FUSE_CAP_PASSTHROUGH)) {
 		conn->want |= FUSE_CAP_PASSTHROUGH;
 		fs->writeback = false; /* the kernel refuses both at once */
-	} else {
+	} else if (fs->passthrough) {
 		fs->passthrough = false;
+		log_debug("FUSE passthrough: not offered by the kernel");
 	}
 #else
+	if (fs->passthrough)
+		log_debug("FUSE passthrough: not in this build (libfuse < 3.17.1)");
 	fs->passthrough = false;
 #endif
+	if (fs->passthrough)
+		log_debug("FUSE passthrough: on");
 	if (fs->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	else
