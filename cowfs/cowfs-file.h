@@ -15,7 +15,8 @@ struct cowfs_file {
 	int open_flags;			/* flags fd was opened with */
 	int stale_fd;			/* replaced lower fd, closed at release */
 	pthread_mutex_t lock;		/* serializes the reopen; a leaf lock */
-	int backing_id;			/* FUSE passthrough id, 0 if none */
+	bool pt;			/* in passthrough (cowfs-route.c): the kernel
+					 * reads and writes the backing file itself */
 };
 
 static inline struct cowfs_file *cowfs_file_of(struct fuse_file_info *fi)
@@ -25,10 +26,12 @@ static inline struct cowfs_file *cowfs_file_of(struct fuse_file_info *fi)
 
 /* Real flags for opening the upper/lower object behind a FUSE open. */
 int cowfs_real_open_flags(struct cowfs *fs, int flags);
-/* Allocates a handle owning fd; stores it in fi and sets caching flags. */
-int cowfs_file_attach(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, int fd, int layer,
-		      int flags, struct fuse_file_info *fi);
-/* Closes and frees a handle the kernel never received. */
+/* Allocates a handle owning fd; stores it in fi and chooses its route
+ * (passthrough or the page cache, cowfs-route.c).  tmpfile: an O_TMPFILE,
+ * whose reply carries no passthrough. */
+int cowfs_file_attach(struct cowfs *fs, struct cowfs_node *n, int fd, int layer, int flags, bool tmpfile,
+		      struct fuse_file_info *fi);
+/* Closes and frees a handle (released, or never received by the kernel). */
 void cowfs_file_drop(struct cowfs *fs, struct cowfs_file *f);
 /* O_TMPFILE in `dir` for a caller (see cowfs-ops-namespace.c). */
 int cowfs_make_tmpfile(struct cowfs *fs, struct cowfs_node *dir, mode_t mode, mode_t umask, uid_t caller_uid,

@@ -29,6 +29,7 @@
 #include "cowfs.h"
 #include "fileio.h"
 #include "cowfs-options.h"
+#include "cowfs-route.h"
 #include "log.h"
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -277,13 +278,22 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
 
 #ifdef HAVE_FUSE_PASSTHROUGH
-	/* Passthrough writes never reach the daemon: no quota could see them. */
-	if ((conn->capable & FUSE_CAP_PASSTHROUGH) && !fs->quota_bytes) {
+	/* fs->passthrough holds the option until here.  Which opens use it
+	 * (limits included) is decided per open: cowfs-route.c. */
+	if (fs->passthrough && (conn->capable & FUSE_CAP_PASSTHROUGH)) {
 		conn->want |= FUSE_CAP_PASSTHROUGH;
-		fs->passthrough = true;
 		fs->writeback = false; /* the kernel refuses both at once */
+	} else if (fs->passthrough) {
+		fs->passthrough = false;
+		log_debug("FUSE passthrough: not offered by the kernel");
 	}
+#else
+	if (fs->passthrough)
+		log_debug("FUSE passthrough: not in this build (libfuse < 3.17.1)");
+	fs->passthrough = false;
 #endif
+	if (fs->passthrough)
+		log_debug("FUSE passthrough: on");
 	if (fs->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	else
@@ -401,6 +411,7 @@ int main(int argc, char **argv)
 		goto out_opts;
 	fs.mountpoint = real_mnt;
 	fs.writeback = opts.writeback;
+	fs.passthrough = opts.passthrough;
 	fs.sync_copy_up = opts.sync_copy_up;
 	fs.acl = opts.acl;
 	fs.entry_timeout = opts.timeout;
@@ -429,6 +440,7 @@ int main(int argc, char **argv)
 		fail("cannot use /proc/self/fd (is /proc mounted?): %s", strerror(errno));
 		goto out_opts;
 	}
+	route_init(&fs);
 	if (node_table_init(&fs) < 0 || origin_map_init(&fs) < 0 || setup_root(&fs) < 0) {
 		fail("cannot set up the node table: out of memory");
 		goto out_opts;

@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "cowfs.h"
 #include "cowfs-file.h"
+#include "cowfs-route.h"
 
 void cowfs_reply_entry(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, const struct stat *st)
 {
@@ -177,8 +178,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct cowfs *fs = cowfs_from_req(req);
 	struct cowfs_node *n = cowfs_node_of(fs, ino);
 	struct stat st;
+	/* A size change is a write (cowfs-route.c): no passthrough handle
+	 * may keep reading a lower copy it makes stale. */
+	bool sizing = to_set & FUSE_SET_ATTR_SIZE;
 
-	int r = do_setattr(fs, n, attr, to_set, fi);
+	int r = sizing ? route_write_begin(fs, n) : 0;
+	if (r == 0) {
+		r = do_setattr(fs, n, attr, to_set, fi);
+		if (sizing)
+			route_write_end(fs, n);
+	}
 	if (r == 0)
 		r = cowfs_node_stat(fs, n, &st);
 	if (r < 0)

@@ -13,12 +13,13 @@
 #include "cleanup.h"
 #include "cowfs.h"
 #include "cowfs-file.h"
+#include "cowfs-route.h"
 
 int cowfs_real_open_flags(struct cowfs *fs, int flags)
 {
 	/* O_NOFOLLOW was applied by the kernel to the name; the real file is
 	 * reopened through a /proc magic link, which it would refuse. */
-	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_NOFOLLOW);
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_NOFOLLOW | COWFS_FMODE_EXEC);
 	if (fs->writeback) {
 		/* The kernel may read pages of a write-only file to fill the
 		 * cache, and it positions appends itself. */
@@ -29,8 +30,8 @@ int cowfs_real_open_flags(struct cowfs *fs, int flags)
 	return flags | O_CLOEXEC;
 }
 
-int cowfs_file_attach(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, int fd, int layer,
-		      int flags, struct fuse_file_info *fi)
+int cowfs_file_attach(struct cowfs *fs, struct cowfs_node *n, int fd, int layer, int flags, bool tmpfile,
+		      struct fuse_file_info *fi)
 {
 	struct cowfs_file *f = calloc(1, sizeof(*f));
 	if (!f)
@@ -39,24 +40,11 @@ int cowfs_file_attach(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, in
 	node_ref(fs, n);
 	atomic_store(&f->fd, fd);
 	atomic_store(&f->layer, layer);
-	f->open_flags = flags;
+	f->open_flags = flags & ~COWFS_FMODE_EXEC;
 	f->stale_fd = -1;
 	pthread_mutex_init(&f->lock, NULL);
 	fi->fh = (uint64_t)(uintptr_t)f;
-	/* Every change to the data goes through this mount: the page cache
-	 * stays valid across opens. */
-	fi->keep_cache = 1;
-#ifdef HAVE_FUSE_PASSTHROUGH
-	if (fs->passthrough && req) {
-		int id = fuse_passthrough_open(req, fd);
-		if (id > 0) {
-			f->backing_id = id;
-			fi->backing_id = id;
-		}
-	}
-#else
-	(void)req;
-#endif
+	route_attach(fs, n, fd, layer, flags, tmpfile, fi, &f->pt);
 	return 0;
 }
 
@@ -97,9 +85,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cowfs *fs = cowfs_from_req(req);
 	struct cowfs_node *n = cowfs_node_of(fs, ino);
+	bool writing = wants_write(fi->flags);
 
-	if (wants_write(fi->flags)) {
-		int r = copy_up(fs, n, (fi->flags & O_TRUNC) ? COPY_UP_NO_DATA : COPY_UP_DATA);
+	if (writing) {
+		/* Before the copy-up: an open refused for a busy lower copy
+		 * must leave nothing behind. */
+		int r = route_write_begin(fs, n);
+		if (r == 0) {
+			r = copy_up(fs, n, (fi->flags & O_TRUNC) ? COPY_UP_NO_DATA : COPY_UP_DATA);
+			if (r < 0)
+				route_write_end(fs, n);
+		}
 		if (r < 0) {
 			fuse_reply_err(req, -r);
 			return;
@@ -120,27 +116,30 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	} else {
 		fd = reopen_fd(fs, n->fds[layer], flags);
 	}
-	if (fd < 0) {
-		fuse_reply_err(req, -fd);
-		return;
+	int r = fd;
+	if (fd >= 0) {
+		/* The kernel's exec flag decides the route; the real file is
+		 * opened without it. */
+		r = cowfs_file_attach(fs, n, fd, layer, (flags & ~O_TRUNC) | (fi->flags & COWFS_FMODE_EXEC), false,
+				      fi);
+		if (r < 0)
+			close(fd);
 	}
-	int r = cowfs_file_attach(req, fs, n, fd, layer, flags & ~O_TRUNC, fi);
+	if (writing)
+		route_write_end(fs, n);
 	if (r < 0) {
-		close(fd);
 		fuse_reply_err(req, -r);
 		return;
 	}
 	if (fuse_reply_open(req, fi) != 0) {
 		/* Interrupted: the kernel will not send a release. */
-		struct cowfs_file *f = cowfs_file_of(fi);
-		close(fd);
-		node_unref(fs, n, 1);
-		free(f);
+		cowfs_file_drop(fs, cowfs_file_of(fi));
 	}
 }
 
 void cowfs_file_drop(struct cowfs *fs, struct cowfs_file *f)
 {
+	route_detach(fs, f->node, f->pt);
 	close(atomic_load(&f->fd));
 	if (f->stale_fd >= 0)
 		close(f->stale_fd);
@@ -154,10 +153,6 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct cowfs *fs = cowfs_from_req(req);
 	struct cowfs_file *f = cowfs_file_of(fi);
 	(void)ino;
-#ifdef HAVE_FUSE_PASSTHROUGH
-	if (f->backing_id > 0)
-		fuse_passthrough_close(req, f->backing_id);
-#endif
 	cowfs_file_drop(fs, f);
 	fuse_reply_err(req, 0);
 }

@@ -247,7 +247,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, -r);
 		return;
 	}
-	r = cowfs_file_attach(req, fs, n, fd, 0, flags & ~O_TRUNC, fi);
+	r = cowfs_file_attach(fs, n, fd, 0, flags & ~O_TRUNC, false, fi);
 	if (r < 0) {
 		close(fd);
 		node_unref(fs, n, 1);
@@ -255,10 +255,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	if (fuse_reply_create(req, &e, fi) != 0) {
-		struct cowfs_file *f = cowfs_file_of(fi);
-		close(fd);
-		node_unref(fs, n, 2);
-		free(f);
+		/* Interrupted: the kernel will not release or forget it. */
+		cowfs_file_drop(fs, cowfs_file_of(fi));
+		node_unref(fs, n, 1);
 	}
 }
 
@@ -305,7 +304,7 @@ int cowfs_make_tmpfile(struct cowfs *fs, struct cowfs_node *dir, mode_t mode, mo
 	st.st_ino = n->st_ino;
 	idshift_present(fs, &st);
 	struct fuse_file_info fi = { .flags = flags };
-	r = cowfs_file_attach(NULL, fs, n, fd, 0, flags, &fi);
+	r = cowfs_file_attach(fs, n, fd, 0, flags, true, &fi);
 	if (r < 0) {
 		close(fd);
 		node_unref(fs, n, 1);

@@ -23,6 +23,8 @@ void cowfs_usage(FILE *out)
 	      "                       fsync=0|1, timeout=SECONDS, noacl, quota_bytes=N,\n"
 	      "                       quota_inodes=N, idshift=HOSTBASE:SIZE, threads=N (4),\n"
 	      "                       read_bps=N, write_bps=N, read_iops=N, write_iops=N,\n"
+	      "                       passthrough=0|1 (1: the kernel reads and writes the\n"
+	      "                       real file itself where it can, see cowfs(1)),\n"
 	      "                       and mount options\n"
 	      "                       (ro, nosuid, nodev, noexec, noatime, context=...)\n"
 	      "      --base DIR       a read-only lower layer (repeat for more, topmost first)\n"
@@ -162,6 +164,11 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 			goto bad_value;
 		return 0;
 	}
+	if (!strcmp(key, "passthrough") && val) {
+		if (!parse_bool(val, &o->passthrough))
+			goto bad_value;
+		return 0;
+	}
 	if (!strcmp(key, "fsync") && val) {
 		if (!parse_bool(val, &o->sync_copy_up))
 			goto bad_value;
@@ -223,7 +230,7 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 	}
 	if (is_ignored_compat_option(key))
 		return 0;
-	static const char *const needs_value[] = { "lowerdir", "upperdir", "workdir", "writeback", "fsync",
+	static const char *const needs_value[] = { "lowerdir", "upperdir", "workdir", "writeback", "passthrough", "fsync",
 						   "timeout", "quota_bytes", "quota_inodes", "idshift", "threads", "read_bps", "write_bps",
 						   "read_iops", "write_iops", NULL };
 	if (!val && in_list(key, needs_value)) {
@@ -288,6 +295,8 @@ int cowfs_options_parse(int argc, char **argv, struct cowfs_options *o)
 	 * trip per removed file (rm -rf 2-4x slower) and helps little here. */
 	o->writeback = false;
 	o->sync_copy_up = true;
+	/* Where libfuse and the kernel offer it (decided at FUSE_INIT). */
+	o->passthrough = true;
 	o->acl = true;
 	o->timeout = 86400.0;
 	o->threads = 4;

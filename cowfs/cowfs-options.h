@@ -20,6 +20,7 @@ struct cowfs_options {
 	bool foreground;
 	bool debug;
 	bool writeback;
+	bool passthrough; /* FUSE passthrough where the kernel offers it */
 	bool sync_copy_up;
 	bool acl;
 	double timeout;	 /* entry/attr cache timeout, seconds */

@@ -28,7 +28,8 @@
  *
  * Leaves, under which nothing else is taken: an origin-map stripe lock
  * (taken under node->lock by copy-up), a handle's cowfs_file.lock (the
- * reopen after copy-up), fs->whiteout_lock, a cowfs_rate.lock.
+ * reopen after copy-up), fs->whiteout_lock, a cowfs_rate.lock, an
+ * fs->io_lock stripe (a node's kernel io mode, cowfs-route.c).
  *
  * Rename and the other namespace operations take no lock of their own:
  * the kernel holds the parent directories' i_rwsem exclusively (and
@@ -65,6 +66,20 @@
 #endif
 
 #define COWFS_TABLE_STRIPES 64
+#define COWFS_IO_STRIPES 64
+
+/* The io mode cowfs has put a node's FUSE inode in (cowfs-route.c): counts
+ * of the handles the kernel holds (a handle counts from the open reply
+ * until its release reaches the daemon, so never fewer than the kernel's).
+ * Under the node's io stripe lock (fs->io_lock). */
+struct cowfs_io {
+	uint32_t cached;  /* handles using the FUSE page cache (through the daemon) */
+	uint32_t pt;	  /* handles in passthrough, all on backing file pt_id */
+	uint32_t writers; /* route_write_begin without its route_write_end */
+	int pt_id;	  /* backing id while pt > 0 */
+	int pt_layer;	  /* layer of the backing file while pt > 0 */
+	bool cache_stale; /* passthrough ran since the page cache was last trusted */
+};
 
 struct cowfs_layer {
 	int root_fd;	/* O_PATH|O_DIRECTORY on the layer root */
@@ -102,6 +117,7 @@ struct cowfs_node {
 	 * name is gone, the bytes already given back (0: its blocks count
 	 * until the node is freed).  Under lock. */
 	int64_t quota_released;
+	struct cowfs_io io;
 	int fds[];		/* per layer O_PATH descriptor, -1 if absent */
 };
 
@@ -140,6 +156,10 @@ struct cowfs {
 	struct cowfs_rate read_bps, write_bps, read_iops, write_iops;
 
 	pthread_mutex_t whiteout_lock; /* (re)creating the shared whiteout; a leaf */
+	/* Guard node->io of the nodes hashed to them (cowfs-route.c); leaves.
+	 * io_cond: a node's last passthrough handle closed. */
+	pthread_mutex_t io_lock[COWFS_IO_STRIPES];
+	pthread_cond_t io_cond[COWFS_IO_STRIPES];
 	/* Guards node->parent and node->name.  Order: after node->lock and an
 	 * open directory's lock, before the stripe locks. */
 	pthread_rwlock_t tree_lock;

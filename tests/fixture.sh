@@ -136,6 +136,8 @@ make_posix_fixture() {
 	printf s >io/sync
 	head -c 4096 /dev/zero | tr '\0' p >io/private
 	printf fdops >io/fdops
+	printf other-before >io/other
+	cp /bin/sleep io/exec_base && chmod 0755 io/exec_base
 
 	# falloc/: fallocate on base files.
 	mkdir falloc

@@ -74,6 +74,15 @@ _cleanup() {
 trap _cleanup EXIT
 trap 'exit 1' INT TERM
 
+# COWFS_PASSTHROUGH=0: every cowfs the test starts runs with -o passthrough=0
+# (every open through the daemon), through a wrapper that execs the real one.
+if [ "${COWFS_PASSTHROUGH:-}" = 0 ] && _real_cowfs=$(command -v "$COWFS"); then
+	printf '#!/bin/sh\nexec %q -o passthrough=0 "$@"\n' "$_real_cowfs" >"$T/cowfs-nopassthrough"
+	chmod +x "$T/cowfs-nopassthrough"
+	COWFS=$T/cowfs-nopassthrough
+	echo "# cowfs with -o passthrough=0"
+fi
+
 require_root() { [ "$(id -u)" = 0 ] || skip_all "needs root"; }
 require_fuse() { [ -c /dev/fuse ] || skip_all "needs /dev/fuse"; }
 

@@ -53,7 +53,8 @@
  *   rd2/e000..e199       200 empty files; [upper] rd2/ (merged, empty)
  *   io/append "abc", io/trunc "long-content", io/readonly "readonly",
  *   io/stale "before", io/direct 8192 'd', io/mmap 4096 'm', io/sync "s"
- *   io/private 4096 'p', io/fdops "fdops"
+ *   io/private 4096 'p', io/fdops "fdops", io/other "other-before",
+ *   io/exec_base         a copy of /bin/sleep, mode 0755
  *   falloc/mode0 4096 'g', falloc/punch 65536 'f'
  *   seek/sparse          2 MiB, 64 KiB of 'D' at 1 MiB, rest hole
  *   cfr/src              4096 lines "%015d\n" (64 KiB), cfr/dst
@@ -160,6 +161,11 @@ int main(int argc, char **argv)
 	test_o_tmpfile();
 	test_mmap();
 	test_mmap_private();
+	test_copyup_other_process();
+	test_exec_base();
+	test_exec_upper();
+	test_mmap_new();
+	test_o_direct_new();
 	test_fd_ops();
 	test_sync();
 	test_fallocate();

@@ -138,6 +138,12 @@ void test_open_unlinked(void);
 void test_o_direct(void);
 void test_o_tmpfile(void);
 void test_mmap(void);
+/* posix-ops-exec.c */
+void test_copyup_other_process(void);
+void test_exec_base(void);
+void test_exec_upper(void);
+void test_mmap_new(void);
+void test_o_direct_new(void);
 void test_mmap_private(void);
 void test_fd_ops(void);
 void test_sync(void);
