@@ -101,8 +101,8 @@ static int set_times(struct cowfs_node *n, int fd, const struct timespec ts[2])
 	return utimensat(AT_FDCWD, path, ts, 0) < 0 ? -errno : 0;
 }
 
-static int do_setattr(struct cowfs *fs, struct cowfs_node *n, const struct stat *attr, int to_set,
-		      struct fuse_file_info *fi)
+static int do_setattr(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, const struct stat *attr,
+		      int to_set, struct fuse_file_info *fi)
 {
 	char path[64];
 	/* ctime alone cannot be set on the real file; the kernel sends it
@@ -111,6 +111,14 @@ static int do_setattr(struct cowfs *fs, struct cowfs_node *n, const struct stat 
 	const int settable = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE |
 			     FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 			     FUSE_SET_ATTR_MTIME_NOW;
+#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
+	/* A SETATTR with nothing to set is the kernel's file_remove_privs()
+	 * for a write the daemon does not see (passthrough): it strips the
+	 * kill bits it leaves to the daemon and sends what is left.  Clear
+	 * what a local filesystem would for this caller. */
+	if (to_set == 0 && n->type == S_IFREG && node_is_upper(n))
+		return cowfs_kill_suidgid(req, fs, n, fi ? cowfs_file_upper_fd(fs, fi) : -1, true);
+#endif
 	if (!(to_set & settable))
 		return 0;
 	bool truncating_to_zero = (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == 0 &&
@@ -145,6 +153,14 @@ static int do_setattr(struct cowfs *fs, struct cowfs_node *n, const struct stat 
 			return n->type == S_IFDIR ? -EISDIR : -EINVAL;
 		/* Shrinking frees blocks.  With a quota, measured under
 		 * node->lock like a write (cowfs-ops-file.c). */
+#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
+		/* A truncation by a caller without CAP_FSETID (cowfs-ops-file.c). */
+		if (to_set & FUSE_SET_ATTR_KILL_SUID) {
+			r = cowfs_kill_suidgid(req, fs, n, fd, false);
+			if (r < 0)
+				return r;
+		}
+#endif
 		struct stat before, after;
 		if (fs->quota_bytes)
 			pthread_mutex_lock(&n->lock);
@@ -178,7 +194,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct cowfs_node *n = cowfs_node_of(fs, ino);
 	struct stat st;
 
-	int r = do_setattr(fs, n, attr, to_set, fi);
+	int r = do_setattr(req, fs, n, attr, to_set, fi);
 	if (r == 0)
 		r = cowfs_node_stat(fs, n, &st);
 	if (r < 0)

@@ -88,6 +88,17 @@ int cowfs_file_upper_fd(struct cowfs *fs, struct fuse_file_info *fi)
 	return atomic_load(&f->layer) == 0 ? fd : -1;
 }
 
+/* Whether the kernel asked the daemon to clear setuid/setgid (above). */
+static bool asks_kill_suidgid(const struct fuse_file_info *fi)
+{
+#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
+	return fi->kill_suidgid;
+#else
+	(void)fi;
+	return false;
+#endif
+}
+
 static bool wants_write(int flags)
 {
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
@@ -123,6 +134,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
+	}
+	if ((flags & O_TRUNC) && asks_kill_suidgid(fi)) {
+		int k = cowfs_kill_suidgid(req, fs, n, fd, false);
+		if (k < 0) {
+			close(fd);
+			fuse_reply_err(req, -k);
+			return;
+		}
+		/* No reply to OPEN carries attributes: the kernel would keep
+		 * showing the bits it cached. */
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	}
 	int r = cowfs_file_attach(req, fs, n, fd, layer, flags & ~O_TRUNC, fi);
 	if (r < 0) {
@@ -265,6 +287,13 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	struct quota_op q;
 	struct kept_mtime kept;
 	throttle_io(fs, true, fuse_buf_size(in));
+	if (asks_kill_suidgid(fi)) {
+		int k = cowfs_kill_suidgid(req, fs, f->node, out.buf[0].fd, false);
+		if (k < 0) {
+			fuse_reply_err(req, -k);
+			return;
+		}
+	}
 	int r = quota_begin(fs, f->node, out.buf[0].fd, off, (off_t)fuse_buf_size(in), true, &q);
 	if (r < 0) {
 		fuse_reply_err(req, -r);

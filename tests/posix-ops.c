@@ -63,6 +63,7 @@
  *   setfacl was available), acl/dir/
  *   lock/flock, lock/posix "lock\n"
  *   utime/now "t\n", times 1000000000.123456789
+ *   killpriv/            (made by the test through the mount)
  *   big/base             6 GiB sparse, 'Z' at 5 GiB
  *   names/<255 x 'b'> "long\n", names/bin\xff\xfe "binary\n"
  *   deep/d00/d01/.../d59/leaf "leaf\n"
@@ -171,6 +172,7 @@ int main(int argc, char **argv)
 	test_flock();
 	test_posix_lock();
 	test_utimens();
+	test_killpriv();
 	test_bigfile();
 	test_names();
 	test_deep_new();

@@ -150,6 +150,7 @@ void test_acl(void);
 void test_flock(void);
 void test_posix_lock(void);
 void test_utimens(void);
+void test_killpriv(void);
 void test_bigfile(void);
 void test_names(void);
 void test_deep_new(void);
