@@ -1,11 +1,22 @@
 /* FUSE operations on directories being read.
  *
- * Each open directory (fi->fh) has its own merged listing, as libfuse's
- * passthrough_ll keeps a DIR per handle: built afresh when a read starts
+ * A reader is served from a merged listing: built afresh when a read starts
  * at offset 0 (so rewinddir shows the directory as it is now), reused for
- * the following offsets, and dropped once the end is served.  Offsets are
- * indexes into that listing, so a reader is never disturbed by another
- * reader of the same directory rebuilding its own. */
+ * the following offsets, and dropped once the end is served.
+ *
+ * Where the kernel offers it (FUSE_CAP_NO_OPENDIR_SUPPORT), opendir answers
+ * ENOSYS once and the kernel sends no OPENDIR and RELEASEDIR any more (two
+ * of the four requests a directory read cost): the listings then belong to
+ * the directory's node, not to a handle.  Either way a cowfs_dir holds two
+ * listings, so two readers of one directory do not keep rebuilding each
+ * other's.  An offset names its listing (generation, high 32 bits) and the
+ * index of the next entry (low bits): a reader whose listing was replaced
+ * gets a fresh one and continues at the same index, which is exact when the
+ * directory did not change meanwhile.
+ *
+ * The kernel keeps the contents of a directory read without a handle in its
+ * cache (FOPEN_CACHE_DIR); every change to a directory goes through this
+ * mount, and the kernel drops the cache at each. */
 #include "config.h"
 
 #include <dirent.h>
@@ -16,58 +27,112 @@
 
 #include "cowfs.h"
 
-/* An open directory. */
-struct cowfs_dir {
-	pthread_mutex_t lock;	   /* one read at a time; outermost (cowfs.h) */
-	struct cowfs_dirlist list; /* under lock */
-	bool built;		   /* list holds a listing; under lock */
+#define DIR_SLOTS 2
+#define GEN_MAX 0x7fffffffu /* offsets stay positive */
+
+struct dir_slot {
+	struct cowfs_dirlist list;
+	uint32_t gen;	   /* 0: slot empty */
+	uint64_t used;	   /* when last served (for replacing the older) */
 };
 
-static struct cowfs_dir *dir_of(struct fuse_file_info *fi)
+/* The listings of an open directory, or of a directory's node. */
+struct cowfs_dir {
+	pthread_mutex_t lock; /* one read at a time; outermost (cowfs.h) */
+	struct dir_slot slots[DIR_SLOTS]; /* under lock */
+	uint32_t last_gen;		  /* under lock */
+	uint64_t clock;			  /* under lock */
+};
+
+static struct cowfs_dir *dir_new(void)
 {
-	return (struct cowfs_dir *)(uintptr_t)fi->fh;
+	struct cowfs_dir *d = calloc(1, sizeof(*d));
+	if (d)
+		pthread_mutex_init(&d->lock, NULL);
+	return d;
 }
 
-static void dir_free(struct cowfs_dir *d)
+void cowfs_dir_free(struct cowfs_dir *d)
 {
-	dirlist_release(&d->list);
+	for (int i = 0; i < DIR_SLOTS; i++)
+		dirlist_release(&d->slots[i].list);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
 
+/* The listings to read ino from: the handle's, or the node's (made here on
+ * first use). */
+static struct cowfs_dir *dir_for(struct cowfs_node *n, struct fuse_file_info *fi)
+{
+	if (fi && fi->fh)
+		return (struct cowfs_dir *)(uintptr_t)fi->fh;
+	struct cowfs_dir *d = atomic_load(&n->dir);
+	if (d)
+		return d;
+	struct cowfs_dir *fresh = dir_new();
+	if (!fresh)
+		return NULL;
+	if (atomic_compare_exchange_strong(&n->dir, &d, fresh))
+		return fresh;
+	cowfs_dir_free(fresh); /* another reader made it first */
+	return d;
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct cowfs *fs = cowfs_from_req(req);
 	(void)ino;
-	struct cowfs_dir *d = calloc(1, sizeof(*d));
+	if (fs->no_opendir) {
+		/* With FUSE_CAP_NO_OPENDIR_SUPPORT: success, and no more
+		 * OPENDIR or RELEASEDIR from this kernel. */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	struct cowfs_dir *d = dir_new();
 	if (!d) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	pthread_mutex_init(&d->lock, NULL);
 	fi->fh = (uint64_t)(uintptr_t)d;
 	if (fuse_reply_open(req, fi) != 0)
-		dir_free(d); /* interrupted: no RELEASEDIR will come */
+		cowfs_dir_free(d); /* interrupted: no RELEASEDIR will come */
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	dir_free(dir_of(fi));
+	if (fi->fh)
+		cowfs_dir_free((struct cowfs_dir *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
-/* Makes d->list the listing to serve offset `off` from; holds d->lock. */
-static int listing_for(struct cowfs *fs, struct cowfs_node *n, struct cowfs_dir *d, off_t off)
+/* The slot holding the listing to serve offset `off` from, built if need
+ * be; holds d->lock. */
+static int slot_for(struct cowfs *fs, struct cowfs_node *n, struct cowfs_dir *d, off_t off,
+		    struct dir_slot **ret)
 {
-	if (off != 0 && d->built)
-		return 0;
+	uint32_t gen = (uint32_t)((uint64_t)off >> 32);
+	struct dir_slot *victim = &d->slots[0];
+	for (int i = 0; i < DIR_SLOTS; i++) {
+		struct dir_slot *s = &d->slots[i];
+		if (off != 0 && s->gen != 0 && s->gen == gen) {
+			*ret = s;
+			s->used = ++d->clock;
+			return 0;
+		}
+		if (s->gen == 0 || (victim->gen != 0 && s->used < victim->used))
+			victim = s;
+	}
 	struct cowfs_dirlist l = { 0 };
 	int r = dirlist_build(fs, n, &l, true);
 	if (r < 0)
 		return r;
-	dirlist_release(&d->list);
-	d->list = l;
-	d->built = true;
+	dirlist_release(&victim->list);
+	victim->list = l;
+	d->last_gen = d->last_gen >= GEN_MAX ? 1 : d->last_gen + 1;
+	victim->gen = d->last_gen;
+	victim->used = ++d->clock;
+	*ret = victim;
 	return 0;
 }
 
@@ -76,27 +141,30 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 {
 	struct cowfs *fs = cowfs_from_req(req);
 	struct cowfs_node *dir = cowfs_node_of(fs, ino);
-	struct cowfs_dir *h = dir_of(fi);
-	char *buf = malloc(size);
+	struct cowfs_dir *h = dir_for(dir, fi);
+	char *buf = h ? malloc(size) : NULL;
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	pthread_mutex_lock(&h->lock);
-	int err = -listing_for(fs, dir, h, off);
+	struct dir_slot *slot = NULL;
+	int err = -slot_for(fs, dir, h, off, &slot);
 	size_t pos = 0;
-	struct cowfs_dirlist *l = &h->list;
-	for (size_t i = (size_t)off; err == 0 && i < l->count; i++) {
+	uint64_t tag = err ? 0 : (uint64_t)slot->gen << 32;
+	struct cowfs_dirlist *l = err ? NULL : &slot->list;
+	for (size_t i = (size_t)((uint64_t)off & 0xffffffffu); err == 0 && i < l->count; i++) {
 		struct cowfs_dirent *d = &l->entries[i];
+		off_t next = (off_t)(tag | (i + 1));
 		size_t used;
 		if (!plus) {
 			struct stat st = { .st_ino = d->ino, .st_mode = (mode_t)DTTOIF(d->type) };
-			used = fuse_add_direntry(req, buf + pos, size - pos, d->name, &st, (off_t)(i + 1));
+			used = fuse_add_direntry(req, buf + pos, size - pos, d->name, &st, next);
 		} else if (strcmp(d->name, ".") == 0 || strcmp(d->name, "..") == 0) {
 			struct fuse_entry_param e = { .ino = 0 };
 			e.attr.st_ino = d->ino;
 			e.attr.st_mode = S_IFDIR;
-			used = fuse_add_direntry_plus(req, buf + pos, size - pos, d->name, &e, (off_t)(i + 1));
+			used = fuse_add_direntry_plus(req, buf + pos, size - pos, d->name, &e, next);
 		} else {
 			struct cowfs_node *n;
 			struct fuse_entry_param e = { .attr_timeout = fs->attr_timeout,
@@ -110,7 +178,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 				break;
 			}
 			e.ino = (fuse_ino_t)(uintptr_t)n;
-			used = fuse_add_direntry_plus(req, buf + pos, size - pos, d->name, &e, (off_t)(i + 1));
+			used = fuse_add_direntry_plus(req, buf + pos, size - pos, d->name, &e, next);
 			if (used > size - pos)
 				node_unref(fs, n, 1); /* did not fit: not handed to the kernel */
 		}
@@ -120,9 +188,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 	}
 	if (err == 0 && pos == 0) {
 		/* End of directory: the reader is done with the listing (a
-		 * handle kept open must not pin its memory). */
-		dirlist_release(&h->list);
-		h->built = false;
+		 * directory kept open must not pin its memory). */
+		dirlist_release(&slot->list);
+		slot->gen = 0;
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (err)

@@ -102,6 +102,9 @@ struct cowfs_node {
 	 * name is gone, the bytes already given back (0: its blocks count
 	 * until the node is freed).  Under lock. */
 	int64_t quota_released;
+	/* Directory read without a handle (FUSE_CAP_NO_OPENDIR_SUPPORT): its
+	 * listings, made on first read (cowfs-ops-dir.c); freed with the node. */
+	struct cowfs_dir *_Atomic dir;
 	int fds[];		/* per layer O_PATH descriptor, -1 if absent */
 };
 
@@ -123,6 +126,7 @@ struct cowfs {
 	bool ino_tagging;	/* layers live on different devices */
 	bool writeback;
 	bool passthrough;
+	bool no_opendir;	/* the kernel sends no OPENDIR/RELEASEDIR */
 	double entry_timeout;
 	double attr_timeout;
 	bool sync_copy_up;	/* fsync copies before they are linked in */
@@ -321,6 +325,10 @@ enum copy_up_flags { COPY_UP_DATA = 0, COPY_UP_NO_DATA = 1 };
 int copy_up(struct cowfs *fs, struct cowfs_node *n, int flags);
 /* Copies a whole directory subtree and marks it opaque (dir rename). */
 int copy_up_tree(struct cowfs *fs, struct cowfs_node *dir);
+
+/* ---- cowfs-ops-dir.c ---- */
+struct cowfs_dir;
+void cowfs_dir_free(struct cowfs_dir *d);
 
 /* ---- cowfs-dirlist.c: merged directory listings ---- */
 struct cowfs_dirent {

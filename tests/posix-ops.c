@@ -177,5 +177,6 @@ int main(int argc, char **argv)
 	test_names();
 	test_deep_new();
 	test_deep_base();
+	test_readdir_changes();
 	return tap_done();
 }
