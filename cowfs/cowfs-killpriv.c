@@ -2,7 +2,9 @@
  *
  * With FUSE_CAP_HANDLE_KILLPRIV_V2 the kernel leaves this to the daemon
  * (in exchange it stops asking for security.capability before every
- * write).  The daemon has CAP_FSETID, so the upper filesystem keeps the
+ * write).  Without it, the kernel still leaves two cases to the daemon: an
+ * open with O_TRUNC, and setgid without group execute (its FUSE code knows
+ * only the older rule).  The daemon has CAP_FSETID, so the upper filesystem keeps the
  * bits on the daemon's own writes: they are cleared here, by the VFS's
  * rule (should_remove_suid / setattr_should_drop_sgid): for a caller
  * without CAP_FSETID, setuid always, setgid when the file is group
@@ -86,8 +88,8 @@ int cowfs_kill_suidgid(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, i
 	if (mode == (st.st_mode & 07777))
 		return 0;
 	if (fd >= 0)
-		return fchmod(fd, mode) < 0 ? -errno : 0;
+		return fchmod(fd, mode) < 0 ? -errno : 1;
 	char path[64];
 	fd_path(path, node_fd(n));
-	return chmod(path, mode) < 0 ? -errno : 0;
+	return chmod(path, mode) < 0 ? -errno : 1;
 }

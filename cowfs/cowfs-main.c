@@ -276,7 +276,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 #ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
 	/* The daemon clears setuid/setgid itself (cowfs_kill_suidgid), so the
 	 * kernel stops asking for security.capability before every write. */
-	want(conn, FUSE_CAP_HANDLE_KILLPRIV_V2);
+	if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV_V2) {
+		conn->want |= FUSE_CAP_HANDLE_KILLPRIV_V2;
+		fs->killpriv_v2 = true;
+	}
 #endif
 	want(conn, FUSE_CAP_ASYNC_DIO);
 	/* The caller's umask is applied here, unless a default ACL rules. */

@@ -111,14 +111,16 @@ static int do_setattr(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, co
 	const int settable = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE |
 			     FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 			     FUSE_SET_ATTR_MTIME_NOW;
-#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
-	/* A SETATTR with nothing to set is the kernel's file_remove_privs()
-	 * for a write the daemon does not see (passthrough): it strips the
-	 * kill bits it leaves to the daemon and sends what is left.  Clear
-	 * what a local filesystem would for this caller. */
-	if (to_set == 0 && n->type == S_IFREG && node_is_upper(n))
-		return cowfs_kill_suidgid(req, fs, n, fi ? cowfs_file_upper_fd(fs, fi) : -1, true);
-#endif
+	/* A SETATTR with nothing to set is what is left of the kernel's
+	 * file_remove_privs() once it stripped the kill bits: with
+	 * KILLPRIV_V2 for a write the daemon does not see (passthrough);
+	 * without, when its own older rule found nothing to clear (setgid
+	 * without group execute).  Clear what a local filesystem would for
+	 * this caller. */
+	if (to_set == 0 && n->type == S_IFREG && node_is_upper(n)) {
+		int k = cowfs_kill_suidgid(req, fs, n, fi ? cowfs_file_upper_fd(fs, fi) : -1, true);
+		return k < 0 ? k : 0;
+	}
 	if (!(to_set & settable))
 		return 0;
 	bool truncating_to_zero = (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == 0 &&
@@ -153,14 +155,15 @@ static int do_setattr(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, co
 			return n->type == S_IFDIR ? -EISDIR : -EINVAL;
 		/* Shrinking frees blocks.  With a quota, measured under
 		 * node->lock like a write (cowfs-ops-file.c). */
-#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
-		/* A truncation by a caller without CAP_FSETID (cowfs-ops-file.c). */
-		if (to_set & FUSE_SET_ATTR_KILL_SUID) {
-			r = cowfs_kill_suidgid(req, fs, n, fd, false);
+		/* A truncation clears setuid/setgid for a caller without
+		 * CAP_FSETID (cowfs-killpriv.c): with KILLPRIV_V2 the kernel
+		 * flags it (FATTR_KILL_SUIDGID); without, the kernel's FUSE code
+		 * knows only the older rule, so the caller is looked at here. */
+		if (!fs->killpriv_v2 || (to_set & FUSE_SET_ATTR_KILL_SUID)) {
+			r = cowfs_kill_suidgid(req, fs, n, fd, !fs->killpriv_v2);
 			if (r < 0)
 				return r;
 		}
-#endif
 		struct stat before, after;
 		if (fs->quota_bytes)
 			pthread_mutex_lock(&n->lock);

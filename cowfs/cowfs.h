@@ -127,6 +127,7 @@ struct cowfs {
 	bool writeback;
 	bool passthrough;
 	bool no_opendir;	/* the kernel sends no OPENDIR/RELEASEDIR */
+	bool killpriv_v2;	/* the daemon clears setuid/setgid (cowfs-killpriv.c) */
 	double entry_timeout;
 	double attr_timeout;
 	bool sync_copy_up;	/* fsync copies before they are linked in */

@@ -104,6 +104,9 @@ void test_killpriv(void)
 	p = M("killpriv/sgid_nox");
 	CHECK(kp_file(p, 02666) && as_user(p, KP_APPEND) && mode_is(p, 0666),
 	      "killpriv: a write by a caller outside the group clears setgid without group execute");
+	p = M("killpriv/sgid_nox_trunc");
+	CHECK(kp_file(p, 02666) && as_user(p, KP_FTRUNCATE) && mode_is(p, 0666),
+	      "killpriv: ftruncate by a caller outside the group clears setgid without group execute");
 	p = M("killpriv/ftruncate");
 	CHECK(kp_file(p, 06777) && as_user(p, KP_FTRUNCATE) && mode_is(p, 0777),
 	      "killpriv: ftruncate by a non-owner clears setuid and setgid");
