@@ -1,22 +1,21 @@
 /* FUSE operations on directories being read.
  *
- * A reader is served from a merged listing: built afresh when a read starts
- * at offset 0 (so rewinddir shows the directory as it is now), reused for
- * the following offsets, and dropped once the end is served.
+ * A reader is served from a merged listing in cookie order: an offset is
+ * the cookie of the last entry returned (under the listing's generation),
+ * and the next read goes on after it (cowfs-dircookie.c).  The listing is built afresh when a read starts at
+ * offset 0 (so rewinddir shows the directory as it is now), reused for the
+ * following offsets, and dropped once the end is served.  As offsets do not
+ * depend on the listing, a reader whose listing was dropped or replaced by
+ * another reader's goes on in a fresh one, missing no name that existed
+ * throughout and returning none twice.
  *
  * Where the kernel offers it (FUSE_CAP_NO_OPENDIR_SUPPORT), opendir answers
  * ENOSYS once and the kernel sends no OPENDIR and RELEASEDIR any more (two
- * of the four requests a directory read cost): the listings then belong to
- * the directory's node, not to a handle.  Either way a cowfs_dir holds two
- * listings, so two readers of one directory do not keep rebuilding each
- * other's.  An offset names its listing (generation, high 32 bits) and the
- * index of the next entry (low bits): a reader whose listing was replaced
- * gets a fresh one and continues at the same index, which is exact when the
- * directory did not change meanwhile.
- *
- * The kernel keeps the contents of a directory read without a handle in its
- * cache (FOPEN_CACHE_DIR); every change to a directory goes through this
- * mount, and the kernel drops the cache at each. */
+ * of the four requests a directory read cost): the listing then belongs to
+ * the directory's node, not to a handle.  The kernel also keeps the
+ * contents of directories read this way in its cache (FOPEN_CACHE_DIR);
+ * every change to a directory goes through this mount, and the kernel
+ * drops that cache at each. */
 #include "config.h"
 
 #include <dirent.h>
@@ -27,22 +26,17 @@
 
 #include "cowfs.h"
 
-#define DIR_SLOTS 2
-#define GEN_MAX 0x7fffffffu /* offsets stay positive */
-
-struct dir_slot {
-	struct cowfs_dirlist list;
-	uint32_t gen;	   /* 0: slot empty */
-	uint64_t used;	   /* when last served (for replacing the older) */
-};
-
-/* The listings of an open directory, or of a directory's node. */
+/* The listing of an open directory, or of a directory's node. */
 struct cowfs_dir {
-	pthread_mutex_t lock; /* one read at a time; outermost (cowfs.h) */
-	struct dir_slot slots[DIR_SLOTS]; /* under lock */
-	uint32_t last_gen;		  /* under lock */
-	uint64_t clock;			  /* under lock */
+	pthread_mutex_t lock;	   /* one read at a time; outermost (cowfs.h) */
+	struct cowfs_dirlist list; /* under lock */
+	bool built;		   /* list holds a listing; under lock */
+	uint64_t gen;		   /* list's generation, 1..GEN_MAX; under lock */
 };
+
+/* Generations fill the offset's bits above the cookie; offsets stay
+ * positive. */
+#define GEN_MAX ((UINT64_C(1) << (63 - DIRCOOKIE_BITS)) - 1)
 
 static struct cowfs_dir *dir_new(void)
 {
@@ -54,13 +48,12 @@ static struct cowfs_dir *dir_new(void)
 
 void cowfs_dir_free(struct cowfs_dir *d)
 {
-	for (int i = 0; i < DIR_SLOTS; i++)
-		dirlist_release(&d->slots[i].list);
+	dirlist_release(&d->list);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
 
-/* The listings to read ino from: the handle's, or the node's (made here on
+/* The listing to read n from: the handle's, or the node's (made here on
  * first use). */
 static struct cowfs_dir *dir_for(struct cowfs_node *n, struct fuse_file_info *fi)
 {
@@ -106,33 +99,20 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
-/* The slot holding the listing to serve offset `off` from, built if need
- * be; holds d->lock. */
-static int slot_for(struct cowfs *fs, struct cowfs_node *n, struct cowfs_dir *d, off_t off,
-		    struct dir_slot **ret)
+/* Makes d->list the listing to serve offset `off` from; holds d->lock. */
+static int listing_for(struct cowfs *fs, struct cowfs_node *n, struct cowfs_dir *d, off_t off)
 {
-	uint32_t gen = (uint32_t)((uint64_t)off >> 32);
-	struct dir_slot *victim = &d->slots[0];
-	for (int i = 0; i < DIR_SLOTS; i++) {
-		struct dir_slot *s = &d->slots[i];
-		if (off != 0 && s->gen != 0 && s->gen == gen) {
-			*ret = s;
-			s->used = ++d->clock;
-			return 0;
-		}
-		if (s->gen == 0 || (victim->gen != 0 && s->used < victim->used))
-			victim = s;
-	}
+	if (off != 0 && d->built)
+		return 0;
 	struct cowfs_dirlist l = { 0 };
 	int r = dirlist_build(fs, n, &l, true);
 	if (r < 0)
 		return r;
-	dirlist_release(&victim->list);
-	victim->list = l;
-	d->last_gen = d->last_gen >= GEN_MAX ? 1 : d->last_gen + 1;
-	victim->gen = d->last_gen;
-	victim->used = ++d->clock;
-	*ret = victim;
+	dirlist_sort_by_cookie(&l);
+	dirlist_release(&d->list);
+	d->list = l;
+	d->built = true;
+	d->gen = d->gen >= GEN_MAX ? 1 : d->gen + 1;
 	return 0;
 }
 
@@ -148,14 +128,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 		return;
 	}
 	pthread_mutex_lock(&h->lock);
-	struct dir_slot *slot = NULL;
-	int err = -slot_for(fs, dir, h, off, &slot);
+	int err = -listing_for(fs, dir, h, off);
 	size_t pos = 0;
-	uint64_t tag = err ? 0 : (uint64_t)slot->gen << 32;
-	struct cowfs_dirlist *l = err ? NULL : &slot->list;
-	for (size_t i = (size_t)((uint64_t)off & 0xffffffffu); err == 0 && i < l->count; i++) {
+	struct cowfs_dirlist *l = &h->list;
+	size_t first = err ? 0 : dirlist_after_cookie(l, (uint64_t)off & DIRCOOKIE_MASK);
+	uint64_t gen = h->gen << DIRCOOKIE_BITS;
+	for (size_t i = first; err == 0 && i < l->count; i++) {
 		struct cowfs_dirent *d = &l->entries[i];
-		off_t next = (off_t)(tag | (i + 1));
+		off_t next = (off_t)(gen | d->cookie);
 		size_t used;
 		if (!plus) {
 			struct stat st = { .st_ino = d->ino, .st_mode = (mode_t)DTTOIF(d->type) };
@@ -188,9 +168,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 	}
 	if (err == 0 && pos == 0) {
 		/* End of directory: the reader is done with the listing (a
-		 * directory kept open must not pin its memory). */
-		dirlist_release(&slot->list);
-		slot->gen = 0;
+		 * directory kept open must not pin its memory).  Another
+		 * reader still in it goes on in a fresh one. */
+		dirlist_release(&h->list);
+		h->built = false;
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (err)

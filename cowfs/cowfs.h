@@ -334,6 +334,7 @@ void cowfs_dir_free(struct cowfs_dir *d);
 /* ---- cowfs-dirlist.c: merged directory listings ---- */
 struct cowfs_dirent {
 	char *name;
+	uint64_t cookie;    /* readdir offset (cowfs-dircookie.c); 0 until sorted */
 	uint64_t ino;
 	unsigned char type; /* DT_* */
 	unsigned char layer; /* where the entry was found */
@@ -349,6 +350,15 @@ void dirlist_release(struct cowfs_dirlist *l);
 int dirlist_check_empty(struct cowfs *fs, struct cowfs_node *dir);
 /* Removes whiteouts left in an upper directory so it can be rmdir'ed. */
 int dirlist_purge_upper_whiteouts(struct cowfs *fs, int upper_dirfd);
+
+/* ---- cowfs-dircookie.c: readdir offsets that survive a rebuild ---- */
+#define DIRCOOKIE_BITS 48
+#define DIRCOOKIE_MASK ((UINT64_C(1) << DIRCOOKIE_BITS) - 1)
+uint64_t dircookie_of(const char *name);
+/* Gives every entry its cookie and puts the listing in cookie order. */
+void dirlist_sort_by_cookie(struct cowfs_dirlist *l);
+/* Index of the first entry whose cookie is greater than `cookie`. */
+size_t dirlist_after_cookie(const struct cowfs_dirlist *l, uint64_t cookie);
 
 /* ---- FUSE operation tables, one file per concern ---- */
 void cowfs_ops_entry(struct fuse_lowlevel_ops *ops);

@@ -105,6 +105,7 @@ void test_readdir_ino(void);
 void test_readdir_large(void);
 void test_readdir_seek(void);
 void test_readdir_two_handles(void);
+void test_readdir_three_handles(void);
 void test_readdir_changes(void);
 void test_dots(void);
 void test_ino_stable(void);
