@@ -33,8 +33,10 @@ struct caller_creds {
 };
 
 /* What /proc says of the caller; false if it cannot be read (the caller
- * has gone): then it counts as unprivileged and outside the group, so the
- * bits are cleared, the safe side. */
+ * has gone, or is not visible from the daemon's pid namespace: pid 0):
+ * then it counts as unprivileged and outside the group, so the bits are
+ * cleared, the safe side.  The caller waits in its system call for the
+ * answer to this request, so its pid cannot be reused meanwhile. */
 static bool caller_creds(const struct fuse_ctx *ctx, gid_t gid, struct caller_creds *c)
 {
 	char path[64];
