@@ -37,6 +37,12 @@ void cowfs_file_drop(struct cowfs *fs, struct cowfs_file *f);
 int cowfs_make_tmpfile(struct cowfs *fs, struct cowfs_node *dir, mode_t mode, mode_t umask, uid_t caller_uid,
 		       gid_t caller_gid, int open_flags, struct cowfs_node **ret_node, struct stat *ret_st,
 		       struct cowfs_file **ret_file);
+/* Clears setuid/setgid on the upper file behind n as a write by req's
+ * caller would on a local filesystem (cowfs-killpriv.c).  fd: an open
+ * descriptor of it, or -1.  check_caps: whether the caller's CAP_FSETID is
+ * still to be checked (false: the kernel said the caller lacks it).
+ * 1 if bits were cleared, 0 if there was nothing to clear, or -errno. */
+int cowfs_kill_suidgid(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, int fd, bool check_caps);
 /* The descriptor of an open handle if it refers to the upper copy, else -1. */
 int cowfs_file_upper_fd(struct cowfs *fs, struct fuse_file_info *fi);
 

@@ -269,6 +269,19 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * a round trip each. */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	want(conn, FUSE_CAP_CACHE_SYMLINKS);
+	/* Directories are read without OPENDIR/RELEASEDIR (cowfs-ops-dir.c). */
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+		fs->no_opendir = true;
+	}
+#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
+	/* The daemon clears setuid/setgid itself (cowfs_kill_suidgid), so the
+	 * kernel stops asking for security.capability before every write. */
+	if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV_V2) {
+		conn->want |= FUSE_CAP_HANDLE_KILLPRIV_V2;
+		fs->killpriv_v2 = true;
+	}
+#endif
 	want(conn, FUSE_CAP_ASYNC_DIO);
 	/* The caller's umask is applied here, unless a default ACL rules. */
 	want(conn, FUSE_CAP_DONT_MASK);

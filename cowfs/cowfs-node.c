@@ -88,6 +88,8 @@ static void node_free(struct cowfs *fs, struct cowfs_node *n)
 		if (n->fds[i] >= 0)
 			close(n->fds[i]);
 	pthread_mutex_destroy(&n->lock);
+	if (atomic_load(&n->dir))
+		cowfs_dir_free(atomic_load(&n->dir));
 	free(n->name);
 	free(n);
 }

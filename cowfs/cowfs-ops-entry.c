@@ -102,8 +102,8 @@ static int set_times(struct cowfs_node *n, int fd, const struct timespec ts[2])
 	return utimensat(AT_FDCWD, path, ts, 0) < 0 ? -errno : 0;
 }
 
-static int do_setattr(struct cowfs *fs, struct cowfs_node *n, const struct stat *attr, int to_set,
-		      struct fuse_file_info *fi)
+static int do_setattr(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, const struct stat *attr,
+		      int to_set, struct fuse_file_info *fi)
 {
 	char path[64];
 	/* ctime alone cannot be set on the real file; the kernel sends it
@@ -112,6 +112,16 @@ static int do_setattr(struct cowfs *fs, struct cowfs_node *n, const struct stat 
 	const int settable = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE |
 			     FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 			     FUSE_SET_ATTR_MTIME_NOW;
+	/* A SETATTR with nothing to set is what is left of the kernel's
+	 * file_remove_privs() once it stripped the kill bits: with
+	 * KILLPRIV_V2 for a write the daemon does not see (passthrough);
+	 * without, when its own older rule found nothing to clear (setgid
+	 * without group execute).  Clear what a local filesystem would for
+	 * this caller. */
+	if (to_set == 0 && n->type == S_IFREG && node_is_upper(n)) {
+		int k = cowfs_kill_suidgid(req, fs, n, fi ? cowfs_file_upper_fd(fs, fi) : -1, true);
+		return k < 0 ? k : 0;
+	}
 	if (!(to_set & settable))
 		return 0;
 	bool truncating_to_zero = (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == 0 &&
@@ -146,6 +156,15 @@ static int do_setattr(struct cowfs *fs, struct cowfs_node *n, const struct stat 
 			return n->type == S_IFDIR ? -EISDIR : -EINVAL;
 		/* Shrinking frees blocks.  With a quota, measured under
 		 * node->lock like a write (cowfs-ops-file.c). */
+		/* A truncation clears setuid/setgid for a caller without
+		 * CAP_FSETID (cowfs-killpriv.c): with KILLPRIV_V2 the kernel
+		 * flags it (FATTR_KILL_SUIDGID); without, the kernel's FUSE code
+		 * knows only the older rule, so the caller is looked at here. */
+		if (!fs->killpriv_v2 || (to_set & FUSE_SET_ATTR_KILL_SUID)) {
+			r = cowfs_kill_suidgid(req, fs, n, fd, !fs->killpriv_v2);
+			if (r < 0)
+				return r;
+		}
 		struct stat before, after;
 		if (fs->quota_bytes)
 			pthread_mutex_lock(&n->lock);
@@ -184,7 +203,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 	int r = sizing ? route_write_begin(fs, n) : 0;
 	if (r == 0) {
-		r = do_setattr(fs, n, attr, to_set, fi);
+		r = do_setattr(req, fs, n, attr, to_set, fi);
 		if (sizing)
 			route_write_end(fs, n);
 	}

@@ -76,6 +76,36 @@ int cowfs_file_upper_fd(struct cowfs *fs, struct fuse_file_info *fi)
 	return atomic_load(&f->layer) == 0 ? fd : -1;
 }
 
+/* Whether the kernel asked the daemon to clear setuid/setgid: it flags a
+ * caller without CAP_FSETID (KILLPRIV_V2 only). */
+static bool asks_kill_suidgid(const struct cowfs *fs, const struct fuse_file_info *fi)
+{
+#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
+	return fs->killpriv_v2 && fi->kill_suidgid;
+#else
+	(void)fs;
+	(void)fi;
+	return false;
+#endif
+}
+
+/* An open with O_TRUNC clears setuid/setgid like a truncation.  The kernel
+ * leaves it to the daemon: with KILLPRIV_V2 it says whether the caller has
+ * CAP_FSETID; without, it drops the bits it computed (atomic O_TRUNC sends
+ * no SETATTR), so the caller is looked at here. */
+static int open_trunc_kill_suidgid(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, int fd,
+				   struct fuse_file_info *fi)
+{
+	if (fs->killpriv_v2 && !asks_kill_suidgid(fs, fi))
+		return 0;
+	int r = cowfs_kill_suidgid(req, fs, n, fd, !fs->killpriv_v2);
+	if (r > 0)
+		/* No reply to OPEN carries attributes: the kernel would keep
+		 * showing the bits it cached. */
+		fuse_lowlevel_notify_inval_inode(fs->se, (fuse_ino_t)(uintptr_t)n, -1, 0);
+	return r < 0 ? r : 0;
+}
+
 static bool wants_write(int flags)
 {
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
@@ -117,7 +147,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fd = reopen_fd(fs, n->fds[layer], flags);
 	}
 	int r = fd;
-	if (fd >= 0) {
+	if (fd >= 0 && (flags & O_TRUNC)) {
+		r = open_trunc_kill_suidgid(req, fs, n, fd, fi);
+		if (r < 0)
+			close(fd);
+	}
+	if (r >= 0) {
 		/* The kernel's exec flag decides the route; the real file is
 		 * opened without it. */
 		r = cowfs_file_attach(fs, n, fd, layer, (flags & ~O_TRUNC) | (fi->flags & COWFS_FMODE_EXEC), false,
@@ -260,6 +295,13 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	struct quota_op q;
 	struct kept_mtime kept;
 	throttle_io(fs, true, fuse_buf_size(in));
+	if (asks_kill_suidgid(fs, fi)) {
+		int k = cowfs_kill_suidgid(req, fs, f->node, out.buf[0].fd, false);
+		if (k < 0) {
+			fuse_reply_err(req, -k);
+			return;
+		}
+	}
 	int r = quota_begin(fs, f->node, out.buf[0].fd, off, (off_t)fuse_buf_size(in), true, &q);
 	if (r < 0) {
 		fuse_reply_err(req, -r);

@@ -118,6 +118,9 @@ struct cowfs_node {
 	 * until the node is freed).  Under lock. */
 	int64_t quota_released;
 	struct cowfs_io io;
+	/* Directory read without a handle (FUSE_CAP_NO_OPENDIR_SUPPORT): its
+	 * listings, made on first read (cowfs-ops-dir.c); freed with the node. */
+	struct cowfs_dir *_Atomic dir;
 	int fds[];		/* per layer O_PATH descriptor, -1 if absent */
 };
 
@@ -139,6 +142,8 @@ struct cowfs {
 	bool ino_tagging;	/* layers live on different devices */
 	bool writeback;
 	bool passthrough;
+	bool no_opendir;	/* the kernel sends no OPENDIR/RELEASEDIR */
+	bool killpriv_v2;	/* the daemon clears setuid/setgid (cowfs-killpriv.c) */
 	double entry_timeout;
 	double attr_timeout;
 	bool sync_copy_up;	/* fsync copies before they are linked in */
@@ -342,9 +347,14 @@ int copy_up(struct cowfs *fs, struct cowfs_node *n, int flags);
 /* Copies a whole directory subtree and marks it opaque (dir rename). */
 int copy_up_tree(struct cowfs *fs, struct cowfs_node *dir);
 
+/* ---- cowfs-ops-dir.c ---- */
+struct cowfs_dir;
+void cowfs_dir_free(struct cowfs_dir *d);
+
 /* ---- cowfs-dirlist.c: merged directory listings ---- */
 struct cowfs_dirent {
 	char *name;
+	uint64_t cookie;    /* readdir offset (cowfs-dircookie.c); 0 until sorted */
 	uint64_t ino;
 	unsigned char type; /* DT_* */
 	unsigned char layer; /* where the entry was found */
@@ -360,6 +370,15 @@ void dirlist_release(struct cowfs_dirlist *l);
 int dirlist_check_empty(struct cowfs *fs, struct cowfs_node *dir);
 /* Removes whiteouts left in an upper directory so it can be rmdir'ed. */
 int dirlist_purge_upper_whiteouts(struct cowfs *fs, int upper_dirfd);
+
+/* ---- cowfs-dircookie.c: readdir offsets that survive a rebuild ---- */
+#define DIRCOOKIE_BITS 48
+#define DIRCOOKIE_MASK ((UINT64_C(1) << DIRCOOKIE_BITS) - 1)
+uint64_t dircookie_of(const char *name);
+/* Gives every entry its cookie and puts the listing in cookie order. */
+void dirlist_sort_by_cookie(struct cowfs_dirlist *l);
+/* Index of the first entry whose cookie is greater than `cookie`. */
+size_t dirlist_after_cookie(const struct cowfs_dirlist *l, uint64_t cookie);
 
 /* ---- FUSE operation tables, one file per concern ---- */
 void cowfs_ops_entry(struct fuse_lowlevel_ops *ops);

@@ -238,3 +238,49 @@ void test_base_hardlinks(void)
 	      "link: hard links in the base share st_ino, st_nlink 2");
 }
 
+
+/* A directory listed again after each kind of change shows the change:
+ * the kernel may keep a directory's contents in its cache (cowfs reads
+ * directories without OPENDIR, which caches them), and every change through
+ * the mount must drop it.  Also through a handle kept open (rewinddir).
+ * Works in merge/subdir, a base-only directory listed before each change. */
+void test_readdir_changes(void)
+{
+	const char *d = M("merge/subdir");
+	bool listed = entries_are(d, ".,..,inner") && entries_are(d, ".,..,inner");
+	CHECK(listed, "readdir changes: base-only directory listed twice");
+	CHECK(write_file(M("merge/subdir/new"), "new\n", O_CREAT | O_EXCL) && entries_are(d, ".,..,inner,new"),
+	      "readdir changes: a created file is listed");
+	CHECK(sys(unlink(M("merge/subdir/inner")), "unlink") && entries_are(d, ".,..,new"),
+	      "readdir changes: an unlinked base file is no longer listed");
+	CHECK(sys(mkdir(M("merge/subdir/d"), 0755), "mkdir") && entries_are(d, ".,..,d,new") &&
+	      entries_are(M("merge/subdir/d"), ".,.."),
+	      "readdir changes: a new directory is listed");
+	CHECK(sys(rename(M("merge/subdir/new"), M("merge/subdir/d/moved")), "rename") &&
+	      entries_are(d, ".,..,d") && entries_are(M("merge/subdir/d"), ".,..,moved"),
+	      "readdir changes: rename between directories shows in both");
+	CHECK(sys(link(M("merge/subdir/d/moved"), M("merge/subdir/hl")), "link") &&
+	      sys(symlink("moved", M("merge/subdir/sl")), "symlink") && entries_are(d, ".,..,d,hl,sl"),
+	      "readdir changes: hard link and symlink are listed");
+	CHECK(sys(unlink(M("merge/subdir/d/moved")), "unlink") && sys(rmdir(M("merge/subdir/d")), "rmdir") &&
+	      entries_are(d, ".,..,hl,sl"),
+	      "readdir changes: a removed directory is no longer listed");
+
+	DIR *dir = opendir(d);
+	int before = 0, after = 0;
+	struct dirent *de;
+	if (dir) {
+		while ((de = readdir(dir)))
+			before++;
+		bool made = write_file(M("merge/subdir/late"), "late\n", O_CREAT | O_EXCL);
+		rewinddir(dir);
+		while ((de = readdir(dir)))
+			after += strcmp(de->d_name, "late") == 0 ? 100 : 1;
+		closedir(dir);
+		CHECK(made && long_is(before, 4, "entries before") && long_is(after, 104, "entries after rewinddir"),
+		      "readdir changes: rewinddir on an open handle shows a file created since");
+	} else {
+		CHECK(fail("opendir %s: %s", d, strerror(errno)),
+		      "readdir changes: rewinddir on an open handle shows a file created since");
+	}
+}

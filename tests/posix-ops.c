@@ -64,6 +64,7 @@
  *   setfacl was available), acl/dir/
  *   lock/flock, lock/posix "lock\n"
  *   utime/now "t\n", times 1000000000.123456789
+ *   killpriv/, rd3/      (made by the tests through the mount)
  *   big/base             6 GiB sparse, 'Z' at 5 GiB
  *   names/<255 x 'b'> "long\n", names/bin\xff\xfe "binary\n"
  *   deep/d00/d01/.../d59/leaf "leaf\n"
@@ -127,6 +128,7 @@ int main(int argc, char **argv)
 	test_readdir_large();
 	test_readdir_seek();
 	test_readdir_two_handles();
+	test_readdir_three_handles();
 	test_dots();
 	test_ino_stable();
 	test_hardlink();
@@ -177,9 +179,11 @@ int main(int argc, char **argv)
 	test_flock();
 	test_posix_lock();
 	test_utimens();
+	test_killpriv();
 	test_bigfile();
 	test_names();
 	test_deep_new();
 	test_deep_base();
+	test_readdir_changes();
 	return tap_done();
 }
