@@ -100,6 +100,7 @@ static int probe_kernel_init_flags(uint64_t *ret)
 		char buf[FUSE_MIN_READ_BUFFER], opts[128];
 		int fd = -1;
 		close(p[0]);
+		alarm(10); /* never hang --version: the kernel sends INIT at mount */
 		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 			out = -errno;
 		else if ((fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0)
@@ -124,7 +125,7 @@ static int probe_kernel_init_flags(uint64_t *ret)
 		_exit(0);
 	}
 	close(p[1]);
-	int64_t v = -EIO;
+	int64_t v = -ETIMEDOUT; /* the child died before answering */
 	ssize_t n = read(p[0], &v, sizeof(v));
 	close(p[0]);
 	waitpid(pid, NULL, 0);

@@ -148,6 +148,9 @@ static void *worker(void *arg)
 }
 
 #ifdef FUSE_CAP_OVER_IO_URING
+#ifndef HAVE_FUSE_TMPFILE
+#error "a libfuse with io_uring must dispatch FUSE_TMPFILE: its loop serves without cowfs's answer"
+#endif
 static int libfuse_loop(struct cowfs *fs, int nthreads)
 {
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
