@@ -8,7 +8,26 @@
  *
  * Shutdown: a worker whose receive reports the end (unmounted, or the
  * session told to exit) stops, and wakes the others with SIGUSR1 so no one
- * stays blocked in read(2). */
+ * stays blocked in read(2).
+ *
+ * With FUSE over io_uring asked for, libfuse's own multi-threaded loop
+ * serves instead: libfuse starts its ring threads at INIT and only its own
+ * loops stop them again (there is no call for a loop of ours to do it),
+ * and a libfuse that has io_uring (3.18) dispatches FUSE_TMPFILE itself.
+ * The ring then carries the requests; /dev/fuse only INIT, FORGET and
+ * INTERRUPT, so one reader stays idle there and more start only while all
+ * are busy, up to nthreads.
+ *
+ * The ring's memory: libfuse makes one queue per CPU, each with
+ * COWFS_URING_QUEUE_DEPTH slots, and each slot a buffer of max_write
+ * (1 MiB) plus a header page, touched as requests fill it: up to
+ * CPUs x depth x 1 MiB per mount (64 MiB at libfuse's default depth of 8
+ * on 8 CPUs; hundreds of mounts on a host).  Depth 1 keeps it at 1 MiB
+ * per CPU.  A queue is served by one thread that handles its requests one
+ * at a time and replies before taking the next (every cowfs handler
+ * replies before it returns), so a second slot only holds a request the
+ * kernel would otherwise keep queued for that thread: it buys no
+ * parallelism. */
 #include "config.h"
 
 #include <errno.h>
@@ -128,8 +147,29 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+#ifdef FUSE_CAP_OVER_IO_URING
+#ifndef HAVE_FUSE_TMPFILE
+#error "a libfuse with io_uring must dispatch FUSE_TMPFILE: its loop serves without cowfs's answer"
+#endif
+static int libfuse_loop(struct cowfs *fs, int nthreads)
+{
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_max_threads(cfg, (unsigned)nthreads);
+	fuse_loop_cfg_set_idle_threads(cfg, 1);
+	int r = fuse_session_loop_mt(fs->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return r < 0 ? r : 0;
+}
+#endif
+
 int cowfs_loop(struct cowfs *fs, int nthreads)
 {
+#ifdef FUSE_CAP_OVER_IO_URING
+	if (fs->io_uring_wanted)
+		return libfuse_loop(fs, nthreads);
+#endif
 	struct loop loop = { .fs = fs };
 	loop.threads = calloc(nthreads, sizeof(pthread_t));
 	if (!loop.threads)

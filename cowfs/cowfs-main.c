@@ -317,6 +317,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 	conn->time_gran = 1;
+	cowfs_features_at_init(fs, conn); /* last: reports what was settled above */
 }
 
 static void op_destroy(void *userdata)
@@ -391,16 +392,34 @@ static int start_signal_thread(struct cowfs *fs, struct signal_ctx *ctx, pthread
 
 /* ---- main ---- */
 
-static char *build_fuse_opts(const struct cowfs_options *o)
+static char *build_fuse_opts(const struct cowfs_options *o, bool io_uring)
 {
 	/* allow_other: containers run many uids; default_permissions: the
 	 * kernel checks permissions exactly as on any local filesystem. */
 	const char *base = "fsname=cowfs,subtype=cowfs,default_permissions,allow_other,suid,dev";
-	size_t len = strlen(base) + (o->fuse_opts ? strlen(o->fuse_opts) + 1 : 0) + 1;
+	char uring[64] = "";
+	if (io_uring) /* libfuse's session options (cowfs-loop.c on the depth) */
+		snprintf(uring, sizeof(uring), ",io_uring,io_uring_q_depth=%d", COWFS_URING_QUEUE_DEPTH);
+	size_t len = strlen(base) + strlen(uring) + (o->fuse_opts ? strlen(o->fuse_opts) + 1 : 0) + 1;
 	char *s = malloc(len);
 	if (s)
-		snprintf(s, len, "%s%s%s", base, o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "");
+		snprintf(s, len, "%s%s%s%s", base, uring, o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "");
 	return s;
+}
+
+/* io_uring=1, or by default where the kernel offers it (the fuse module's
+ * enable_uring: a host decision, see corral host setup), and only with a
+ * libfuse that has it. */
+static bool want_io_uring(const struct cowfs_options *o)
+{
+	if (!o->io_uring || !cowfs_libfuse_io_uring())
+		return false;
+	if (cowfs_kernel_io_uring() > 0)
+		return true;
+	if (o->io_uring > 0)
+		log_info("io_uring asked for, but the kernel does not offer it "
+			 "(/sys/module/fuse/parameters/enable_uring): serving /dev/fuse");
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -413,6 +432,8 @@ int main(int argc, char **argv)
 	int ret = 1;
 
 	int r = cowfs_options_parse(argc, argv, &opts);
+	if (r == 2)
+		cowfs_print_version(stdout);
 	if (r != 0) {
 		cowfs_options_release(&opts);
 		return r > 0 ? 0 : 2;
@@ -436,6 +457,8 @@ int main(int argc, char **argv)
 	fs.write_bps.per_second = opts.write_bps;
 	fs.read_iops.per_second = opts.read_iops;
 	fs.write_iops.per_second = opts.write_iops;
+	fs.io_uring_wanted = want_io_uring(&opts);
+	fs.status_path = opts.status_path;
 	pthread_mutex_init(&fs.read_bps.lock, NULL);
 	pthread_mutex_init(&fs.write_bps.lock, NULL);
 	pthread_mutex_init(&fs.read_iops.lock, NULL);
@@ -470,7 +493,7 @@ int main(int argc, char **argv)
 	cowfs_ops_file(&ops);
 	cowfs_ops_xattr(&ops);
 
-	fuse_opts = build_fuse_opts(&opts);
+	fuse_opts = build_fuse_opts(&opts, fs.io_uring_wanted);
 	char *fargv[] = { argv[0], "-o", fuse_opts, opts.debug ? "-d" : NULL, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(opts.debug ? 4 : 3, fargv);
 	fs.se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
@@ -502,7 +525,14 @@ int main(int argc, char **argv)
 		log_error("cannot start the signal thread");
 		goto out_unmount;
 	}
+	if (fs.status_path && cowfs_status_start(&fs) < 0) {
+		log_error("cannot start the status thread");
+		pthread_cancel(sig_tid);
+		pthread_join(sig_tid, NULL);
+		goto out_unmount;
+	}
 	ret = cowfs_loop(&fs, opts.threads) == 0 ? 0 : 1;
+	cowfs_status_stop(&fs);
 	pthread_cancel(sig_tid);
 	pthread_join(sig_tid, NULL);
 out_unmount:

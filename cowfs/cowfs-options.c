@@ -25,14 +25,18 @@ void cowfs_usage(FILE *out)
 	      "                       read_bps=N, write_bps=N, read_iops=N, write_iops=N,\n"
 	      "                       passthrough=0|1 (1: the kernel reads and writes the\n"
 	      "                       real file itself where it can, see cowfs(1)),\n"
+	      "                       io_uring=0|1 (1 where the kernel offers it),\n"
+	      "                       status=FILE (the mount's active features, at INIT),\n"
 	      "                       and mount options\n"
 	      "                       (ro, nosuid, nodev, noexec, noatime, context=...)\n"
 	      "      --base DIR       a read-only lower layer (repeat for more, topmost first)\n"
 	      "      --upper DIR      the writable upper layer\n"
 	      "      --work DIR       work directory on the upper's filesystem (makes whiteouts\n"
 	      "                       and opaque directories appear atomically)\n"
+	      "      --status FILE    as -o status=FILE\n"
 	      "  -h, --help           show this help\n"
-	      "  -V, --version        show the version\n",
+	      "  -V, --version        show the version, libfuse's, and the features that\n"
+	      "                       libfuse and the kernel offer\n",
 	      out);
 }
 
@@ -220,6 +224,22 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 		o->threads = (int)t;
 		return 0;
 	}
+	if (!strcmp(key, "io_uring") && val) {
+		bool on;
+		if (!parse_bool(val, &on))
+			goto bad_value;
+		o->io_uring = on;
+		return 0;
+	}
+	if (!strcmp(key, "status") && val) {
+		/* Written by the daemon, read by whoever mounted: a path of
+		 * the caller's, never one inside the layers. */
+		if (val[0] != '/')
+			goto bad_value;
+		free(o->status_path);
+		o->status_path = strdup(val);
+		return o->status_path ? 0 : -1;
+	}
 	if (!strcmp(key, "noacl")) {
 		o->acl = false;
 		return 0;
@@ -232,7 +252,7 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 		return 0;
 	static const char *const needs_value[] = { "lowerdir", "upperdir", "workdir", "writeback", "passthrough", "fsync",
 						   "timeout", "quota_bytes", "quota_inodes", "idshift", "threads", "read_bps", "write_bps",
-						   "read_iops", "write_iops", NULL };
+						   "read_iops", "write_iops", "io_uring", "status", NULL };
 	if (!val && in_list(key, needs_value)) {
 		fprintf(stderr, "cowfs: option '%s' needs a value (%s=...)\n", key, key);
 		return -1;
@@ -284,6 +304,7 @@ int cowfs_options_parse(int argc, char **argv, struct cowfs_options *o)
 		{ "base", required_argument, NULL, 'b' },
 		{ "upper", required_argument, NULL, 'u' },
 		{ "work", required_argument, NULL, 'w' },
+		{ "status", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -300,6 +321,7 @@ int cowfs_options_parse(int argc, char **argv, struct cowfs_options *o)
 	o->acl = true;
 	o->timeout = 86400.0;
 	o->threads = 4;
+	o->io_uring = -1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":fdo:hV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -325,12 +347,19 @@ int cowfs_options_parse(int argc, char **argv, struct cowfs_options *o)
 			free(o->work);
 			o->work = strdup(optarg);
 			break;
+		case 's': /* -o status=FILE for a path that holds a comma */
+			if (optarg[0] != '/') {
+				fprintf(stderr, "cowfs: --status needs an absolute path\n");
+				return -1;
+			}
+			free(o->status_path);
+			o->status_path = strdup(optarg);
+			break;
 		case 'h':
 			cowfs_usage(stdout);
 			return 1;
 		case 'V':
-			printf("cowfs %s\n", PACKAGE_VERSION);
-			return 1;
+			return 2;
 		case ':':
 			fprintf(stderr, "cowfs: option '%s' needs a value (see cowfs --help)\n", argv[optind - 1]);
 			return -1;
@@ -370,4 +399,5 @@ void cowfs_options_release(struct cowfs_options *o)
 	free(o->work);
 	free(o->mountpoint);
 	free(o->fuse_opts);
+	free(o->status_path);
 }

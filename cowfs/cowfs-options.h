@@ -28,11 +28,14 @@ struct cowfs_options {
 	unsigned idshift_base, idshift_size;	       /* 0 size = off */
 	int threads;				       /* worker threads */
 	unsigned long long read_bps, write_bps, read_iops, write_iops; /* 0 = none */
+	int io_uring;	/* FUSE over io_uring: 1, 0, or -1 = where the kernel offers it */
+	char *status_path; /* where the daemon reports its mount's features, or NULL */
 	char *fuse_opts; /* comma list handed to libfuse */
 };
 
 /* Returns 0, or -1 after printing one clear message on stderr; 1 when
- * --help/--version was handled (exit 0). */
+ * --help was handled (exit 0); 2 when --version was asked (the caller
+ * prints it, cowfs-features.c). */
 int cowfs_options_parse(int argc, char **argv, struct cowfs_options *ret);
 void cowfs_options_release(struct cowfs_options *o);
 void cowfs_usage(FILE *out);

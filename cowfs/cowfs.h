@@ -52,6 +52,7 @@
 #include <stdbool.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 /* renameat2 flags (glibc's <stdio.h> has them since 2.28; older ones not). */
@@ -182,6 +183,16 @@ struct cowfs {
 	struct cowfs_node *root;
 	struct fuse_session *se;
 	char *mountpoint;
+
+	/* FUSE fast paths (cowfs-features.c).  io_uring_wanted and
+	 * status_path are set before mounting; passthrough, writeback and
+	 * splice by op_init; io_uring once the INIT reply is out.  Read-only
+	 * after that. */
+	bool io_uring_wanted;	/* ask for FUSE over io_uring (libfuse's loop) */
+	bool splice;		/* splice read or write negotiated */
+	_Atomic bool io_uring;	/* libfuse's rings run */
+	const char *status_path;
+	struct cowfs_status *status; /* the thread that writes status_path */
 };
 
 static inline struct cowfs *cowfs_from_req(fuse_req_t req)
@@ -387,8 +398,24 @@ void cowfs_ops_dir(struct fuse_lowlevel_ops *ops);
 void cowfs_ops_file(struct fuse_lowlevel_ops *ops);
 void cowfs_ops_xattr(struct fuse_lowlevel_ops *ops);
 
-/* ---- cowfs-loop.c: the worker pool ---- */
+/* ---- cowfs-loop.c: the worker pool, or libfuse's loop with io_uring ---- */
 int cowfs_loop(struct cowfs *fs, int nthreads);
+
+/* cowfs-features.c: what libfuse and the kernel offer, what a mount got. */
+/* Slots per io_uring queue (one queue per CPU); see cowfs-loop.c. */
+#define COWFS_URING_QUEUE_DEPTH 1
+/* The fuse module's enable_uring: 1, 0, or -errno (no such parameter). */
+int cowfs_kernel_io_uring(void);
+bool cowfs_libfuse_io_uring(void);
+bool cowfs_libfuse_passthrough(void);
+void cowfs_print_version(FILE *out);
+/* op_init's last step: the io_uring choice, splice, and the status thread
+ * told that INIT is being answered. */
+void cowfs_features_at_init(struct cowfs *fs, struct fuse_conn_info *conn);
+/* The thread that writes fs->status_path once INIT is answered; stop
+ * joins it (it has written, or gives up).  -errno. */
+int cowfs_status_start(struct cowfs *fs);
+void cowfs_status_stop(struct cowfs *fs);
 
 /* Reply helpers used by several op files. */
 void cowfs_reply_entry(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, const struct stat *st);

@@ -109,3 +109,43 @@ cowfs_pid() {
 	pgrep -f -- "cowfs.* $1\$" | head -1
 }
 unmount() { umount "$1" 2>/dev/null || umount -l "$1"; }
+
+# FUSE over io_uring is offered by the kernel only with the fuse module's
+# enable_uring set, a host-wide switch.  uring_param_set Y|N sets it for the
+# rest of the test: the first call takes a host-wide lock (two tests never
+# flip it under each other) and arranges for the value found to be put back
+# on exit, even on failure.  Returns 2 when the kernel has no such
+# parameter.  Only cowfs mounts that ask for the ring are affected.
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+uring_param_set() {
+	[ -w "$URING_PARAM" ] || return 2
+	if [ -z "${_uring_saved:-}" ]; then
+		exec 8>>/run/lock/corral-test-enable-uring || return 1
+		flock 8 || return 1
+		_uring_saved=$(cat "$URING_PARAM")
+		on_cleanup 'echo "$_uring_saved" >"$URING_PARAM"'
+	fi
+	echo "$1" >"$URING_PARAM"
+}
+# cowfs_has_uring: the cowfs under test was built with a libfuse that has
+# FUSE over io_uring (3.18 or later).
+cowfs_has_uring() { "$COWFS" --version 2>/dev/null | grep -q '^io_uring: libfuse yes'; }
+# ring_fds PID: how many io_uring instances the process holds.
+ring_fds() {
+	local f n=0
+	for f in /proc/"$1"/fd/*; do
+		[ "$(readlink "$f" 2>/dev/null)" = "anon_inode:[io_uring]" ] && n=$((n + 1))
+	done
+	echo $n
+}
+# wait_status FILE: until cowfs has written its status file (at most 10 s).
+wait_status() {
+	local i
+	for i in $(seq 100); do
+		[ -s "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# status_value FILE KEY: a value from a cowfs status file.
+status_value() { sed -n "s/^$2 = //p" "$1"; }

@@ -135,7 +135,9 @@ static json_object *limit_json(int64_t v)
 int cmd_inspect(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv) || argc < 2) {
-		printf("usage: corral inspect NAME\n\nPrints the configuration and runtime state as JSON.\n");
+		printf("usage: corral inspect NAME\n\nPrints the configuration and runtime state as JSON, with the FUSE\n"
+		       "features the kernel granted the root's cowfs mount (state.cowfs_features:\n"
+		       "passthrough, io_uring, splice, writeback; null while not running).\n");
 		return argc < 2 ? 125 : 0;
 	}
 	struct corral_error err = { 0 };
@@ -197,6 +199,20 @@ int cmd_inspect(int argc, char **argv)
 	json_object_object_add(s, "exit_code", json_object_new_int(st.exit_code));
 	if (st.address[0])
 		json_object_object_add(s, "address", json_object_new_string(st.address));
+	/* What the kernel granted the root's cowfs mount; null while no
+	 * daemon of this run has reported (stopped, or not yet past INIT). */
+	struct cowfs_features f;
+	if (state_cowfs_features(argv[1], &st, &f, NULL) == 0) {
+		json_object *fo = json_object_new_object();
+		json_object_object_add(fo, "libfuse", json_object_new_string(f.libfuse));
+		json_object_object_add(fo, "passthrough", json_object_new_boolean(f.passthrough));
+		json_object_object_add(fo, "io_uring", json_object_new_boolean(f.io_uring));
+		json_object_object_add(fo, "splice", json_object_new_boolean(f.splice));
+		json_object_object_add(fo, "writeback", json_object_new_boolean(f.writeback));
+		json_object_object_add(s, "cowfs_features", fo);
+	} else {
+		json_object_object_add(s, "cowfs_features", json_object_new_null());
+	}
 	json_object_object_add(o, "state", s);
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 	json_object_put(o);

@@ -44,5 +44,6 @@ int cmd_list(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_template(int argc, char **argv);
+int cmd_host(int argc, char **argv);
 
 #endif

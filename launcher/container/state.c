@@ -408,3 +408,51 @@ const char *state_check(const char *name, const struct container_state *st, char
 	/* A slow answer is not a dead daemon: trust the pid check. */
 	return "running";
 }
+
+struct features_parse {
+	struct cowfs_features *f;
+	int pid;
+};
+
+static int features_apply_line(const struct kv_line *kv, void *arg, struct corral_error *err)
+{
+	struct features_parse *p = arg;
+	if (!strcmp(kv->key, "pid"))
+		return kv_pid(kv, &p->pid, err);
+	if (!strcmp(kv->key, "libfuse"))
+		return kv_str(kv, p->f->libfuse, sizeof(p->f->libfuse), err);
+	if (!strcmp(kv->key, "passthrough"))
+		return kv_bool(kv, &p->f->passthrough, err);
+	if (!strcmp(kv->key, "io_uring"))
+		return kv_bool(kv, &p->f->io_uring, err);
+	if (!strcmp(kv->key, "splice"))
+		return kv_bool(kv, &p->f->splice, err);
+	if (!strcmp(kv->key, "writeback"))
+		return kv_bool(kv, &p->f->writeback, err);
+	return 0; /* a newer cowfs may report more */
+}
+
+int state_cowfs_features(const char *name, const struct container_state *st, struct cowfs_features *ret,
+			 struct corral_error *err)
+{
+	char path[PATH_MAX];
+	cleanup_free char *text = NULL;
+	size_t len;
+	struct cowfs_features f = { 0 };
+	struct features_parse p = { .f = &f, .pid = 0 };
+	if (!state_cowfs_alive(st))
+		return -ENOENT;
+	int r = state_path(path, sizeof(path), name, STATE_COWFS_STATUS, err);
+	if (r < 0)
+		return r;
+	r = file_read_all(path, &text, &len, err);
+	if (r < 0)
+		return r;
+	r = kv_parse(text, len, path, features_apply_line, &p, err);
+	if (r < 0)
+		return r;
+	if (p.pid != st->cowfs_pid)
+		return -ENOENT;
+	*ret = f;
+	return 0;
+}

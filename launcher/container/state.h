@@ -85,4 +85,19 @@ const char *state_check(const char *name, const struct container_state *st, char
 /* The cowfs daemon recorded in st is alive (false when none is recorded). */
 bool state_cowfs_alive(const struct container_state *st);
 
+/* The FUSE features the kernel granted the container's cowfs mount at
+ * INIT, as its daemon reports them in <container>/cowfs-status (cowfs -o
+ * status=FILE: written by the host-side daemon outside the container's
+ * tree, atomically). */
+#define STATE_COWFS_STATUS "cowfs-status"
+struct cowfs_features {
+	char libfuse[32];	/* the libfuse version the daemon runs with */
+	bool passthrough, io_uring, splice, writeback;
+};
+/* 0 and *ret filled; -ENOENT when there is no report of the daemon
+ * recorded in st (not running, not yet past INIT, or the report is of an
+ * earlier daemon: its pid differs); other -errno with err filled. */
+int state_cowfs_features(const char *name, const struct container_state *st, struct cowfs_features *ret,
+			 struct corral_error *err);
+
 #endif

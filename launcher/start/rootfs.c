@@ -108,7 +108,7 @@ static void exec_cowfs(int verdict_fd, const struct rootfs_cowfs *m, const struc
 			snprintf(opts + n, sizeof(opts) - n, ",%s", io);
 	}
 	const char *argv[] = { m->binary, "--base", m->base, "--upper", m->upper, "--work", m->work,
-			       "-o", opts, m->mnt, NULL };
+			       "-o", opts, "--status", m->status, m->mnt, NULL };
 	char what[PATH_MAX + 16];
 	snprintf(what, sizeof(what), "cannot run %s", m->binary);
 	signal(SIGPIPE, SIG_DFL);
@@ -119,6 +119,10 @@ int rootfs_mount_cowfs(const struct rootfs_cowfs *m, const struct container_conf
 {
 	if (rootfs_is_mounted(m->mnt))
 		return 0; /* left by a crashed start: reuse it */
+	/* An earlier daemon's report must not pass for this one's (inspect
+	 * also checks the pid in it). */
+	if (unlink(m->status) < 0 && errno != ENOENT)
+		return err_set(err, errno, "remove %s", m->status);
 	cleanup_child struct child ch = CHILD_INIT;
 	int r = child_start(&ch, 0, "fork for cowfs", err);
 	if (r < 0)

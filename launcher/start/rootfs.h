@@ -47,6 +47,7 @@ struct rootfs_cowfs {
 	struct cgroup *cgroup;		/* the container's: the daemon joins it before exec */
 	const struct cgroup_io_limit *io; /* paced by cowfs (rootfs_split_io_limits) */
 	int nio;
+	const char *status;		/* where the daemon reports its FUSE features */
 };
 /* Mounts cowfs with the daemon started in the container's cgroup (so its
  * I/O and memory are charged to the container).  Returns when the mount

@@ -539,6 +539,10 @@ static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const stru
 	r = template_rootfs(state_root(), c->template_name, base, sizeof(base), err);
 	if (r < 0)
 		return r;
+	char status[PATH_MAX];
+	r = state_path(status, sizeof(status), c->name, STATE_COWFS_STATUS, err);
+	if (r < 0)
+		return r;
 	/* Which I/O limits cowfs paces and which the cgroup keeps: decided
 	 * here, once (see rootfs.h). */
 	struct rootfs_io_split io;
@@ -549,7 +553,8 @@ static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const stru
 		return err_wrap(err, "set up the cgroup of '%s'", c->name);
 	phase("cgroup created");
 	struct rootfs_cowfs m = { .binary = ctx->cowfs, .base = base, .upper = upper, .work = work,
-				  .mnt = rootfs, .cgroup = ctx->cg, .io = io.cowfs, .nio = io.ncowfs };
+				  .mnt = rootfs, .cgroup = ctx->cg, .io = io.cowfs, .nio = io.ncowfs,
+				  .status = status };
 	r = mount_root(&m, c, sp, err);
 	phase("cowfs mounted");
 	/* Detached: the container's output goes through a pipe that the
