@@ -1,0 +1,558 @@
+/* store: the index, an mmap'ed open-addressing table on disk (FORMAT.md
+ * "Index").  It is a cache of where each key's record lies: everything in
+ * it can be rebuilt from the packs, and it is rebuilt when it is missing,
+ * damaged, from another boot (its pages may not have reached the disk) or
+ * disagrees with the packs.
+ *
+ * Locking: index.lock is flock'ed shared to read the map and exclusive to
+ * change it (insert, grow, replace).  A slot is published by storing its
+ * last word (nonzero) after the rest, so even a process killed half-way
+ * through an insert leaves either no entry or a whole one.  When the file
+ * is replaced (growth, rebuild, GC) the old one is marked stale before the
+ * rename; a process finding its map stale under the lock maps the new one. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "store-internal.h"
+
+/* Header fields (offsets). */
+#define H_STALE 12
+#define H_NSLOTS 16
+#define H_NUSED 24
+#define H_BOOT 32
+#define H_NCOVER 48
+#define H_CHECK 56
+#define COVER_OFF STORE_INDEX_HDR
+
+static uint64_t slots_off(uint32_t ncover)
+{
+	return ((uint64_t)COVER_OFF + (uint64_t)ncover * 16 + 4095) & ~4095ull;
+}
+
+static void read_boot_id(uint8_t out[16])
+{
+	char buf[64] = "";
+	memset(out, 0, 16);
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+	if (!f)
+		return;
+	if (fgets(buf, sizeof(buf), f)) {
+		int j = 0;
+		for (int i = 0; buf[i] && j < 32; i++) {
+			char c = buf[i];
+			int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+			if (v < 0)
+				continue;
+			out[j / 2] |= v << (j % 2 ? 0 : 4);
+			j++;
+		}
+	}
+	fclose(f);
+}
+
+/* The checksum covers the immutable fields (not stale, not nused). */
+static uint64_t hdr_check(const uint8_t *h)
+{
+	uint8_t c[H_CHECK];
+	memcpy(c, h, H_CHECK);
+	memset(c + H_STALE, 0, 4);
+	memset(c + H_NUSED, 0, 8);
+	return store_check64(c, H_CHECK);
+}
+
+int store_lock(int fd, int op)
+{
+	while (flock(fd, op) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+void store_index_unmap(struct store *s)
+{
+	if (s->map)
+		munmap(s->map, s->map_len);
+	if (s->index_fd >= 0)
+		close(s->index_fd);
+	s->map = NULL;
+	s->index_fd = -1;
+}
+
+/* Makes an empty index of nslots in a temp file and renames it in; the
+ * old map (if any) is marked stale first.  Under the exclusive lock. */
+static int index_create(struct store *s, uint64_t nslots, const uint8_t *cover, uint32_t ncover_used)
+{
+	uint32_t ncover = STORE_COVER_SLOTS;
+	while (ncover < ncover_used * 2)
+		ncover *= 2;
+	uint64_t len = slots_off(ncover) + nslots * STORE_SLOT;
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), "index.tmp.%d", (int)getpid());
+	cleanup_close int fd = openat(s->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, len) < 0) {
+		int e = errno;
+		unlinkat(s->dirfd, tmp, 0);
+		return -e;
+	}
+	uint8_t h[STORE_INDEX_HDR] = { 0 };
+	memcpy(h, STORE_INDEX_MAGIC, 8);
+	store_put_le32(h + 8, STORE_FORMAT_VERSION);
+	store_put_le64(h + H_NSLOTS, nslots);
+	read_boot_id(h + H_BOOT);
+	store_put_le32(h + H_NCOVER, ncover);
+	store_put_le64(h + H_CHECK, hdr_check(h));
+	if (pwrite(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    (cover && pwrite(fd, cover, (size_t)ncover_used * 16, COVER_OFF) != (ssize_t)ncover_used * 16)) {
+		int e = errno ? errno : EIO;
+		unlinkat(s->dirfd, tmp, 0);
+		return -e;
+	}
+	if (renameat(s->dirfd, tmp, s->dirfd, "index") < 0) {
+		int e = errno;
+		unlinkat(s->dirfd, tmp, 0);
+		return -e;
+	}
+	if (s->map)
+		__atomic_store_n((uint32_t *)(s->map + H_STALE), 1, __ATOMIC_RELEASE);
+	store_index_unmap(s);
+	return 0;
+}
+
+int store_index_map(struct store *s, bool create)
+{
+	store_index_unmap(s);
+	int fd = openat(s->dirfd, "index", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT && create) {
+		int r = index_create(s, 1 << 12, NULL, 0);
+		if (r < 0)
+			return r;
+		fd = openat(s->dirfd, "index", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	uint8_t h[STORE_INDEX_HDR];
+	if (fstat(fd, &st) < 0 || pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+		close(fd);
+		return -EBADMSG;
+	}
+	uint64_t nslots = store_le64(h + H_NSLOTS);
+	uint32_t ncover = store_le32(h + H_NCOVER);
+	if (memcmp(h, STORE_INDEX_MAGIC, 8) != 0 || store_le32(h + 8) != STORE_FORMAT_VERSION ||
+	    store_le64(h + H_CHECK) != hdr_check(h) || nslots == 0 || (nslots & (nslots - 1)) ||
+	    nslots > (1ull << 40) || ncover == 0 || ncover > (1u << 24) ||
+	    (uint64_t)st.st_size != slots_off(ncover) + nslots * STORE_SLOT) {
+		close(fd);
+		return -EBADMSG;
+	}
+	void *m = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	s->index_fd = fd;
+	s->map = m;
+	s->map_len = st.st_size;
+	return 0;
+}
+
+static bool map_stale(struct store *s)
+{
+	return !s->map || __atomic_load_n((uint32_t *)(s->map + H_STALE), __ATOMIC_ACQUIRE) != 0;
+}
+
+int store_index_refresh(struct store *s)
+{
+	return map_stale(s) ? store_index_map(s, s->index_locked == 2) : 0;
+}
+
+int store_index_lock(struct store *s, bool exclusive)
+{
+	for (;;) {
+		int r = store_lock(s->index_lock_fd, exclusive ? LOCK_EX : LOCK_SH);
+		if (r < 0)
+			return r;
+		s->index_locked = exclusive ? 2 : 1;
+		if (!map_stale(s))
+			return 0;
+		r = store_index_map(s, exclusive);
+		if (r == 0)
+			return 0;
+		if (exclusive || r != -ENOENT) {
+			store_index_unlock(s);
+			return r;
+		}
+		/* No index at all: make one under the exclusive lock. */
+		store_index_unlock(s);
+		exclusive = true;
+	}
+}
+
+void store_index_unlock(struct store *s)
+{
+	s->index_locked = 0;
+	flock(s->index_lock_fd, LOCK_UN);
+}
+
+uint64_t store_index_nslots(struct store *s)
+{
+	return store_le64(s->map + H_NSLOTS);
+}
+
+static uint8_t *slot_at(struct store *s, uint64_t i)
+{
+	return s->map + slots_off(store_le32(s->map + H_NCOVER)) + i * STORE_SLOT;
+}
+
+static uint64_t slot_word(const uint8_t *p)
+{
+	return __atomic_load_n((const uint64_t *)(p + 24), __ATOMIC_ACQUIRE);
+}
+
+bool store_index_slot(struct store *s, uint64_t i, struct store_key *k, struct store_loc *loc)
+{
+	const uint8_t *p = slot_at(s, i);
+	uint64_t w = slot_word(p);
+	if (!w)
+		return false;
+	memcpy(k->hash, p, 16);
+	k->n = (w >> 8) & 0xffff;
+	loc->pack = store_le32(p + 16);
+	loc->len = store_le32(p + 20);
+	loc->off = w >> 24;
+	loc->kind = w & 0xff;
+	return true;
+}
+
+int store_index_each(struct store *s, uint8_t kind, const uint8_t hash[16], store_slot_fn fn, void *ctx)
+{
+	uint64_t mask = store_index_nslots(s) - 1;
+	uint64_t i = store_le64(hash) & mask;
+	for (uint64_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
+		struct store_key k;
+		struct store_loc loc;
+		if (!store_index_slot(s, i, &k, &loc))
+			return 0;
+		if (loc.kind != kind || memcmp(k.hash, hash, 16) != 0)
+			continue;
+		int r = fn(ctx, k.n, &loc, i);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+struct find_ctx {
+	uint32_t n;
+	struct store_loc *loc;
+	uint64_t *slot;
+};
+
+static int find_one(void *ctx, uint32_t n, const struct store_loc *loc, uint64_t slot)
+{
+	struct find_ctx *f = ctx;
+	if (n != f->n)
+		return 0;
+	*f->loc = *loc;
+	if (f->slot)
+		*f->slot = slot;
+	return 1;
+}
+
+int store_index_find(struct store *s, uint8_t kind, const struct store_key *k, struct store_loc *ret,
+		     uint64_t *ret_slot)
+{
+	struct find_ctx f = { .n = k->n, .loc = ret, .slot = ret_slot };
+	return store_index_each(s, kind, k->hash, find_one, &f) == 1 ? 0 : -ENOENT;
+}
+
+static void slot_write(uint8_t *p, const uint8_t hash[16], uint32_t n, const struct store_loc *loc)
+{
+	memcpy(p, hash, 16);
+	store_put_le32(p + 16, loc->pack);
+	store_put_le32(p + 20, loc->len);
+	uint64_t w = loc->off << 24 | (uint64_t)(n & 0xffff) << 8 | loc->kind;
+	__atomic_store_n((uint64_t *)(p + 24), w, __ATOMIC_RELEASE);
+}
+
+void store_index_set_loc(struct store *s, uint64_t slot, const struct store_loc *loc)
+{
+	uint8_t *p = slot_at(s, slot);
+	uint64_t w = slot_word(p);
+	store_put_le32(p + 16, loc->pack);
+	store_put_le32(p + 20, loc->len);
+	__atomic_store_n((uint64_t *)(p + 24), loc->off << 24 | (w & 0xffff00) | loc->kind, __ATOMIC_RELEASE);
+}
+
+/* Copies the used cover entries out (caller frees). */
+static uint8_t *cover_copy(struct store *s, uint32_t *ret_n)
+{
+	uint32_t ncover = store_le32(s->map + H_NCOVER), n = 0;
+	uint8_t *c = malloc((size_t)ncover * 16);
+	if (!c)
+		return NULL;
+	for (uint32_t i = 0; i < ncover; i++)
+		if (store_le32(s->map + COVER_OFF + i * 16))
+			memcpy(c + (size_t)n++ * 16, s->map + COVER_OFF + i * 16, 16);
+	*ret_n = n;
+	return c;
+}
+
+int store_index_compact(struct store *s, bool (*keep)(void *ctx, uint64_t slot, struct store_loc *loc),
+			void *ctx)
+{
+	uint64_t old_n = store_index_nslots(s), used = 0;
+	for (uint64_t i = 0; i < old_n; i++)
+		used += slot_word(slot_at(s, i)) != 0;
+	uint64_t nslots = 1 << 12;
+	while (nslots * 3 / 4 < used + 1)
+		nslots *= 2;
+	/* Keep the old map open while filling the new one. */
+	uint8_t *old = s->map;
+	size_t old_len = s->map_len;
+	int old_fd = s->index_fd;
+	uint32_t ncov;
+	cleanup_free uint8_t *cover = cover_copy(s, &ncov);
+	if (!cover)
+		return -ENOMEM;
+	s->map = NULL;
+	s->index_fd = -1;
+	int r = index_create(s, nslots, cover, ncov);
+	if (r == 0)
+		r = store_index_map(s, false);
+	if (r < 0) {
+		if (s->map)
+			store_index_unmap(s);
+		s->map = old;
+		s->map_len = old_len;
+		s->index_fd = old_fd;
+		return r;
+	}
+	uint8_t *old_slots = old + slots_off(store_le32(old + H_NCOVER));
+	uint64_t mask = nslots - 1, n = 0;
+	for (uint64_t i = 0; i < old_n; i++) {
+		const uint8_t *p = old_slots + i * STORE_SLOT;
+		uint64_t w = slot_word(p);
+		if (!w)
+			continue;
+		struct store_loc loc = { .pack = store_le32(p + 16), .len = store_le32(p + 20),
+					 .off = w >> 24, .kind = w & 0xff };
+		if (keep && !keep(ctx, i, &loc))
+			continue;
+		uint64_t j = store_le64(p) & mask;
+		while (slot_word(slot_at(s, j)))
+			j = (j + 1) & mask;
+		slot_write(slot_at(s, j), p, (w >> 8) & 0xffff, &loc);
+		n++;
+	}
+	store_put_le64(s->map + H_NUSED, n);
+	__atomic_store_n((uint32_t *)(old + H_STALE), 1, __ATOMIC_RELEASE);
+	munmap(old, old_len);
+	close(old_fd);
+	return 0;
+}
+
+int store_index_insert(struct store *s, uint8_t kind, const struct store_key *k, const struct store_loc *loc)
+{
+	if (k->n > 0xffff)
+		return -EOVERFLOW;
+	uint64_t nslots = store_index_nslots(s);
+	uint64_t used = store_le64(s->map + H_NUSED);
+	if ((used + 1) > nslots * 3 / 4) {
+		int r = store_index_compact(s, NULL, NULL);
+		if (r < 0)
+			return r;
+		nslots = store_index_nslots(s);
+	}
+	uint64_t mask = nslots - 1;
+	uint64_t i = store_le64(k->hash) & mask;
+	while (slot_word(slot_at(s, i)))
+		i = (i + 1) & mask;
+	struct store_loc l = *loc;
+	l.kind = kind;
+	slot_write(slot_at(s, i), k->hash, k->n, &l);
+	store_put_le64(s->map + H_NUSED, used + 1);
+	return 0;
+}
+
+static uint8_t *cover_find(struct store *s, uint32_t pack, bool add)
+{
+	uint32_t ncover = store_le32(s->map + H_NCOVER);
+	uint8_t *free_slot = NULL;
+	for (uint32_t i = 0; i < ncover; i++) {
+		uint8_t *c = s->map + COVER_OFF + (size_t)i * 16;
+		uint32_t p = store_le32(c);
+		if (p == pack)
+			return c;
+		if (!p && !free_slot)
+			free_slot = c;
+	}
+	if (!add || !free_slot)
+		return NULL;
+	store_put_le32(free_slot, pack);
+	store_put_le64(free_slot + 8, 0);
+	return free_slot;
+}
+
+int store_index_cover(struct store *s, uint32_t pack, uint64_t end)
+{
+	uint8_t *c = cover_find(s, pack, true);
+	if (!c) {
+		/* The cover table is full: a bigger one comes with a copy. */
+		int r = store_index_compact(s, NULL, NULL);
+		if (r < 0)
+			return r;
+		c = cover_find(s, pack, true);
+		if (!c)
+			return -ENOSPC;
+	}
+	store_put_le64(c + 8, end);
+	return 0;
+}
+
+int store_index_cover_room(struct store *s)
+{
+	uint32_t ncover = store_le32(s->map + H_NCOVER);
+	for (uint32_t i = 0; i < ncover; i++)
+		if (!store_le32(s->map + COVER_OFF + (size_t)i * 16))
+			return 0;
+	return store_index_compact(s, NULL, NULL);
+}
+
+uint64_t store_index_covered(struct store *s, uint32_t pack, bool *known)
+{
+	uint8_t *c = cover_find(s, pack, false);
+	*known = c != NULL;
+	return c ? store_le64(c + 8) : 0;
+}
+
+/* Drops the cover entry of a deleted pack (GC). */
+void store_index_uncover(struct store *s, uint32_t pack)
+{
+	uint8_t *c = cover_find(s, pack, false);
+	if (c)
+		memset(c, 0, 16);
+}
+
+struct index_fill {
+	struct store *s;
+	int err;
+};
+
+static int fill_rec(void *ctx, uint32_t pack, uint64_t off, const struct store_rec *rec)
+{
+	struct index_fill *f = ctx;
+	struct store_loc loc, have = { .pack = pack, .off = off, .len = rec->len };
+	if (store_index_find(f->s, rec->kind, &rec->key, &loc, NULL) == 0)
+		return 0; /* a duplicate (lost race, GC copy): the first stays */
+	int r = store_index_insert(f->s, rec->kind, &rec->key, &have);
+	if (r < 0)
+		f->err = r;
+	return r;
+}
+
+/* Damage is fsck's to name; the index just leaves it out. */
+static void fill_bad(void *ctx, uint32_t pack, uint64_t off, uint64_t len, const char *what)
+{
+	(void)ctx, (void)pack, (void)off, (void)len, (void)what;
+}
+
+/* Indexes pack `no` from `from` on; covers what was read. */
+static int index_pack(struct store *s, uint32_t no, uint64_t from, const struct store_scan_cb *cb)
+{
+	int fd = store_pack_fd(s, no);
+	if (fd < 0)
+		return fd;
+	uint64_t end, torn;
+	int r = store_pack_scan(s, fd, no, from, cb, &end, &torn);
+	if (r < 0)
+		return r;
+	return store_index_cover(s, no, end);
+}
+
+int store_index_catch_up(struct store *s)
+{
+	cleanup_free uint32_t *packs = NULL;
+	size_t n;
+	int r = store_pack_list(s, &packs, &n);
+	if (r < 0)
+		return r;
+	/* Every covered pack must still be there and at least as long. */
+	uint32_t ncover = store_le32(s->map + H_NCOVER);
+	for (uint32_t i = 0; i < ncover; i++) {
+		uint32_t p = store_le32(s->map + COVER_OFF + (size_t)i * 16);
+		if (!p)
+			continue;
+		bool found = false;
+		for (size_t j = 0; j < n && !found; j++)
+			found = packs[j] == p;
+		if (!found)
+			return -ESTALE;
+	}
+	struct index_fill f = { .s = s };
+	struct store_scan_cb cb = { .rec = fill_rec, .bad = fill_bad, .ctx = &f };
+	for (size_t i = 0; i < n; i++) {
+		bool known;
+		uint64_t from = store_index_covered(s, packs[i], &known);
+		int fd = store_pack_fd(s, packs[i]);
+		struct stat st;
+		if (fd < 0)
+			continue; /* not a valid pack: fsck reports it */
+		if (fstat(fd, &st) < 0)
+			return -errno;
+		if (known && (uint64_t)st.st_size < from)
+			return -ESTALE;
+		if (known && (uint64_t)st.st_size == from)
+			continue;
+		r = index_pack(s, packs[i], known ? from : STORE_PACK_HDR, &cb);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int store_index_rebuild(struct store *s, store_report_fn report, void *ctx, struct corral_error *err)
+{
+	(void)report, (void)ctx;
+	int r = index_create(s, 1 << 12, NULL, 0);
+	if (r == 0)
+		r = store_index_map(s, false);
+	if (r < 0)
+		return err_set(err, -r, "rebuild the store index");
+	cleanup_free uint32_t *packs = NULL;
+	size_t n;
+	r = store_pack_list(s, &packs, &n);
+	if (r < 0)
+		return err_set(err, -r, "list the store's packs");
+	struct index_fill f = { .s = s };
+	/* Payloads are checked: a corrupt record never enters the index. */
+	struct store_scan_cb cb = { .rec = fill_rec, .bad = fill_bad, .ctx = &f, .verify_payload = true };
+	for (size_t i = 0; i < n; i++) {
+		r = index_pack(s, packs[i], STORE_PACK_HDR, &cb);
+		if (r == -EBADMSG || r == -EPROTONOSUPPORT)
+			continue; /* a damaged pack header: fsck names it */
+		if (r < 0)
+			return err_set(err, -r, "index pack %08x", packs[i]);
+	}
+	return 0;
+}
+
+bool store_index_from_this_boot(struct store *s)
+{
+	uint8_t b[16];
+	read_boot_id(b);
+	return memcmp(b, s->map + H_BOOT, 16) == 0;
+}
