@@ -26,7 +26,7 @@
 #include "store-internal.h"
 
 /* Header fields (offsets). */
-#define H_STALE 12
+#define H_STALE 12 /* reserved (zero) */
 #define H_NSLOTS 16
 #define H_NUSED 24
 #define H_BOOT 32
@@ -88,24 +88,21 @@ void store_index_unmap(struct store *s)
 	s->index_fd = -1;
 }
 
-/* Makes an empty index of nslots in a temp file and renames it in; the
- * old map (if any) is marked stale first.  Under the exclusive lock. */
-static int index_create(struct store *s, uint64_t nslots, const uint8_t *cover, uint32_t ncover_used)
+/* Makes an index file of nslots in a temp file (`tmp`, sized), the used
+ * cover entries copied in; the caller fills it and publishes it with
+ * index_publish.  Under the exclusive lock. */
+static int index_create_tmp(struct store *s, uint64_t nslots, const uint8_t *cover, uint32_t ncover_used,
+			    char tmp[64])
 {
 	uint32_t ncover = STORE_COVER_SLOTS;
 	while (ncover < ncover_used * 2)
 		ncover *= 2;
 	uint64_t len = slots_off(ncover) + nslots * STORE_SLOT;
-	char tmp[64];
-	snprintf(tmp, sizeof(tmp), "index.tmp.%d", (int)getpid());
-	cleanup_close int fd = openat(s->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	static unsigned seq;
+	snprintf(tmp, 64, "index.tmp.%d.%u", (int)getpid(), seq++);
+	cleanup_close int fd = openat(s->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
-	if (ftruncate(fd, len) < 0) {
-		int e = errno;
-		unlinkat(s->dirfd, tmp, 0);
-		return -e;
-	}
 	uint8_t h[STORE_INDEX_HDR] = { 0 };
 	memcpy(h, STORE_INDEX_MAGIC, 8);
 	store_put_le32(h + 8, STORE_FORMAT_VERSION);
@@ -113,33 +110,42 @@ static int index_create(struct store *s, uint64_t nslots, const uint8_t *cover, 
 	read_boot_id(h + H_BOOT);
 	store_put_le32(h + H_NCOVER, ncover);
 	store_put_le64(h + H_CHECK, hdr_check(h));
-	if (pwrite(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	if (ftruncate(fd, len) < 0 || pwrite(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
 	    (cover && pwrite(fd, cover, (size_t)ncover_used * 16, COVER_OFF) != (ssize_t)ncover_used * 16)) {
 		int e = errno ? errno : EIO;
 		unlinkat(s->dirfd, tmp, 0);
 		return -e;
 	}
-	if (renameat(s->dirfd, tmp, s->dirfd, "index") < 0) {
+	return 0;
+}
+
+/* Renames the filled temp index over "index".  Other processes notice
+ * the new inode the next time they take the lock (map_stale). */
+static int index_publish(struct store *s, const char *tmp)
+{
+	if (renameat(s->dirfd, tmp, s->dirfd, s->index_name ? s->index_name : "index") < 0) {
 		int e = errno;
 		unlinkat(s->dirfd, tmp, 0);
 		return -e;
 	}
-	if (s->map)
-		__atomic_store_n((uint32_t *)(s->map + H_STALE), 1, __ATOMIC_RELEASE);
-	store_index_unmap(s);
 	return 0;
 }
 
-int store_index_map(struct store *s, bool create)
+static int index_create(struct store *s, uint64_t nslots)
 {
-	store_index_unmap(s);
-	int fd = openat(s->dirfd, "index", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT && create) {
-		int r = index_create(s, 1 << 12, NULL, 0);
-		if (r < 0)
-			return r;
-		fd = openat(s->dirfd, "index", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	}
+	char tmp[64];
+	int r = index_create_tmp(s, nslots, NULL, 0, tmp);
+	if (r == 0)
+		r = index_publish(s, tmp);
+	if (r == 0)
+		store_index_unmap(s);
+	return r;
+}
+
+/* Maps the index file `name` (validated) into s. */
+static int index_map_file(struct store *s, const char *name)
+{
+	int fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
 	struct stat st;
@@ -169,9 +175,28 @@ int store_index_map(struct store *s, bool create)
 	return 0;
 }
 
+int store_index_map(struct store *s, bool create)
+{
+	store_index_unmap(s);
+	int r = index_map_file(s, "index");
+	if (r == -ENOENT && create) {
+		r = index_create(s, 1 << 12);
+		if (r == 0)
+			r = index_map_file(s, "index");
+	}
+	return r;
+}
+
+/* Whether another process replaced the index since we mapped it (or we
+ * have none).  An inode comparison rather than a flag in the old file: a
+ * process killed between its rename and anything after it still leaves
+ * the others able to tell. */
 static bool map_stale(struct store *s)
 {
-	return !s->map || __atomic_load_n((uint32_t *)(s->map + H_STALE), __ATOMIC_ACQUIRE) != 0;
+	struct stat a, b;
+	if (!s->map || fstat(s->index_fd, &a) < 0 || fstatat(s->dirfd, "index", &b, AT_SYMLINK_NOFOLLOW) < 0)
+		return true;
+	return a.st_ino != b.st_ino || a.st_dev != b.st_dev;
 }
 
 int store_index_refresh(struct store *s)
@@ -320,22 +345,25 @@ int store_index_compact(struct store *s, bool (*keep)(void *ctx, uint64_t slot, 
 	uint64_t nslots = 1 << 12;
 	while (nslots * 3 / 4 < used + 1)
 		nslots *= 2;
-	/* Keep the old map open while filling the new one. */
-	uint8_t *old = s->map;
-	size_t old_len = s->map_len;
-	int old_fd = s->index_fd;
 	uint32_t ncov;
 	cleanup_free uint8_t *cover = cover_copy(s, &ncov);
 	if (!cover)
 		return -ENOMEM;
+	/* The new table is filled completely in its temp file and only then
+	 * renamed over the old one: a kill at any point leaves one of the
+	 * two whole. */
+	char tmp[64];
+	int r = index_create_tmp(s, nslots, cover, ncov, tmp);
+	if (r < 0)
+		return r;
+	uint8_t *old = s->map;
+	size_t old_len = s->map_len;
+	int old_fd = s->index_fd;
 	s->map = NULL;
 	s->index_fd = -1;
-	int r = index_create(s, nslots, cover, ncov);
-	if (r == 0)
-		r = store_index_map(s, false);
+	r = index_map_file(s, tmp);
 	if (r < 0) {
-		if (s->map)
-			store_index_unmap(s);
+		unlinkat(s->dirfd, tmp, 0);
 		s->map = old;
 		s->map_len = old_len;
 		s->index_fd = old_fd;
@@ -359,7 +387,14 @@ int store_index_compact(struct store *s, bool (*keep)(void *ctx, uint64_t slot, 
 		n++;
 	}
 	store_put_le64(s->map + H_NUSED, n);
-	__atomic_store_n((uint32_t *)(old + H_STALE), 1, __ATOMIC_RELEASE);
+	r = index_publish(s, tmp);
+	if (r < 0) {
+		store_index_unmap(s);
+		s->map = old;
+		s->map_len = old_len;
+		s->index_fd = old_fd;
+		return r;
+	}
 	munmap(old, old_len);
 	close(old_fd);
 	return 0;
@@ -527,27 +562,46 @@ int store_index_catch_up(struct store *s)
 int store_index_rebuild(struct store *s, store_report_fn report, void *ctx, struct corral_error *err)
 {
 	(void)report, (void)ctx;
-	int r = index_create(s, 1 << 12, NULL, 0);
-	if (r == 0)
-		r = store_index_map(s, false);
+	/* Filled in a temp file (growing it renames within the temp name)
+	 * and renamed into place whole: a process killed half-way leaves the
+	 * old index, never a partial one that live handles would map. */
+	char tmp[64];
+	int r = index_create_tmp(s, 1 << 12, NULL, 0, tmp);
 	if (r < 0)
 		return err_set(err, -r, "rebuild the store index");
+	store_index_unmap(s);
+	r = index_map_file(s, tmp);
+	if (r < 0) {
+		unlinkat(s->dirfd, tmp, 0);
+		return err_set(err, -r, "rebuild the store index");
+	}
+	s->index_name = tmp;
 	cleanup_free uint32_t *packs = NULL;
 	size_t n;
 	r = store_pack_list(s, &packs, &n);
 	if (r < 0)
-		return err_set(err, -r, "list the store's packs");
+		err_set(err, -r, "list the store's packs");
 	struct index_fill f = { .s = s };
 	/* Payloads are checked: a corrupt record never enters the index. */
 	struct store_scan_cb cb = { .rec = fill_rec, .bad = fill_bad, .ctx = &f, .verify_payload = true };
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; r == 0 && i < n; i++) {
 		r = index_pack(s, packs[i], STORE_PACK_HDR, &cb);
 		if (r == -EBADMSG || r == -EPROTONOSUPPORT)
-			continue; /* a damaged pack header: fsck names it */
-		if (r < 0)
-			return err_set(err, -r, "index pack %08x", packs[i]);
+			r = 0; /* a damaged pack header: fsck names it */
+		else if (r < 0)
+			err_set(err, -r, "index pack %08x", packs[i]);
 	}
-	return 0;
+	s->index_name = NULL;
+	if (r == 0) {
+		r = index_publish(s, tmp);
+		if (r < 0)
+			err_set(err, -r, "rename the rebuilt store index into place");
+	} else {
+		unlinkat(s->dirfd, tmp, 0);
+	}
+	if (r < 0)
+		store_index_unmap(s);
+	return r;
 }
 
 bool store_index_from_this_boot(struct store *s)

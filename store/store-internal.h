@@ -129,6 +129,7 @@ struct store {
 	store_hash_fn hash;
 	/* The mapped index; valid under the index lock. */
 	int index_fd;
+	const char *index_name;	/* the mapped file if not "index" (a rebuild in progress) */
 	uint8_t *map;
 	size_t map_len;
 	/* The own pack (-1 until the first write). */

@@ -115,30 +115,39 @@ int store_pack_own(struct store *s)
 		close(s->pack_fd);
 		s->pack_fd = -1;
 	}
+	/* Made nameless (O_TMPFILE), locked, given its header and synced,
+	 * then linked into place: a pack that has a name is always a valid
+	 * (maybe empty) pack, however the process dies. */
+	cleanup_close int fd = openat(s->packsfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	/* Held for the handle's life: GC skips a pack it cannot lock. */
+	int r = store_lock(fd, LOCK_EX | LOCK_NB);
+	if (r < 0)
+		return r;
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	for (int tries = 0; tries < 64; tries++) {
 		uint32_t no;
 		if (getrandom(&no, sizeof(no), 0) != sizeof(no))
 			return -EIO;
 		if (no == 0)
 			continue;
-		char name[32];
-		pack_name(no, name);
-		cleanup_close int fd = openat(s->packsfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0 && errno == EEXIST)
-			continue;
-		if (fd < 0)
-			return -errno;
-		/* Held for the handle's life: GC skips a pack it cannot lock. */
-		int r = store_lock(fd, LOCK_EX | LOCK_NB);
-		if (r < 0)
-			return r;
 		uint8_t h[STORE_PACK_HDR];
 		store_pack_hdr_encode(no, h);
 		if (pwrite(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
 			return errno ? -errno : -EIO;
-		/* The header and the pack's name are durable before any record:
-		 * a pack that exists is always a valid (maybe empty) pack. */
-		if (fdatasync(fd) < 0 || fsync(s->packsfd) < 0)
+		if (fdatasync(fd) < 0)
+			return -errno;
+		char name[32];
+		pack_name(no, name);
+		store_crash_point(s, "pack-create");
+		if (linkat(AT_FDCWD, proc, s->packsfd, name, AT_SYMLINK_FOLLOW) < 0) {
+			if (errno == EEXIST)
+				continue;
+			return -errno;
+		}
+		if (fsync(s->packsfd) < 0)
 			return -errno;
 		s->pack_fd = take_fd(fd);
 		s->pack_no = no;

@@ -3,6 +3,7 @@
  * the bytes. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -104,9 +105,21 @@ static int read_format(struct store *s, const char *dir, bool create, struct cor
 	return 0;
 }
 
+/* Temp indexes of a process killed while it grew or rebuilt the index:
+ * no one else can be writing one while we hold the exclusive lock. */
+static void remove_index_leftovers(struct store *s)
+{
+	cleanup_dir DIR *d = dir_stream_at(s->dirfd);
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (!strncmp(e->d_name, "index.tmp.", 10))
+			unlinkat(s->dirfd, e->d_name, 0);
+}
+
 /* Under the exclusive lock: a usable index, caught up with the packs. */
 static int index_ready(struct store *s, int r, struct corral_error *err)
 {
+	remove_index_leftovers(s);
 	if (r == 0 && !store_index_from_this_boot(s))
 		r = -ESTALE;
 	if (r == 0)

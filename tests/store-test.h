@@ -168,13 +168,13 @@ static inline bool st_found(const struct st_report *rep, const char *re)
 static inline int st_pack_path(const char *dir, char *out, size_t len)
 {
 	char packs[300];
-	snprintf(packs, sizeof(packs), "%s/packs", dir);
+	snprintf(packs, sizeof(packs), "%.200s/packs", dir);
 	DIR *d = opendir(packs);
 	struct dirent *e;
 	int n = 0;
 	while (d && (e = readdir(d)))
 		if (strstr(e->d_name, ".pack")) {
-			snprintf(out, len, "%s/%s", packs, e->d_name);
+			snprintf(out, len, "%.250s/%.40s", packs, e->d_name);
 			n++;
 		}
 	if (d)
