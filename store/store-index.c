@@ -206,6 +206,15 @@ int store_index_refresh(struct store *s)
 
 int store_index_lock(struct store *s, bool exclusive)
 {
+	/* Nested (fsck and gc hold the lock while they read recipes): the
+	 * lock held is kept as it is; flock would convert it, and the inner
+	 * unlock would drop it. */
+	if (s->index_locked) {
+		if (exclusive && s->index_locked != 2)
+			return -EDEADLK; /* no upgrade: take it exclusive first */
+		s->index_depth++;
+		return 0;
+	}
 	for (;;) {
 		int r = store_lock(s->index_lock_fd, exclusive ? LOCK_EX : LOCK_SH);
 		if (r < 0)
@@ -228,6 +237,10 @@ int store_index_lock(struct store *s, bool exclusive)
 
 void store_index_unlock(struct store *s)
 {
+	if (s->index_depth > 0) {
+		s->index_depth--;
+		return;
+	}
 	s->index_locked = 0;
 	flock(s->index_lock_fd, LOCK_UN);
 }

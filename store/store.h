@@ -19,7 +19,8 @@
  *
  * Writers work inside store_begin / store_end (a shared hold on the GC
  * lock, so a collection never runs between a put and the root that keeps
- * it).  A handle is for one thread at a time.  All calls return 0 or
+ * it).  A key put in a transaction is safe from GC only until store_end:
+ * commit a root naming it before ending the transaction.  A handle is for one thread at a time.  All calls return 0 or
  * -errno and fill err (may be NULL); the library never prints.
  *
  * Module store (beside the launcher; cowfs and the CLI call it).

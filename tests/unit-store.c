@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "store-test.h"
@@ -466,6 +467,42 @@ static void test_gc_race(void)
 	store_close(s);
 }
 
+/* Whether another process could take index.lock exclusively right now. */
+static bool index_lock_free(const char *d)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		char path[500];
+		snprintf(path, sizeof(path), "%s/index.lock", d);
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+		_exit(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : 1);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* fsck and gc hold the index lock while they read recipes (which take it
+ * too): the inner release must not drop the outer hold, or another
+ * process could grow or replace the index under gc's slot numbers. */
+static void test_lock_nesting(void)
+{
+	struct store *s = open_store(sdir);
+	struct corral_error err = { 0 };
+	struct store_root rt;
+	store_root_read(s, "a", &rt, &err);
+	ok(index_lock_free(sdir), "index.lock is free while no one holds it");
+	store_index_lock(s, true);
+	struct store_recipe rcp;
+	int r = store_get_recipe(s, &rt.e[0].recipe, &rcp, &err);
+	ok(r == 0 && !index_lock_free(sdir), "a read nested in the exclusive hold keeps it exclusive");
+	store_index_unlock(s);
+	ok(index_lock_free(sdir), "the outer release frees it");
+	store_recipe_release(&rcp);
+	store_root_release(&rt);
+	store_close(s);
+}
+
 int main(void)
 {
 	dir = st_tmpdir();
@@ -475,6 +512,7 @@ int main(void)
 	test_versions();
 	test_roots();
 	test_index_cache();
+	test_lock_nesting();
 	test_concurrent();
 	test_gc();
 	test_gc_race();
