@@ -98,8 +98,7 @@ static int index_create_tmp(struct store *s, uint64_t nslots, const uint8_t *cov
 	while (ncover < ncover_used * 2)
 		ncover *= 2;
 	uint64_t len = slots_off(ncover) + nslots * STORE_SLOT;
-	static unsigned seq;
-	snprintf(tmp, 64, "index.tmp.%d.%u", (int)getpid(), seq++);
+	snprintf(tmp, 64, "index.tmp.%d.%u", (int)getpid(), s->tmp_seq++);
 	cleanup_close int fd = openat(s->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
@@ -427,8 +426,9 @@ int store_index_insert(struct store *s, uint8_t kind, const struct store_key *k,
 	}
 	uint64_t mask = nslots - 1;
 	uint64_t i = store_le64(k->hash) & mask;
-	while (slot_word(slot_at(s, i)))
-		i = (i + 1) & mask;
+	for (uint64_t probes = 0; slot_word(slot_at(s, i)); i = (i + 1) & mask)
+		if (++probes > mask)
+			return -EBADMSG; /* full, whatever nused says: a damaged index */
 	struct store_loc l = *loc;
 	l.kind = kind;
 	slot_write(slot_at(s, i), k->hash, k->n, &l);

@@ -148,6 +148,7 @@ struct store {
 	unsigned rfd_next;
 	int txn;		/* store_begin depth */
 	int index_locked;	/* 0, 1 shared, 2 exclusive */
+	unsigned tmp_seq;	/* names of temp index files */
 	int index_depth;	/* nested store_index_lock calls inside the held lock */
 	bool broken;		/* a write failed: refuse further writes (LMDB's rule) */
 	char rebuilt[64];	/* why store_open rebuilt the index ("" if it did not) */
