@@ -114,7 +114,9 @@ static int check_index(struct fsck *f)
 		const char *why = NULL;
 		int fd = store_pack_fd(s, loc.pack);
 		struct store_rec rec;
-		if (fd == -ENOENT) {
+		if (loc.pack == STORE_PACK_CONFLICT) {
+			why = "two different records claiming it (a collision met a crash): neither is used";
+		} else if (fd == -ENOENT) {
 			why = "a pack that does not exist";
 		} else if (fd < 0) {
 			why = "an unreadable pack";
@@ -148,7 +150,7 @@ static bool key_good(struct fsck *f, uint8_t kind, const struct store_key *k, co
 		return false;
 	}
 	if (!(f->good[slot / 8] & (1 << (slot % 8)))) {
-		*why = "damaged";
+		*why = loc.pack == STORE_PACK_CONFLICT ? "in conflict" : "damaged";
 		return false;
 	}
 	return true;

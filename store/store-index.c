@@ -498,14 +498,36 @@ void store_index_uncover(struct store *s, uint32_t pack)
 struct index_fill {
 	struct store *s;
 	int err;
+	bool rebuild;	/* from nothing (else catching up with an index) */
 };
 
 static int fill_rec(void *ctx, uint32_t pack, uint64_t off, const struct store_rec *rec)
 {
 	struct index_fill *f = ctx;
 	struct store_loc loc, have = { .pack = pack, .off = off, .len = rec->len };
-	if (store_index_find(f->s, rec->kind, &rec->key, &loc, NULL) == 0)
-		return 0; /* a duplicate (lost race, GC copy): the first stays */
+	uint64_t slot;
+	if (store_index_find(f->s, rec->kind, &rec->key, &loc, &slot) == 0) {
+		/* The same bytes twice (a GC copy, a block stored again while
+		 * its pack was away): the first stays.  Different bytes under
+		 * one key can only come of a collision meeting a crash: a
+		 * writer killed between its append and its index entry, another
+		 * storing a colliding block before the next open indexed the
+		 * first.  Catching up, the entry already in the index is the
+		 * one every caller got (the orphan's key was never returned):
+		 * it stays.  Rebuilding, which one the recipes mean is
+		 * unknowable, so neither is served -- a read fails rather than
+		 * return the wrong bytes. */
+		if (!f->rebuild)
+			return 0;
+		struct store_rec old;
+		int fd = loc.pack ? store_pack_fd(f->s, loc.pack) : -1;
+		if (fd >= 0 && store_pack_read(f->s, fd, loc.off, &old, NULL, 0, false) == 0 &&
+		    (old.len != rec->len || old.data_check != rec->data_check)) {
+			struct store_loc none = { .pack = STORE_PACK_CONFLICT, .kind = rec->kind };
+			store_index_set_loc(f->s, slot, &none);
+		}
+		return 0;
+	}
 	int r = store_index_insert(f->s, rec->kind, &rec->key, &have);
 	if (r < 0)
 		f->err = r;
@@ -594,7 +616,7 @@ int store_index_rebuild(struct store *s, store_report_fn report, void *ctx, stru
 	r = store_pack_list(s, &packs, &n);
 	if (r < 0)
 		err_set(err, -r, "list the store's packs");
-	struct index_fill f = { .s = s };
+	struct index_fill f = { .s = s, .rebuild = true };
 	/* Payloads are checked: a corrupt record never enters the index. */
 	struct store_scan_cb cb = { .rec = fill_rec, .bad = fill_bad, .ctx = &f, .verify_payload = true };
 	for (size_t i = 0; r == 0 && i < n; i++) {

@@ -44,6 +44,9 @@ int store_pack_read(struct store *s, int fd, uint64_t off, struct store_rec *rec
 #define STORE_INDEX_HDR 4096
 #define STORE_COVER_SLOTS 4096
 #define STORE_SLOT 32
+/* The pack number of an index entry whose key two different records
+ * claim (never a real pack: numbers start at 1). */
+#define STORE_PACK_CONFLICT 0
 struct store_loc {
 	uint32_t pack;
 	uint32_t len;

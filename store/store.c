@@ -391,6 +391,10 @@ int store_get_object(struct store *s, uint8_t kind, const struct store_key *k, u
 		store_index_unlock(s);
 		if (r < 0)
 			return err_plain(err, ENOENT, "%s %s is not in the store", what, store_key_str(k, ks));
+		if (loc.pack == STORE_PACK_CONFLICT)
+			return err_plain(err, EBADMSG,
+					 "%s %s is claimed by two different records; neither is used (run corral store fsck)",
+					 what, store_key_str(k, ks));
 		if (loc.len > (kind == STORE_KIND_BLOCK ? STORE_BLOCK_SIZE : STORE_RECORD_MAX))
 			return err_plain(err, EBADMSG, "the index entry of %s %s is damaged (run corral store fsck)",
 					 what, store_key_str(k, ks));
