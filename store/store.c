@@ -435,19 +435,15 @@ int store_get_block(struct store *s, const struct store_key *k, void *buf, size_
 
 int store_put_recipe(struct store *s, const struct store_recipe *rcp, struct store_key *ret, struct corral_error *err)
 {
-	/* The blocks are durable before the recipe that names them. */
-	int r = store_sync(s, err);
-	if (r < 0)
-		return r;
+	/* No sync here: a recipe is garbage until a root names it, and
+	 * store_root_commit syncs every pack (blocks and recipes alike)
+	 * before the root.  One sync per commit, not two per file. */
 	cleanup_free uint8_t *p = NULL;
 	size_t len;
-	r = store_recipe_encode(rcp, &p, &len);
+	int r = store_recipe_encode(rcp, &p, &len);
 	if (r < 0)
 		return err_set(err, -r, "encode a recipe of %zu blocks", rcp->n);
-	r = store_put_object(s, STORE_KIND_RECIPE, p, len, ret, err);
-	if (r < 0)
-		return r;
-	return store_sync(s, err);
+	return store_put_object(s, STORE_KIND_RECIPE, p, len, ret, err);
 }
 
 int store_get_recipe(struct store *s, const struct store_key *k, struct store_recipe *ret, struct corral_error *err)

@@ -70,7 +70,7 @@ void store_end(struct store *s);
 
 /* Stores one block (len <= STORE_BLOCK_SIZE, may be 0) unless an equal one
  * is there; *ret is its key.  Not durable until store_sync (which
- * store_put_recipe and store_root_commit do first). */
+ * store_root_commit does first). */
 int store_put_block(struct store *s, const void *data, size_t len, struct store_key *ret,
 		    struct corral_error *err);
 /* Reads a block into buf (STORE_BLOCK_SIZE bytes); *ret_len its length. */
@@ -89,7 +89,7 @@ struct store_recipe {
 	struct store_recipe_entry *e;
 };
 void store_recipe_release(struct store_recipe *r);
-/* Syncs the blocks, then stores the recipe (durable on return). */
+/* Stores a recipe (durable, like blocks, at store_sync or the root commit). */
 int store_put_recipe(struct store *s, const struct store_recipe *r, struct store_key *ret,
 		     struct corral_error *err);
 int store_get_recipe(struct store *s, const struct store_key *k, struct store_recipe *ret,
