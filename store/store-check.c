@@ -246,12 +246,19 @@ int store_fsck(struct store *s, unsigned flags, store_report_fn report, void *ct
 {
 	struct store_fsck_result res = { 0 };
 	struct fsck f = { .s = s, .report = report, .ctx = ctx, .res = &res, .repair = flags & STORE_FSCK_REPAIR };
-	int r = store_lock(s->gc_lock_fd, LOCK_EX);
+	/* No collection half-way (gc.run), no write transaction (gc.lock). */
+	int r = store_lock(s->gc_run_fd, LOCK_EX);
 	if (r < 0)
+		return err_set(err, -r, "wait for a running gc");
+	r = store_lock(s->gc_lock_fd, LOCK_EX);
+	if (r < 0) {
+		flock(s->gc_run_fd, LOCK_UN);
 		return err_set(err, -r, "lock the store for fsck");
+	}
 	r = store_index_lock(s, f.repair);
 	if (r < 0) {
 		flock(s->gc_lock_fd, LOCK_UN);
+		flock(s->gc_run_fd, LOCK_UN);
 		return err_set(err, -r, "lock the store index");
 	}
 	if (s->rebuilt[0])
@@ -276,6 +283,7 @@ out:
 	free(f.good);
 	store_index_unlock(s);
 	flock(s->gc_lock_fd, LOCK_UN);
+	flock(s->gc_run_fd, LOCK_UN);
 	if (r == 0 && ret)
 		*ret = res;
 	return r;

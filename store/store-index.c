@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,7 +27,7 @@
 #include "store-internal.h"
 
 /* Header fields (offsets). */
-#define H_STALE 12 /* reserved (zero) */
+#define H_GCGEN 12 /* generation of gc.condemned (not checksummed: it changes) */
 #define H_NSLOTS 16
 #define H_NUSED 24
 #define H_BOOT 32
@@ -65,7 +66,7 @@ static uint64_t hdr_check(const uint8_t *h)
 {
 	uint8_t c[H_CHECK];
 	memcpy(c, h, H_CHECK);
-	memset(c + H_STALE, 0, 4);
+	memset(c + H_GCGEN, 0, 4);
 	memset(c + H_NUSED, 0, 8);
 	return store_check64(c, H_CHECK);
 }
@@ -109,6 +110,12 @@ static int index_create_tmp(struct store *s, uint64_t nslots, const uint8_t *cov
 	read_boot_id(h + H_BOOT);
 	store_put_le32(h + H_NCOVER, ncover);
 	store_put_le64(h + H_CHECK, hdr_check(h));
+	/* A fresh generation: every handle reloads gc.condemned once. */
+	uint32_t gen = 0;
+	while (gen == 0)
+		if (getrandom(&gen, sizeof(gen), 0) != sizeof(gen))
+			gen = (uint32_t)getpid() | 1;
+	store_put_le32(h + H_GCGEN, gen);
 	if (ftruncate(fd, len) < 0 || pwrite(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
 	    (cover && pwrite(fd, cover, (size_t)ncover_used * 16, COVER_OFF) != (ssize_t)ncover_used * 16)) {
 		int e = errno ? errno : EIO;
@@ -242,6 +249,16 @@ void store_index_unlock(struct store *s)
 	}
 	s->index_locked = 0;
 	flock(s->index_lock_fd, LOCK_UN);
+}
+
+uint32_t store_index_gcgen(struct store *s)
+{
+	return __atomic_load_n((uint32_t *)(s->map + H_GCGEN), __ATOMIC_ACQUIRE);
+}
+
+void store_index_set_gcgen(struct store *s, uint32_t gen)
+{
+	__atomic_store_n((uint32_t *)(s->map + H_GCGEN), gen, __ATOMIC_RELEASE);
 }
 
 uint64_t store_index_nslots(struct store *s)
@@ -381,6 +398,7 @@ int store_index_compact(struct store *s, bool (*keep)(void *ctx, uint64_t slot, 
 		s->index_fd = old_fd;
 		return r;
 	}
+	memcpy(s->map + H_GCGEN, old + H_GCGEN, 4);
 	uint8_t *old_slots = old + slots_off(store_le32(old + H_NCOVER));
 	uint64_t mask = nslots - 1, n = 0;
 	for (uint64_t i = 0; i < old_n; i++) {

@@ -70,6 +70,16 @@ void store_index_set_loc(struct store *s, uint64_t slot, const struct store_loc 
 int store_index_cover(struct store *s, uint32_t pack, uint64_t end);
 uint64_t store_index_covered(struct store *s, uint32_t pack, bool *known);
 uint64_t store_index_nslots(struct store *s);
+/* The generation of gc.condemned, in the index header (under the lock). */
+uint32_t store_index_gcgen(struct store *s);
+void store_index_set_gcgen(struct store *s, uint32_t gen);
+/* Whether pack `no` is being collected (gc.condemned, reloaded when the
+ * generation changed); under the index lock.  A writer never shares a
+ * record from such a pack. */
+bool store_gc_condemned(struct store *s, uint32_t no);
+/* Clears a collection's leftovers (gc.condemned) when no gc runs; under
+ * the exclusive index lock (store_open). */
+void store_gc_clear_stale(struct store *s);
 /* Slot i's key and location; false if empty. */
 bool store_index_slot(struct store *s, uint64_t i, struct store_key *k, struct store_loc *loc);
 /* Makes sure the cover table has a free entry (may compact the index,
@@ -155,7 +165,13 @@ struct store {
 	int index_depth;	/* nested store_index_lock calls inside the held lock */
 	bool broken;		/* a write failed: refuse further writes (LMDB's rule) */
 	char rebuilt[64];	/* why store_open rebuilt the index ("" if it did not) */
+	int gc_run_fd;		/* gc.run: one collection (or fsck) at a time */
+	/* The packs a running collection is emptying (see store-gc.c). */
+	uint32_t cond_gen;
+	uint32_t *cond;
+	size_t ncond;
 	const char *crash_at;	/* tests: the fault point to die at */
+	const char *stop_at;	/* tests: the point to SIGSTOP at */
 };
 
 void store_hash_xxh3(const void *data, size_t len, uint64_t seed, uint8_t out[16]);
@@ -165,6 +181,7 @@ int store_open_hash(const char *dir, unsigned flags, store_hash_fn hash, struct 
 		    struct corral_error *err);
 void store_test_crash_at(struct store *s, const char *point);
 void store_crash_point(struct store *s, const char *point);
+void store_test_stop_at(struct store *s, const char *point);
 
 int store_put_object(struct store *s, uint8_t kind, const void *data, size_t len, struct store_key *ret,
 		     struct corral_error *err);

@@ -162,6 +162,8 @@ void store_crash_point(struct store *s, const char *point)
 {
 	if (s->crash_at && strcmp(s->crash_at, point) == 0)
 		raise(SIGKILL);
+	if (s->stop_at && strcmp(s->stop_at, point) == 0)
+		raise(SIGSTOP);
 }
 
 int store_pack_append(struct store *s, const struct store_rec *rec, const void *payload, struct store_loc *ret)

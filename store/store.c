@@ -25,6 +25,11 @@ void store_test_crash_at(struct store *s, const char *point)
 	s->crash_at = point;
 }
 
+void store_test_stop_at(struct store *s, const char *point)
+{
+	s->stop_at = point;
+}
+
 int store_commit_file(struct store *s, int dirfd, const char *name, const void *data, size_t len)
 {
 	char tmp[300];
@@ -124,6 +129,8 @@ static int index_ready(struct store *s, int r, struct corral_error *err)
 		r = -ESTALE;
 	if (r == 0)
 		r = store_index_catch_up(s);
+	if (r == 0)
+		store_gc_clear_stale(s);
 	if (r == -EBADMSG || r == -ESTALE || r == -ENOENT || r == -EPROTONOSUPPORT) {
 		snprintf(s->rebuilt, sizeof(s->rebuilt), "%s",
 			 r == -ENOENT ? "it was missing" : r == -EBADMSG ? "its header was damaged"
@@ -147,7 +154,7 @@ int store_open_hash(const char *dir, unsigned flags, store_hash_fn hash, struct 
 	struct store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return err_set(err, ENOMEM, "open store %s", dir);
-	s->dirfd = s->packsfd = s->rootsfd = s->index_lock_fd = s->gc_lock_fd = -1;
+	s->dirfd = s->packsfd = s->rootsfd = s->index_lock_fd = s->gc_lock_fd = s->gc_run_fd = -1;
 	s->index_fd = s->pack_fd = -1;
 	for (int i = 0; i < STORE_RFD_CACHE; i++)
 		s->rfd[i].fd = -1;
@@ -180,7 +187,8 @@ int store_open_hash(const char *dir, unsigned flags, store_hash_fn hash, struct 
 	}
 	s->index_lock_fd = openat(s->dirfd, "index.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	s->gc_lock_fd = openat(s->dirfd, "gc.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (s->index_lock_fd < 0 || s->gc_lock_fd < 0) {
+	s->gc_run_fd = openat(s->dirfd, "gc.run", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (s->index_lock_fd < 0 || s->gc_lock_fd < 0 || s->gc_run_fd < 0) {
 		r = err_set(err, errno, "open the locks of %s", dir);
 		goto fail;
 	}
@@ -213,7 +221,8 @@ void store_close(struct store *s)
 	for (int i = 0; i < STORE_RFD_CACHE; i++)
 		if (s->rfd[i].fd >= 0)
 			close(s->rfd[i].fd);
-	int fds[] = { s->dirfd, s->packsfd, s->rootsfd, s->index_lock_fd, s->gc_lock_fd, s->pack_fd };
+	free(s->cond);
+	int fds[] = { s->dirfd, s->packsfd, s->rootsfd, s->index_lock_fd, s->gc_lock_fd, s->gc_run_fd, s->pack_fd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -289,17 +298,22 @@ struct verify_ctx {
 	uint32_t next_n;	/* one past the highest collision index seen */
 	struct store_key *ret;
 	uint32_t pack;
+	/* An equal record in a pack GC is emptying: not shared, but its key
+	 * is reused for the fresh copy (one key per content stays true). */
+	bool condemned_hit;
+	uint32_t condemned_n;
+	uint64_t condemned_slot;
 };
 
 /* A hash hit becomes a match only if the stored bytes are ours. */
 static int verify_one(void *ctx, uint32_t n, const struct store_loc *loc, uint64_t slot)
 {
-	(void)slot;
 	struct verify_ctx *v = ctx;
 	if (n + 1 > v->next_n)
 		v->next_n = n + 1;
-	if (loc->len != v->len)
+	if (loc->len != v->len || loc->pack == STORE_PACK_CONFLICT)
 		return 0;
+	bool condemned = store_gc_condemned(v->s, loc->pack);
 	int fd = store_pack_fd(v->s, loc->pack);
 	if (fd < 0)
 		return 0;
@@ -308,6 +322,13 @@ static int verify_one(void *ctx, uint32_t n, const struct store_loc *loc, uint64
 		return 0; /* damaged: never share it; fsck names it */
 	if (rec.len != v->len || rec.key.n != n || memcmp(v->buf, v->data, v->len) != 0)
 		return 0;
+	if (condemned) {
+		/* GC may drop it (it was garbage at the mark): never point at it. */
+		v->condemned_hit = true;
+		v->condemned_n = n;
+		v->condemned_slot = slot;
+		return 0;
+	}
 	v->ret->n = n;
 	v->pack = loc->pack;
 	return 1;
@@ -345,6 +366,7 @@ int store_put_object(struct store *s, uint8_t kind, const void *data, size_t len
 	if (r < 0)
 		return err_set(err, -r, "lock the store index");
 	v.next_n = 0;
+	v.condemned_hit = false;
 	r = store_index_each(s, kind, key.hash, verify_one, &v);
 	if (r == 1) {
 		store_index_unlock(s);
@@ -352,7 +374,7 @@ int store_put_object(struct store *s, uint8_t kind, const void *data, size_t len
 		*ret = key;
 		return 0;
 	}
-	key.n = v.next_n;
+	key.n = v.condemned_hit ? v.condemned_n : v.next_n;
 	if (key.n > 0xffff) {
 		store_index_unlock(s);
 		return err_plain(err, EOVERFLOW, "too many different blocks share one hash");
@@ -360,7 +382,9 @@ int store_put_object(struct store *s, uint8_t kind, const void *data, size_t len
 	struct store_rec rec = { .kind = kind, .len = len, .key = key, .data_check = store_check64(data, len) };
 	struct store_loc loc;
 	r = store_pack_append(s, &rec, data, &loc);
-	if (r == 0)
+	if (r == 0 && v.condemned_hit)
+		store_index_set_loc(s, v.condemned_slot, &loc);
+	else if (r == 0)
 		r = store_index_insert(s, kind, &key, &loc);
 	if (r == 0)
 		r = store_index_cover(s, loc.pack, s->pack_end);

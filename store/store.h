@@ -151,7 +151,9 @@ int store_fsck(struct store *s, unsigned flags, store_report_fn report, void *ct
 
 /* GC: keeps what the roots reach, rewrites the packs holding anything else
  * into a new pack and deletes them (packs a live writer owns are left for
- * a later run), then compacts the index.  Waits for open transactions. */
+ * a later run), then compacts the index.  Waits for open transactions to
+ * end and holds new ones off only while it marks; writers and readers run
+ * while it copies. */
 struct store_gc_result {
 	uint64_t packs_before, packs_after, bytes_before, bytes_after, records_dropped;
 	uint64_t packs_busy;	/* owned by a live writer, not collected */

@@ -523,6 +523,124 @@ static void test_gc(void)
 	free(buf);
 }
 
+/* The root of one file (or -1 if it does not read back as `path`). */
+static bool root_reads(struct store *s, const char *root, const char *path)
+{
+	struct store_root rt;
+	if (store_root_read(s, root, &rt, NULL) < 0)
+		return false;
+	bool same = st_same(s, &rt.e[0].recipe, path);
+	store_root_release(&rt);
+	return same;
+}
+
+/* gc stopped right after its mark: writers and readers run on (the old
+ * scheme held them off for the whole run); a writer storing bytes equal
+ * to a dead block in a pack being emptied gets a fresh copy under the
+ * same key; when gc goes on, nothing committed meanwhile is lost.  Then
+ * gc killed after its mark and in the middle of its copy: the store opens,
+ * checks clean, and the next store_open forgets the dead run's list. */
+static void test_gc_concurrent(void)
+{
+	char gdir[400], fo[400], fk[400], fn[400], path[500];
+	snprintf(gdir, sizeof(gdir), "%s/gcconc", dir);
+	snprintf(fo, sizeof(fo), "%s/gc-old", dir);
+	snprintf(fk, sizeof(fk), "%s/gc-keep", dir);
+	snprintf(fn, sizeof(fn), "%s/gc-new", dir);
+	uint64_t io[] = { 300, 301, 302 }, ik[] = { 310, 301 }, in[] = { 320, 321 };
+	st_make_file(fo, io, 3, 303, 99);
+	st_make_file(fk, ik, 2, 311, 99);
+	st_make_file(fn, in, 2, 322, 99);
+	struct corral_error err = { 0 };
+	struct store *w = open_store(gdir);
+	struct store_key ko, ko2, kn;
+	st_put_root(w, "old", fo, &ko);
+	st_put_root(w, "keep", fk, NULL);
+	store_root_remove(w, "old", &err);
+	store_close(w);
+
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct store *g = NULL;
+		struct store_gc_result res;
+		if (store_open(gdir, 0, &g, NULL) < 0)
+			_exit(2);
+		store_test_stop_at(g, "gc-marked");
+		_exit(store_gc(g, &res, NULL) < 0 ? 1 : 0);
+	}
+	int status;
+	waitpid(pid, &status, WUNTRACED);
+	snprintf(path, sizeof(path), "%s/gc.condemned", gdir);
+	ok(WIFSTOPPED(status) && access(path, F_OK) == 0, "gc stopped after its mark, its packs published");
+	alarm(120); /* a writer held off by the stopped gc would hang here */
+	w = open_store(gdir);
+	int r = st_put_root(w, "again", fo, &ko2);
+	int r2 = st_put_root(w, "new", fn, &kn);
+	ok(r == 0 && r2 == 0, "a writer commits two roots while gc is stopped half-way");
+	ok(store_key_eq(&ko, &ko2), "bytes equal to a dead file in a pack being emptied get their old key back");
+	ok(root_reads(w, "keep", fk), "a reader reads a file of the pack being emptied");
+	alarm(0);
+	kill(pid, SIGCONT);
+	waitpid(pid, &status, 0);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "gc goes on and finishes");
+	store_close(w);
+	w = open_store(gdir);
+	struct st_report rep;
+	ok(w && st_fsck(w, 0, &rep) == 0 && rep.errors == 0 && rep.lost == 0 && access(path, F_OK) < 0,
+	   "fsck is clean and gc's list is gone");
+	ok(w && root_reads(w, "again", fo) && root_reads(w, "new", fn) && root_reads(w, "keep", fk),
+	   "every root committed before and during gc reads back");
+	store_close(w);
+
+	/* kill -9 of gc after its mark, and after copying its first record. */
+	const char *points[] = { "gc-marked", "gc-copied" };
+	for (int i = 0; i < 2; i++) {
+		w = open_store(gdir);
+		char root[32];
+		snprintf(root, sizeof(root), "tmp%d", i);
+		st_put_root(w, root, fn, NULL);
+		store_root_remove(w, "again", &err);
+		st_put_root(w, "again", fo, NULL); /* a new root file, same content */
+		store_root_remove(w, root, &err);
+		store_close(w);
+		/* Garbage next to live records in one pack: a file only the
+		 * removed root had, beside one a kept root has. */
+		uint64_t ig[] = { 400 + (uint64_t)i }, il[] = { 500 + (uint64_t)i };
+		char fg[400], fl[400];
+		snprintf(fg, sizeof(fg), "%s/gc-garbage", dir);
+		snprintf(fl, sizeof(fl), "%s/gc-live%d", dir, i);
+		st_make_file(fg, ig, 1, 401, 5);
+		st_make_file(fl, il, 1, 501, 5);
+		w = open_store(gdir);
+		snprintf(root, sizeof(root), "live%d", i);
+		st_put_root(w, "garbage", fg, NULL);
+		st_put_root(w, root, fl, NULL);
+		store_root_remove(w, "garbage", &err);
+		store_close(w);
+		pid = fork();
+		if (pid == 0) {
+			struct store *g = NULL;
+			struct store_gc_result res;
+			if (store_open(gdir, 0, &g, NULL) < 0)
+				_exit(2);
+			store_test_crash_at(g, points[i]);
+			store_gc(g, &res, NULL);
+			_exit(1);
+		}
+		waitpid(pid, &status, 0);
+		w = open_store(gdir);
+		ok(WIFSIGNALED(status) && w && st_fsck(w, 0, &rep) == 0 && rep.errors == 0 && rep.lost == 0 &&
+		   access(path, F_OK) < 0 && root_reads(w, "again", fo) && root_reads(w, "new", fn) &&
+		   root_reads(w, "keep", fk) && root_reads(w, root, fl),
+		   "gc killed at %s: the store opens, drops the dead run's list, checks clean, every root reads",
+		   points[i]);
+		struct store_gc_result res;
+		ok(w && store_gc(w, &res, &err) == 0 && st_fsck(w, 0, &rep) == 0 && rep.errors == 0 && rep.lost == 0 &&
+		   root_reads(w, "again", fo), "and the next gc runs clean");
+		store_close(w);
+	}
+}
+
 /* Writers keep writing and replacing roots while gc runs again and again. */
 static void test_gc_race(void)
 {
@@ -632,6 +750,7 @@ int main(void)
 	test_concurrent();
 	test_gc();
 	test_gc_busy();
+	test_gc_concurrent();
 	test_gc_race();
 	return tap_done();
 }
