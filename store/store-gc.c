@@ -256,7 +256,8 @@ static int choose(struct gc *g)
 	}
 	for (size_t i = 0; i < g->nc; i++) {
 		struct cand *c = &g->c[i];
-		qsort(c->v, c->n, sizeof(*c->v), cmp_live);
+		if (c->n)
+			qsort(c->v, c->n, sizeof(*c->v), cmp_live);
 		c->condemned = c->size > STORE_PACK_HDR + c->live;
 	}
 	return 0;
