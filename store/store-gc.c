@@ -36,6 +36,7 @@
 
 #define CONDEMNED "gc.condemned"
 #define COND_ALL ((size_t)-1)	/* unreadable list: share from no other pack */
+#define GC_SMALL_PACK (16u << 20)	/* packs below this are merged */
 
 /* ---- gc.condemned: "u32 count, u32 packs[count], XXH3-64 of the rest" ---- */
 
@@ -254,11 +255,16 @@ static int choose(struct gc *g)
 		c->v[c->n++] = (struct live){ .off = loc.off, .key = k, .kind = loc.kind };
 		c->live += STORE_REC_HDR + loc.len;
 	}
+	/* Every handle that writes starts a pack: small ones are merged too
+	 * (when there are two or more), so their number stays bounded. */
+	size_t small = 0;
+	for (size_t i = 0; i < g->nc; i++)
+		small += g->c[i].size < GC_SMALL_PACK;
 	for (size_t i = 0; i < g->nc; i++) {
 		struct cand *c = &g->c[i];
 		if (c->n)
 			qsort(c->v, c->n, sizeof(*c->v), cmp_live);
-		c->condemned = c->size > STORE_PACK_HDR + c->live;
+		c->condemned = c->size > STORE_PACK_HDR + c->live || (small >= 2 && c->size < GC_SMALL_PACK);
 	}
 	return 0;
 }

@@ -453,9 +453,18 @@ static void test_concurrent(void)
 	struct corral_error err = { 0 };
 	int r = s ? store_stats(s, &st, &err) : -1;
 	/* Unique blocks: 12 shared + 4*6*4 own + 4*6 tails. */
-	ok(r == 0 && st.blocks == 12 + NWRITERS * NFILES * 4 + NWRITERS * NFILES,
+	ok(r == 0 && st.blocks == 12 + NWRITERS * NFILES * 4 + NWRITERS * NFILES && st.packs == NWRITERS,
 	   "the shared blocks are stored once across writers (%llu blocks, %llu packs)",
 	   (unsigned long long)st.blocks, (unsigned long long)st.packs);
+	/* Each writer made a pack: gc merges the small ones into one. */
+	struct store_gc_result res;
+	r = s ? store_gc(s, &res, &err) : -1;
+	int r2 = s ? store_stats(s, &st, &err) : -1;
+	struct st_report rep2;
+	ok(r == 0 && r2 == 0 && st.packs == 1 && res.records_dropped == 0 && check_writers(s, 0) &&
+	   st_fsck(s, 0, &rep2) == 0 && rep2.errors == 0 && rep2.lost == 0,
+	   "gc merges the %d writers' small packs into one (%llu packs), every file intact", NWRITERS,
+	   (unsigned long long)st.packs);
 	store_close(s);
 }
 
