@@ -5,7 +5,7 @@
  * Module cli (the corral program).  Owns: argument parsing, --help on every
  * level, --json output and exit codes; the other modules hand their
  * errors up in a struct corral_error for it to print.
- * May call: start, container, template, net, security, cgroup, common. */
+ * May call: start, container, template, net, security, cgroup, store, common. */
 #ifndef CORRAL_CLI_H
 #define CORRAL_CLI_H
 
@@ -45,5 +45,6 @@ int cmd_inspect(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 int cmd_host(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 
 #endif

@@ -41,10 +41,13 @@ static void usage(FILE *out)
 	      "  host show                   host-wide settings corral uses (FUSE io_uring)\n"
 	      "  host setup --io-uring on|off  change one, saying what changed\n"
 	      "\n"
+	      "Store:\n"
+	      "  store stats|gc|fsck [--repair]  the host's block store (see corral store --help)\n"
+	      "\n"
 	      "Global options:\n"
 	      "  --root DIR   state directory (default $CORRAL_ROOT or /var/lib/corral)\n"
 	      "  --json       machine-readable output for list, inspect, stats, template list,\n"
-	      "               host show\n"
+	      "               host show, store stats|gc|fsck\n"
 	      "  -h, --help   help; every command takes --help too\n"
 	      "  --version    show the version\n",
 	      out);
@@ -85,7 +88,7 @@ static const struct {
 	{ "create", cmd_create }, { "run", cmd_run }, { "start", cmd_start }, { "stop", cmd_stop },
 	{ "restart", cmd_restart }, { "kill", cmd_kill }, { "exec", cmd_exec }, { "rm", cmd_rm },
 	{ "list", cmd_list }, { "ps", cmd_list }, { "inspect", cmd_inspect }, { "stats", cmd_stats },
-	{ "template", cmd_template }, { "host", cmd_host },
+	{ "template", cmd_template }, { "host", cmd_host }, { "store", cmd_store },
 };
 
 /* In a build tree, corral finds cowfs and the default-template script

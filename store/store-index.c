@@ -1,0 +1,665 @@
+/* store: the index, an mmap'ed open-addressing table on disk (FORMAT.md
+ * "Index").  It is a cache of where each key's record lies: everything in
+ * it can be rebuilt from the packs, and it is rebuilt when it is missing,
+ * damaged, from another boot (its pages may not have reached the disk) or
+ * disagrees with the packs.
+ *
+ * Locking: index.lock is flock'ed shared to read the map and exclusive to
+ * change it (insert, grow, replace).  A slot is published by storing its
+ * last word (nonzero) after the rest, so even a process killed half-way
+ * through an insert leaves either no entry or a whole one.  When the file
+ * is replaced (growth, rebuild, GC) the old one is marked stale before the
+ * rename; a process finding its map stale under the lock maps the new one. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "store-internal.h"
+
+/* Header fields (offsets). */
+#define H_GCGEN 12 /* generation of gc.condemned (not checksummed: it changes) */
+#define H_NSLOTS 16
+#define H_NUSED 24
+#define H_BOOT 32
+#define H_NCOVER 48
+#define H_CHECK 56
+#define COVER_OFF STORE_INDEX_HDR
+
+static uint64_t slots_off(uint32_t ncover)
+{
+	return ((uint64_t)COVER_OFF + (uint64_t)ncover * 16 + 4095) & ~4095ull;
+}
+
+static void read_boot_id(uint8_t out[16])
+{
+	char buf[64] = "";
+	memset(out, 0, 16);
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+	if (!f)
+		return;
+	if (fgets(buf, sizeof(buf), f)) {
+		int j = 0;
+		for (int i = 0; buf[i] && j < 32; i++) {
+			char c = buf[i];
+			int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+			if (v < 0)
+				continue;
+			out[j / 2] |= v << (j % 2 ? 0 : 4);
+			j++;
+		}
+	}
+	fclose(f);
+}
+
+/* The checksum covers the immutable fields (not stale, not nused). */
+static uint64_t hdr_check(const uint8_t *h)
+{
+	uint8_t c[H_CHECK];
+	memcpy(c, h, H_CHECK);
+	memset(c + H_GCGEN, 0, 4);
+	memset(c + H_NUSED, 0, 8);
+	return store_check64(c, H_CHECK);
+}
+
+int store_lock(int fd, int op)
+{
+	while (flock(fd, op) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+void store_index_unmap(struct store *s)
+{
+	if (s->map)
+		munmap(s->map, s->map_len);
+	if (s->index_fd >= 0)
+		close(s->index_fd);
+	s->map = NULL;
+	s->index_fd = -1;
+}
+
+/* Makes an index file of nslots in a temp file (`tmp`, sized), the used
+ * cover entries copied in; the caller fills it and publishes it with
+ * index_publish.  Under the exclusive lock. */
+static int index_create_tmp(struct store *s, uint64_t nslots, const uint8_t *cover, uint32_t ncover_used,
+			    char tmp[64])
+{
+	uint32_t ncover = STORE_COVER_SLOTS;
+	while (ncover < ncover_used * 2)
+		ncover *= 2;
+	uint64_t len = slots_off(ncover) + nslots * STORE_SLOT;
+	snprintf(tmp, 64, "index.tmp.%d.%u", (int)getpid(), s->tmp_seq++);
+	cleanup_close int fd = openat(s->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	uint8_t h[STORE_INDEX_HDR] = { 0 };
+	memcpy(h, STORE_INDEX_MAGIC, 8);
+	store_put_le32(h + 8, STORE_FORMAT_VERSION);
+	store_put_le64(h + H_NSLOTS, nslots);
+	read_boot_id(h + H_BOOT);
+	store_put_le32(h + H_NCOVER, ncover);
+	store_put_le64(h + H_CHECK, hdr_check(h));
+	/* A fresh generation: every handle reloads gc.condemned once. */
+	uint32_t gen = 0;
+	while (gen == 0)
+		if (getrandom(&gen, sizeof(gen), 0) != sizeof(gen))
+			gen = (uint32_t)getpid() | 1;
+	store_put_le32(h + H_GCGEN, gen);
+	if (ftruncate(fd, len) < 0 || pwrite(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    (cover && pwrite(fd, cover, (size_t)ncover_used * 16, COVER_OFF) != (ssize_t)ncover_used * 16)) {
+		int e = errno ? errno : EIO;
+		unlinkat(s->dirfd, tmp, 0);
+		return -e;
+	}
+	return 0;
+}
+
+/* Renames the filled temp index over "index".  Other processes notice
+ * the new inode the next time they take the lock (map_stale). */
+static int index_publish(struct store *s, const char *tmp)
+{
+	if (renameat(s->dirfd, tmp, s->dirfd, s->index_name ? s->index_name : "index") < 0) {
+		int e = errno;
+		unlinkat(s->dirfd, tmp, 0);
+		return -e;
+	}
+	return 0;
+}
+
+static int index_create(struct store *s, uint64_t nslots)
+{
+	char tmp[64];
+	int r = index_create_tmp(s, nslots, NULL, 0, tmp);
+	if (r == 0)
+		r = index_publish(s, tmp);
+	if (r == 0)
+		store_index_unmap(s);
+	return r;
+}
+
+/* Maps the index file `name` (validated) into s. */
+static int index_map_file(struct store *s, const char *name)
+{
+	int fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	uint8_t h[STORE_INDEX_HDR];
+	if (fstat(fd, &st) < 0 || pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+		close(fd);
+		return -EBADMSG;
+	}
+	uint64_t nslots = store_le64(h + H_NSLOTS);
+	uint32_t ncover = store_le32(h + H_NCOVER);
+	if (memcmp(h, STORE_INDEX_MAGIC, 8) != 0 || store_le32(h + 8) != STORE_FORMAT_VERSION ||
+	    store_le64(h + H_CHECK) != hdr_check(h) || nslots == 0 || (nslots & (nslots - 1)) ||
+	    nslots > (1ull << 40) || ncover == 0 || ncover > (1u << 24) ||
+	    (uint64_t)st.st_size != slots_off(ncover) + nslots * STORE_SLOT) {
+		close(fd);
+		return -EBADMSG;
+	}
+	void *m = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	s->index_fd = fd;
+	s->map = m;
+	s->map_len = st.st_size;
+	return 0;
+}
+
+int store_index_map(struct store *s, bool create)
+{
+	store_index_unmap(s);
+	int r = index_map_file(s, "index");
+	if (r == -ENOENT && create) {
+		r = index_create(s, 1 << 12);
+		if (r == 0)
+			r = index_map_file(s, "index");
+	}
+	return r;
+}
+
+/* Whether another process replaced the index since we mapped it (or we
+ * have none).  An inode comparison rather than a flag in the old file: a
+ * process killed between its rename and anything after it still leaves
+ * the others able to tell. */
+static bool map_stale(struct store *s)
+{
+	struct stat a, b;
+	if (!s->map || fstat(s->index_fd, &a) < 0 || fstatat(s->dirfd, "index", &b, AT_SYMLINK_NOFOLLOW) < 0)
+		return true;
+	return a.st_ino != b.st_ino || a.st_dev != b.st_dev;
+}
+
+int store_index_refresh(struct store *s)
+{
+	return map_stale(s) ? store_index_map(s, s->index_locked == 2) : 0;
+}
+
+int store_index_lock(struct store *s, bool exclusive)
+{
+	/* Nested (fsck and gc hold the lock while they read recipes): the
+	 * lock held is kept as it is; flock would convert it, and the inner
+	 * unlock would drop it. */
+	if (s->index_locked) {
+		if (exclusive && s->index_locked != 2)
+			return -EDEADLK; /* no upgrade: take it exclusive first */
+		s->index_depth++;
+		return 0;
+	}
+	for (;;) {
+		int r = store_lock(s->index_lock_fd, exclusive ? LOCK_EX : LOCK_SH);
+		if (r < 0)
+			return r;
+		s->index_locked = exclusive ? 2 : 1;
+		if (!map_stale(s))
+			return 0;
+		r = store_index_map(s, exclusive);
+		if (r == 0)
+			return 0;
+		if (exclusive || r != -ENOENT) {
+			store_index_unlock(s);
+			return r;
+		}
+		/* No index at all: make one under the exclusive lock. */
+		store_index_unlock(s);
+		exclusive = true;
+	}
+}
+
+void store_index_unlock(struct store *s)
+{
+	if (s->index_depth > 0) {
+		s->index_depth--;
+		return;
+	}
+	s->index_locked = 0;
+	flock(s->index_lock_fd, LOCK_UN);
+}
+
+uint32_t store_index_gcgen(struct store *s)
+{
+	return __atomic_load_n((uint32_t *)(s->map + H_GCGEN), __ATOMIC_ACQUIRE);
+}
+
+void store_index_set_gcgen(struct store *s, uint32_t gen)
+{
+	__atomic_store_n((uint32_t *)(s->map + H_GCGEN), gen, __ATOMIC_RELEASE);
+}
+
+uint64_t store_index_nslots(struct store *s)
+{
+	return store_le64(s->map + H_NSLOTS);
+}
+
+static uint8_t *slot_at(struct store *s, uint64_t i)
+{
+	return s->map + slots_off(store_le32(s->map + H_NCOVER)) + i * STORE_SLOT;
+}
+
+static uint64_t slot_word(const uint8_t *p)
+{
+	return __atomic_load_n((const uint64_t *)(p + 24), __ATOMIC_ACQUIRE);
+}
+
+bool store_index_slot(struct store *s, uint64_t i, struct store_key *k, struct store_loc *loc)
+{
+	const uint8_t *p = slot_at(s, i);
+	uint64_t w = slot_word(p);
+	if (!w)
+		return false;
+	memcpy(k->hash, p, 16);
+	k->n = (w >> 8) & 0xffff;
+	loc->pack = store_le32(p + 16);
+	loc->len = store_le32(p + 20);
+	loc->off = w >> 24;
+	loc->kind = w & 0xff;
+	return true;
+}
+
+int store_index_each(struct store *s, uint8_t kind, const uint8_t hash[16], store_slot_fn fn, void *ctx)
+{
+	uint64_t mask = store_index_nslots(s) - 1;
+	uint64_t i = store_le64(hash) & mask;
+	for (uint64_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
+		struct store_key k;
+		struct store_loc loc;
+		if (!store_index_slot(s, i, &k, &loc))
+			return 0;
+		if (loc.kind != kind || memcmp(k.hash, hash, 16) != 0)
+			continue;
+		int r = fn(ctx, k.n, &loc, i);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+struct find_ctx {
+	uint32_t n;
+	struct store_loc *loc;
+	uint64_t *slot;
+};
+
+static int find_one(void *ctx, uint32_t n, const struct store_loc *loc, uint64_t slot)
+{
+	struct find_ctx *f = ctx;
+	if (n != f->n)
+		return 0;
+	*f->loc = *loc;
+	if (f->slot)
+		*f->slot = slot;
+	return 1;
+}
+
+int store_index_find(struct store *s, uint8_t kind, const struct store_key *k, struct store_loc *ret,
+		     uint64_t *ret_slot)
+{
+	struct find_ctx f = { .n = k->n, .loc = ret, .slot = ret_slot };
+	return store_index_each(s, kind, k->hash, find_one, &f) == 1 ? 0 : -ENOENT;
+}
+
+static void slot_write(uint8_t *p, const uint8_t hash[16], uint32_t n, const struct store_loc *loc)
+{
+	memcpy(p, hash, 16);
+	store_put_le32(p + 16, loc->pack);
+	store_put_le32(p + 20, loc->len);
+	uint64_t w = loc->off << 24 | (uint64_t)(n & 0xffff) << 8 | loc->kind;
+	__atomic_store_n((uint64_t *)(p + 24), w, __ATOMIC_RELEASE);
+}
+
+void store_index_set_loc(struct store *s, uint64_t slot, const struct store_loc *loc)
+{
+	uint8_t *p = slot_at(s, slot);
+	uint64_t w = slot_word(p);
+	store_put_le32(p + 16, loc->pack);
+	store_put_le32(p + 20, loc->len);
+	__atomic_store_n((uint64_t *)(p + 24), loc->off << 24 | (w & 0xffff00) | loc->kind, __ATOMIC_RELEASE);
+}
+
+/* Copies the used cover entries out (caller frees). */
+static uint8_t *cover_copy(struct store *s, uint32_t *ret_n)
+{
+	uint32_t ncover = store_le32(s->map + H_NCOVER), n = 0;
+	uint8_t *c = malloc((size_t)ncover * 16);
+	if (!c)
+		return NULL;
+	for (uint32_t i = 0; i < ncover; i++)
+		if (store_le32(s->map + COVER_OFF + i * 16))
+			memcpy(c + (size_t)n++ * 16, s->map + COVER_OFF + i * 16, 16);
+	*ret_n = n;
+	return c;
+}
+
+int store_index_compact(struct store *s, bool (*keep)(void *ctx, uint64_t slot, struct store_loc *loc),
+			void *ctx)
+{
+	uint64_t old_n = store_index_nslots(s), used = 0;
+	for (uint64_t i = 0; i < old_n; i++)
+		used += slot_word(slot_at(s, i)) != 0;
+	uint64_t nslots = 1 << 12;
+	while (nslots * 3 / 4 < used + 1)
+		nslots *= 2;
+	uint32_t ncov;
+	cleanup_free uint8_t *cover = cover_copy(s, &ncov);
+	if (!cover)
+		return -ENOMEM;
+	/* The new table is filled completely in its temp file and only then
+	 * renamed over the old one: a kill at any point leaves one of the
+	 * two whole. */
+	char tmp[64];
+	int r = index_create_tmp(s, nslots, cover, ncov, tmp);
+	if (r < 0)
+		return r;
+	uint8_t *old = s->map;
+	size_t old_len = s->map_len;
+	int old_fd = s->index_fd;
+	s->map = NULL;
+	s->index_fd = -1;
+	r = index_map_file(s, tmp);
+	if (r < 0) {
+		unlinkat(s->dirfd, tmp, 0);
+		s->map = old;
+		s->map_len = old_len;
+		s->index_fd = old_fd;
+		return r;
+	}
+	memcpy(s->map + H_GCGEN, old + H_GCGEN, 4);
+	uint8_t *old_slots = old + slots_off(store_le32(old + H_NCOVER));
+	uint64_t mask = nslots - 1, n = 0;
+	for (uint64_t i = 0; i < old_n; i++) {
+		const uint8_t *p = old_slots + i * STORE_SLOT;
+		uint64_t w = slot_word(p);
+		if (!w)
+			continue;
+		struct store_loc loc = { .pack = store_le32(p + 16), .len = store_le32(p + 20),
+					 .off = w >> 24, .kind = w & 0xff };
+		if (keep && !keep(ctx, i, &loc))
+			continue;
+		uint64_t j = store_le64(p) & mask;
+		while (slot_word(slot_at(s, j)))
+			j = (j + 1) & mask;
+		slot_write(slot_at(s, j), p, (w >> 8) & 0xffff, &loc);
+		n++;
+	}
+	store_put_le64(s->map + H_NUSED, n);
+	r = index_publish(s, tmp);
+	if (r < 0) {
+		store_index_unmap(s);
+		s->map = old;
+		s->map_len = old_len;
+		s->index_fd = old_fd;
+		return r;
+	}
+	munmap(old, old_len);
+	close(old_fd);
+	return 0;
+}
+
+int store_index_insert(struct store *s, uint8_t kind, const struct store_key *k, const struct store_loc *loc)
+{
+	if (k->n > 0xffff)
+		return -EOVERFLOW;
+	uint64_t nslots = store_index_nslots(s);
+	uint64_t used = store_le64(s->map + H_NUSED);
+	if ((used + 1) > nslots * 3 / 4) {
+		int r = store_index_compact(s, NULL, NULL);
+		if (r < 0)
+			return r;
+		nslots = store_index_nslots(s);
+	}
+	uint64_t mask = nslots - 1;
+	uint64_t i = store_le64(k->hash) & mask;
+	for (uint64_t probes = 0; slot_word(slot_at(s, i)); i = (i + 1) & mask)
+		if (++probes > mask)
+			return -EBADMSG; /* full, whatever nused says: a damaged index */
+	struct store_loc l = *loc;
+	l.kind = kind;
+	slot_write(slot_at(s, i), k->hash, k->n, &l);
+	store_put_le64(s->map + H_NUSED, used + 1);
+	return 0;
+}
+
+static uint8_t *cover_find(struct store *s, uint32_t pack, bool add)
+{
+	uint32_t ncover = store_le32(s->map + H_NCOVER);
+	uint8_t *free_slot = NULL;
+	for (uint32_t i = 0; i < ncover; i++) {
+		uint8_t *c = s->map + COVER_OFF + (size_t)i * 16;
+		uint32_t p = store_le32(c);
+		if (p == pack)
+			return c;
+		if (!p && !free_slot)
+			free_slot = c;
+	}
+	if (!add || !free_slot)
+		return NULL;
+	store_put_le32(free_slot, pack);
+	store_put_le64(free_slot + 8, 0);
+	return free_slot;
+}
+
+int store_index_cover(struct store *s, uint32_t pack, uint64_t end)
+{
+	uint8_t *c = cover_find(s, pack, true);
+	if (!c) {
+		/* The cover table is full: a bigger one comes with a copy. */
+		int r = store_index_compact(s, NULL, NULL);
+		if (r < 0)
+			return r;
+		c = cover_find(s, pack, true);
+		if (!c)
+			return -ENOSPC;
+	}
+	store_put_le64(c + 8, end);
+	return 0;
+}
+
+int store_index_cover_room(struct store *s)
+{
+	uint32_t ncover = store_le32(s->map + H_NCOVER);
+	for (uint32_t i = 0; i < ncover; i++)
+		if (!store_le32(s->map + COVER_OFF + (size_t)i * 16))
+			return 0;
+	return store_index_compact(s, NULL, NULL);
+}
+
+uint64_t store_index_covered(struct store *s, uint32_t pack, bool *known)
+{
+	uint8_t *c = cover_find(s, pack, false);
+	*known = c != NULL;
+	return c ? store_le64(c + 8) : 0;
+}
+
+/* Drops the cover entry of a deleted pack (GC). */
+void store_index_uncover(struct store *s, uint32_t pack)
+{
+	uint8_t *c = cover_find(s, pack, false);
+	if (c)
+		memset(c, 0, 16);
+}
+
+struct index_fill {
+	struct store *s;
+	int err;
+	bool rebuild;	/* from nothing (else catching up with an index) */
+};
+
+static int fill_rec(void *ctx, uint32_t pack, uint64_t off, const struct store_rec *rec)
+{
+	struct index_fill *f = ctx;
+	struct store_loc loc, have = { .pack = pack, .off = off, .len = rec->len };
+	uint64_t slot;
+	if (store_index_find(f->s, rec->kind, &rec->key, &loc, &slot) == 0) {
+		/* The same bytes twice (a GC copy, a block stored again while
+		 * its pack was away): the first stays.  Different bytes under
+		 * one key can only come of a collision meeting a crash: a
+		 * writer killed between its append and its index entry, another
+		 * storing a colliding block before the next open indexed the
+		 * first.  Catching up, the entry already in the index is the
+		 * one every caller got (the orphan's key was never returned):
+		 * it stays.  Rebuilding, which one the recipes mean is
+		 * unknowable, so neither is served -- a read fails rather than
+		 * return the wrong bytes. */
+		if (!f->rebuild)
+			return 0;
+		struct store_rec old;
+		int fd = loc.pack ? store_pack_fd(f->s, loc.pack) : -1;
+		if (fd >= 0 && store_pack_read(f->s, fd, loc.off, &old, NULL, 0, false) == 0 &&
+		    (old.len != rec->len || old.data_check != rec->data_check)) {
+			struct store_loc none = { .pack = STORE_PACK_CONFLICT, .kind = rec->kind };
+			store_index_set_loc(f->s, slot, &none);
+		}
+		return 0;
+	}
+	int r = store_index_insert(f->s, rec->kind, &rec->key, &have);
+	if (r < 0)
+		f->err = r;
+	return r;
+}
+
+/* Damage is fsck's to name; the index just leaves it out. */
+static void fill_bad(void *ctx, uint32_t pack, uint64_t off, uint64_t len, const char *what)
+{
+	(void)ctx, (void)pack, (void)off, (void)len, (void)what;
+}
+
+/* Indexes pack `no` from `from` on; covers what was read. */
+static int index_pack(struct store *s, uint32_t no, uint64_t from, const struct store_scan_cb *cb)
+{
+	int fd = store_pack_fd(s, no);
+	if (fd < 0)
+		return fd;
+	uint64_t end, torn;
+	int r = store_pack_scan(s, fd, no, from, cb, &end, &torn);
+	if (r < 0)
+		return r;
+	return store_index_cover(s, no, end);
+}
+
+int store_index_catch_up(struct store *s)
+{
+	cleanup_free uint32_t *packs = NULL;
+	size_t n;
+	int r = store_pack_list(s, &packs, &n);
+	if (r < 0)
+		return r;
+	/* Every covered pack must still be there and at least as long. */
+	uint32_t ncover = store_le32(s->map + H_NCOVER);
+	for (uint32_t i = 0; i < ncover; i++) {
+		uint32_t p = store_le32(s->map + COVER_OFF + (size_t)i * 16);
+		if (!p)
+			continue;
+		bool found = false;
+		for (size_t j = 0; j < n && !found; j++)
+			found = packs[j] == p;
+		if (!found)
+			return -ESTALE;
+	}
+	struct index_fill f = { .s = s };
+	struct store_scan_cb cb = { .rec = fill_rec, .bad = fill_bad, .ctx = &f };
+	for (size_t i = 0; i < n; i++) {
+		bool known;
+		uint64_t from = store_index_covered(s, packs[i], &known);
+		int fd = store_pack_fd(s, packs[i]);
+		struct stat st;
+		if (fd < 0)
+			continue; /* not a valid pack: fsck reports it */
+		if (fstat(fd, &st) < 0)
+			return -errno;
+		if (known && (uint64_t)st.st_size < from)
+			return -ESTALE;
+		if (known && (uint64_t)st.st_size == from)
+			continue;
+		r = index_pack(s, packs[i], known ? from : STORE_PACK_HDR, &cb);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int store_index_rebuild(struct store *s, store_report_fn report, void *ctx, struct corral_error *err)
+{
+	(void)report, (void)ctx;
+	/* Filled in a temp file (growing it renames within the temp name)
+	 * and renamed into place whole: a process killed half-way leaves the
+	 * old index, never a partial one that live handles would map. */
+	char tmp[64];
+	int r = index_create_tmp(s, 1 << 12, NULL, 0, tmp);
+	if (r < 0)
+		return err_set(err, -r, "rebuild the store index");
+	store_index_unmap(s);
+	r = index_map_file(s, tmp);
+	if (r < 0) {
+		unlinkat(s->dirfd, tmp, 0);
+		return err_set(err, -r, "rebuild the store index");
+	}
+	s->index_name = tmp;
+	cleanup_free uint32_t *packs = NULL;
+	size_t n;
+	r = store_pack_list(s, &packs, &n);
+	if (r < 0)
+		err_set(err, -r, "list the store's packs");
+	struct index_fill f = { .s = s, .rebuild = true };
+	/* Payloads are checked: a corrupt record never enters the index. */
+	struct store_scan_cb cb = { .rec = fill_rec, .bad = fill_bad, .ctx = &f, .verify_payload = true };
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		r = index_pack(s, packs[i], STORE_PACK_HDR, &cb);
+		if (r == -EBADMSG || r == -EPROTONOSUPPORT)
+			r = 0; /* a damaged pack header: fsck names it */
+		else if (r < 0)
+			err_set(err, -r, "index pack %08x", packs[i]);
+	}
+	s->index_name = NULL;
+	if (r == 0) {
+		r = index_publish(s, tmp);
+		if (r < 0)
+			err_set(err, -r, "rename the rebuilt store index into place");
+	} else {
+		unlinkat(s->dirfd, tmp, 0);
+	}
+	if (r < 0)
+		store_index_unmap(s);
+	return r;
+}
+
+bool store_index_from_this_boot(struct store *s)
+{
+	uint8_t b[16];
+	read_boot_id(b);
+	return memcmp(b, s->map + H_BOOT, 16) == 0;
+}
