@@ -1,8 +1,8 @@
 /* Directory offsets that survive a listing being rebuilt.
  *
  * Each entry of a merged listing gets a cookie: "." 1, ".." 2, every other
- * name a keyed hash of the name (SipHash-2-4 with a random key per mount,
- * so a tenant can neither predict nor craft colliding names), above 2 and
+ * name a keyed hash of the name (XXH3 with a random secret per mount, so
+ * a tenant can neither predict nor craft colliding names), above 2 and
  * below 2^48.  The listing is served in cookie order and a reader goes on
  * with the first entry whose cookie is greater than that of the last entry
  * it got, in whatever listing is at hand, also one built since by another
@@ -24,65 +24,22 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <xxhash.h>
+
 #include "cowfs.h"
 
-static uint64_t key[2];
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+/* A random secret per mount: XXH3 keyed this way is what xxHash offers
+ * against inputs crafted to collide (hash flooding). */
+static unsigned char secret[XXH3_SECRET_SIZE_MIN + 56];
+static pthread_once_t secret_once = PTHREAD_ONCE_INIT;
 
-static void key_init(void)
+static void secret_init(void)
 {
-	/* Without randomness the key is fixed: cookies still work, only
+	/* Without randomness the secret is fixed: cookies still work, only
 	 * crafted collisions would become possible. */
-	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key))
-		key[0] = 0x736f6d6570736575ULL, key[1] = 0x646f72616e646f6dULL;
-}
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                             \
-	do {                                                                                                 \
-		v0 += v1;                                                                                    \
-		v1 = ROTL(v1, 13);                                                                           \
-		v1 ^= v0;                                                                                    \
-		v0 = ROTL(v0, 32);                                                                           \
-		v2 += v3;                                                                                    \
-		v3 = ROTL(v3, 16);                                                                           \
-		v3 ^= v2;                                                                                    \
-		v0 += v3;                                                                                    \
-		v3 = ROTL(v3, 21);                                                                           \
-		v3 ^= v0;                                                                                    \
-		v2 += v1;                                                                                    \
-		v1 = ROTL(v1, 17);                                                                           \
-		v1 ^= v2;                                                                                    \
-		v2 = ROTL(v2, 32);                                                                           \
-	} while (0)
-
-/* SipHash-2-4 of s (as published by Aumasson and Bernstein). */
-static uint64_t siphash(const unsigned char *s, size_t len)
-{
-	uint64_t v0 = 0x736f6d6570736575ULL ^ key[0], v1 = 0x646f72616e646f6dULL ^ key[1];
-	uint64_t v2 = 0x6c7967656e657261ULL ^ key[0], v3 = 0x7465646279746573ULL ^ key[1];
-	uint64_t b = (uint64_t)len << 56, m;
-	size_t i, full = len & ~(size_t)7;
-
-	for (i = 0; i < full; i += 8) {
-		memcpy(&m, s + i, 8); /* little-endian hosts (x86_64, arm64) */
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (size_t j = 0; i + j < len; j++)
-		b |= (uint64_t)s[i + j] << (8 * j);
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
+	if (getrandom(secret, sizeof(secret), 0) != (ssize_t)sizeof(secret))
+		for (size_t i = 0; i < sizeof(secret); i++)
+			secret[i] = (unsigned char)(i * 131 + 17);
 }
 
 uint64_t dircookie_of(const char *name)
@@ -91,8 +48,8 @@ uint64_t dircookie_of(const char *name)
 		return 1;
 	if (strcmp(name, "..") == 0)
 		return 2;
-	pthread_once(&key_once, key_init);
-	uint64_t h = siphash((const unsigned char *)name, strlen(name)) & DIRCOOKIE_MASK;
+	pthread_once(&secret_once, secret_init);
+	uint64_t h = XXH3_64bits_withSecret(name, strlen(name), secret, sizeof(secret)) & DIRCOOKIE_MASK;
 	return h < 3 ? h + 3 : h;
 }
 
