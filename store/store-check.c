@@ -247,20 +247,9 @@ int store_fsck(struct store *s, unsigned flags, store_report_fn report, void *ct
 	struct store_fsck_result res = { 0 };
 	struct fsck f = { .s = s, .report = report, .ctx = ctx, .res = &res, .repair = flags & STORE_FSCK_REPAIR };
 	/* No collection half-way (gc.run), no write transaction (gc.lock). */
-	int r = store_lock(s->gc_run_fd, LOCK_EX);
+	int r = store_lock_maintenance(s, f.repair, "fsck", err);
 	if (r < 0)
-		return err_set(err, -r, "wait for a running gc");
-	r = store_lock(s->gc_lock_fd, LOCK_EX);
-	if (r < 0) {
-		flock(s->gc_run_fd, LOCK_UN);
-		return err_set(err, -r, "lock the store for fsck");
-	}
-	r = store_index_lock(s, f.repair);
-	if (r < 0) {
-		flock(s->gc_lock_fd, LOCK_UN);
-		flock(s->gc_run_fd, LOCK_UN);
-		return err_set(err, -r, "lock the store index");
-	}
+		return r;
 	if (s->rebuilt[0])
 		say(&f, STORE_FSCK_INFO, "index: rebuilt from the packs when the store was opened (%s)", s->rebuilt);
 	if (f.repair) {

@@ -357,20 +357,9 @@ int store_gc(struct store *s, struct store_gc_result *ret, struct corral_error *
 	cleanup_free uint8_t *buf = malloc(STORE_RECORD_MAX);
 	if (!buf)
 		return err_set(err, ENOMEM, "gc");
-	int r = store_lock(s->gc_run_fd, LOCK_EX);
+	int r = store_lock_maintenance(s, true, "gc", err);
 	if (r < 0)
-		return err_set(err, -r, "wait for another gc or fsck");
-	r = store_lock(s->gc_lock_fd, LOCK_EX);
-	if (r < 0) {
-		flock(s->gc_run_fd, LOCK_UN);
-		return err_set(err, -r, "lock the store for gc");
-	}
-	r = store_index_lock(s, true);
-	if (r < 0) {
-		flock(s->gc_lock_fd, LOCK_UN);
-		flock(s->gc_run_fd, LOCK_UN);
-		return err_set(err, -r, "lock the store index");
-	}
+		return r;
 	bool published = false;
 	/* Seal our own pack (it may hold copies an earlier run made, dead by
 	 * now): the copies this run makes go to a new one. */

@@ -210,6 +210,25 @@ int store_index_refresh(struct store *s)
 	return map_stale(s) ? store_index_map(s, s->index_locked == 2) : 0;
 }
 
+int store_lock_maintenance(struct store *s, bool index_exclusive, const char *what, struct corral_error *err)
+{
+	int r = store_lock(s->gc_run_fd, LOCK_EX);
+	if (r < 0)
+		return err_set(err, -r, "%s: wait for another gc or fsck", what);
+	r = store_lock(s->gc_lock_fd, LOCK_EX);
+	if (r < 0) {
+		flock(s->gc_run_fd, LOCK_UN);
+		return err_set(err, -r, "%s: lock the store", what);
+	}
+	r = store_index_lock(s, index_exclusive);
+	if (r < 0) {
+		flock(s->gc_lock_fd, LOCK_UN);
+		flock(s->gc_run_fd, LOCK_UN);
+		return err_set(err, -r, "%s: lock the store index", what);
+	}
+	return 0;
+}
+
 int store_index_lock(struct store *s, bool exclusive)
 {
 	/* Nested (fsck and gc hold the lock while they read recipes): the

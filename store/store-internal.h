@@ -103,6 +103,10 @@ int store_index_compact(struct store *s, bool (*keep)(void *ctx, uint64_t slot, 
 int store_lock(int fd, int op);	/* flock, retried on EINTR; -errno */
 int store_index_lock(struct store *s, bool exclusive);	/* and refreshes the map */
 void store_index_unlock(struct store *s);
+/* The whole store for one maintenance run (gc, fsck): no other run
+ * (gc.run), no write transaction (gc.lock), then the index (exclusive
+ * or shared).  On failure nothing is held; `what` names the run. */
+int store_lock_maintenance(struct store *s, bool index_exclusive, const char *what, struct corral_error *err);
 
 /* Scans one pack: fn for each valid record (and on_bad for each damaged
  * stretch: offset, length, what).  Stops at a torn tail (*torn set). */
