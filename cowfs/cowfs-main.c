@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -392,6 +393,22 @@ static int start_signal_thread(struct cowfs *fs, struct signal_ctx *ctx, pthread
 
 /* ---- main ---- */
 
+/* The daemon holds a descriptor per layer for every node the kernel knows:
+ * a walk of a Debian tree alone is thousands.  The soft limit a root shell
+ * or a service starts with (1024 on Debian) would make lookups fail with
+ * EMFILE; raise it to the hard limit, which needs no privilege. */
+static void raise_nofile_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t soft = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("cannot raise the open-file limit from %llu to %llu: %s", (unsigned long long)soft,
+			 (unsigned long long)rl.rlim_max, strerror(errno));
+}
+
 static char *build_fuse_opts(const struct cowfs_options *o, bool io_uring)
 {
 	/* allow_other: containers run many uids; default_permissions: the
@@ -439,6 +456,7 @@ int main(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	}
 	log_init("cowfs", opts.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, 0);
+	raise_nofile_limit();
 	if (check_mountpoint(opts.mountpoint, &real_mnt) < 0)
 		goto out_opts;
 	if (setup_layers(&fs, &opts, &real_mnt) < 0)
