@@ -28,7 +28,7 @@ void cowfs_usage(FILE *out)
 	      "                       share_base=0|1 (0; 1: read-only opens of base files in\n"
 	      "                       passthrough too, so mounts share the base's page cache;\n"
 	      "                       writers of a base file wait, then get ETXTBSY, while\n"
-	      "                       it is open or mapped so, see cowfs(1)),\n"
+	      "                       it is open so, see cowfs(1)),\n"
 	      "                       io_uring=0|1 (1 where the kernel offers it),\n"
 	      "                       status=FILE (the mount's active features, at INIT),\n"
 	      "                       and mount options\n"
