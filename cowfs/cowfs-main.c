@@ -464,6 +464,7 @@ int main(int argc, char **argv)
 	fs.mountpoint = real_mnt;
 	fs.writeback = opts.writeback;
 	fs.passthrough = opts.passthrough;
+	fs.share_base = opts.share_base;
 	fs.sync_copy_up = opts.sync_copy_up;
 	fs.acl = opts.acl;
 	fs.entry_timeout = opts.timeout;

@@ -25,6 +25,10 @@ void cowfs_usage(FILE *out)
 	      "                       read_bps=N, write_bps=N, read_iops=N, write_iops=N,\n"
 	      "                       passthrough=0|1 (1: the kernel reads and writes the\n"
 	      "                       real file itself where it can, see cowfs(1)),\n"
+	      "                       share_base=0|1 (0; 1: read-only opens of base files in\n"
+	      "                       passthrough too, so mounts share the base's page cache;\n"
+	      "                       writers of a base file wait, then get ETXTBSY, while\n"
+	      "                       it is open so, see cowfs(1)),\n"
 	      "                       io_uring=0|1 (1 where the kernel offers it),\n"
 	      "                       status=FILE (the mount's active features, at INIT),\n"
 	      "                       and mount options\n"
@@ -173,6 +177,11 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 			goto bad_value;
 		return 0;
 	}
+	if (!strcmp(key, "share_base") && val) {
+		if (!parse_bool(val, &o->share_base))
+			goto bad_value;
+		return 0;
+	}
 	if (!strcmp(key, "fsync") && val) {
 		if (!parse_bool(val, &o->sync_copy_up))
 			goto bad_value;
@@ -250,7 +259,7 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 	}
 	if (is_ignored_compat_option(key))
 		return 0;
-	static const char *const needs_value[] = { "lowerdir", "upperdir", "workdir", "writeback", "passthrough", "fsync",
+	static const char *const needs_value[] = { "lowerdir", "upperdir", "workdir", "writeback", "passthrough", "share_base", "fsync",
 						   "timeout", "quota_bytes", "quota_inodes", "idshift", "threads", "read_bps", "write_bps",
 						   "read_iops", "write_iops", "io_uring", "status", NULL };
 	if (!val && in_list(key, needs_value)) {

@@ -21,6 +21,7 @@ struct cowfs_options {
 	bool debug;
 	bool writeback;
 	bool passthrough; /* FUSE passthrough where the kernel offers it */
+	bool share_base;  /* read-only opens of base files in passthrough too */
 	bool sync_copy_up;
 	bool acl;
 	double timeout;	 /* entry/attr cache timeout, seconds */

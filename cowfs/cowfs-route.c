@@ -36,6 +36,20 @@
  *     for it to close (route_write_begin), and gives ETXTBSY if it stays
  *     open past ROUTE_BUSY_WAIT_MS, as it would while the program runs.
  *
+ *   - Read-only opens of a lower file with share_base=1 (opt-in): in
+ *     passthrough on the lower file, so every mount of one base shares its
+ *     page cache (the dynamic loader maps libraries through plain opens).
+ *     The price is test_stale_fd's promise: such a handle cannot follow a
+ *     copy-up, so no copy-up of the data happens while one is open (or a
+ *     mapping made from it lives: the kernel releases the FUSE file at the
+ *     last munmap).  A write open or truncate waits in route_write_begin,
+ *     as for an exec's handle, and gets ETXTBSY if a reader stays past
+ *     ROUTE_BUSY_WAIT_MS: never a stale read, never a copy-up left behind.
+ *     A rename over the file (how dpkg replaces it) copies nothing up and
+ *     is unaffected; fresh opens find the new file.  Such opens join a
+ *     lower backing file without ROUTE_JOIN_WAIT_MS: they are readers like
+ *     the handle they join.
+ *
  *   - Limits: a byte quota and write pacing must see every write, read
  *     pacing every read.  With a byte quota or write pacing, upper files go
  *     through the daemon for reading too: the inode has one mode, and a
@@ -48,6 +62,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <time.h>
 
@@ -97,6 +112,10 @@ enum route_kind route_policy(const struct cowfs *fs, int layer, int flags, bool 
 	if (layer > 0) {
 		if (flags & COWFS_FMODE_EXEC) {
 			*why = "exec of a lower file: the kernel refuses writers while it runs";
+			return ROUTE_PASSTHROUGH;
+		}
+		if (fs->share_base && (flags & O_ACCMODE) == O_RDONLY && !(flags & O_TRUNC)) {
+			*why = "share_base: read-only open of a lower file; writers wait for it, then get ETXTBSY";
 			return ROUTE_PASSTHROUGH;
 		}
 		*why = "lower file: a copy-up would leave a passthrough handle on the stale copy";
@@ -172,11 +191,13 @@ void route_attach(struct cowfs *fs, struct cowfs_node *n, int fd, int layer, int
 	bool pt = false;
 
 	pthread_mutex_lock(&fs->io_lock[s]);
-	/* Only an exec may join a passthrough handle on a lower copy without
-	 * delay: the kernel keeps writers out while it runs.  Anything else
+	/* Only an open the policy puts in passthrough on a lower copy anyway
+	 * (an exec: the kernel keeps writers out while it runs; a read-only
+	 * open with share_base: writers wait for it by design) may join a
+	 * passthrough handle on a lower copy without delay.  Anything else
 	 * holds off the next write until it closes, so it first gives the
 	 * release of a program that just exited the time to arrive. */
-	if (io->pt > 0 && io->pt_layer > 0 && !(flags & COWFS_FMODE_EXEC)) {
+	if (io->pt > 0 && io->pt_layer > 0 && !(want == ROUTE_PASSTHROUGH && layer > 0)) {
 		struct timespec deadline;
 		deadline_in(&deadline, ROUTE_JOIN_WAIT_MS);
 		while (io->pt > 0 && io->pt_layer > 0 &&

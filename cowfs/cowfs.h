@@ -143,6 +143,7 @@ struct cowfs {
 	bool ino_tagging;	/* layers live on different devices */
 	bool writeback;
 	bool passthrough;
+	bool share_base;	/* read-only opens of lower files in passthrough (cowfs-route.c) */
 	bool no_opendir;	/* the kernel sends no OPENDIR/RELEASEDIR */
 	bool killpriv_v2;	/* the daemon clears setuid/setgid (cowfs-killpriv.c) */
 	double entry_timeout;

@@ -3,7 +3,7 @@
  *
  * route_policy: the safe set, one case per rule (passthrough off, upper
  * files, exec of a lower file, plain opens of a lower file, O_TMPFILE,
- * each limit).  route_attach / route_detach / route_write_begin: the
+ * share_base, each limit).  route_attach / route_detach / route_write_begin: the
  * kernel's io mode kept per node, in the states that need no kernel (a
  * backing file is only registered for a node with no handle, which these
  * cases never reach): an open joins the passthrough its inode is in
@@ -65,6 +65,20 @@ static void test_policy(void)
 	   "policy: exec of a lower file: passthrough");
 	ok(policy_is(1, O_RDONLY, false, ROUTE_DAEMON), "policy: plain open of a lower file: the daemon");
 	ok(policy_is(0, O_RDWR, true, ROUTE_DAEMON), "policy: O_TMPFILE: the daemon");
+
+	fs.share_base = true;
+	ok(policy_is(1, O_RDONLY, false, ROUTE_PASSTHROUGH), "policy: share_base: read-only open of a lower file: passthrough");
+	ok(policy_is(1, O_RDWR, false, ROUTE_DAEMON) && policy_is(1, O_WRONLY, false, ROUTE_DAEMON) &&
+	   policy_is(1, O_RDONLY | O_TRUNC, false, ROUTE_DAEMON),
+	   "policy: share_base: a lower open that may write (O_RDWR, O_WRONLY, O_TRUNC): the daemon");
+	fs.quota_bytes = 1 << 20;
+	ok(policy_is(1, O_RDONLY, false, ROUTE_PASSTHROUGH) && policy_is(0, O_RDONLY, false, ROUTE_DAEMON),
+	   "policy: share_base with quota_bytes: lower reads passthrough, upper files the daemon");
+	fs.quota_bytes = 0;
+	fs.read_bps.per_second = 1;
+	ok(policy_is(1, O_RDONLY, false, ROUTE_DAEMON), "policy: share_base with read_bps: the daemon paces lower reads");
+	fs.read_bps.per_second = 0;
+	fs.share_base = false;
 
 	fs.quota_bytes = 1 << 20;
 	ok(policy_is(0, O_RDONLY, false, ROUTE_DAEMON) && policy_is(0, O_WRONLY, false, ROUTE_DAEMON) &&
@@ -169,6 +183,14 @@ static void test_modes(void)
 	route_attach(&fs, n, -1, 1, O_RDONLY | COWFS_FMODE_EXEC, false, &fi, &pt);
 	ok(!pt && n->io.cached == 1, "write: an exec opened during a write open goes through the daemon");
 	route_detach(&fs, n, false);
+	/* ...and so does a share_base read of it (it would read a lower
+	 * copy the write is replacing). */
+	fs.share_base = true;
+	memset(&fi, 0, sizeof(fi));
+	route_attach(&fs, n, -1, 1, O_RDONLY, false, &fi, &pt);
+	ok(!pt && n->io.cached == 1, "write: a share_base read opened during a write open goes through the daemon");
+	route_detach(&fs, n, false);
+	fs.share_base = false;
 	route_write_end(&fs, n);
 	ok(n->io.writers == 0, "write: route_write_end counts down");
 
@@ -187,6 +209,13 @@ static void test_modes(void)
 	memset(&fi, 0, sizeof(fi));
 	route_attach(&fs, n, -1, 0, O_RDONLY, false, &fi, &pt);
 	ok(pt && n->io.pt == 3, "mode: a plain open of the inode joins the lower backing file too (the kernel takes nothing else)");
+	/* A share_base read joins it too, and holds off writes like it. */
+	fs.share_base = true;
+	memset(&fi, 0, sizeof(fi));
+	route_attach(&fs, n, -1, 1, O_RDONLY, false, &fi, &pt);
+	ok(pt && n->io.pt == 4, "mode: share_base: a read-only open joins the lower backing file");
+	route_detach(&fs, n, true);
+	fs.share_base = false;
 	for (int i = 0; i < 3; i++)
 		route_detach(&fs, n, true);
 	ok(n->io.pt == 0, "mode: all passthrough handles gone");

@@ -349,6 +349,8 @@ int config_save(const struct container_config *c, const char *path, struct corra
 	if (c->userns)
 		sb_printf(&b, "userns_range = %u:%u\n", c->userns_base, c->userns_size);
 	sb_printf(&b, "console_size = %llu\n", (unsigned long long)c->console_size);
+	if (c->share_base)
+		sb_printf(&b, "share_base = yes\n");
 	for (int i = 0; i < c->nmounts; i++)
 		sb_printf(&b, "mount = %s:%s:%s\n", c->mounts[i].source, c->mounts[i].target,
 			  c->mounts[i].readonly ? "ro" : "rw");
@@ -496,6 +498,8 @@ static int config_apply_line(const struct kv_line *kv, void *arg, struct corral_
 			return err_plain(err, EINVAL, "seccomp must be default or unconfined");
 	} else if (!strcmp(key, "userns"))
 		return kv_bool(kv, &c->userns, err);
+	else if (!strcmp(key, "share_base"))
+		return kv_bool(kv, &c->share_base, err);
 	else if (!strcmp(key, "userns_range")) {
 		char *colon = strchr(v, ':');
 		uint64_t base, size;

@@ -48,6 +48,7 @@ struct container_config {
 	struct bind_mount mounts[CONFIG_MAX_MOUNTS];
 	int nmounts;
 	uint64_t console_size;	/* bytes of console.log before it rotates */
+	bool share_base;	/* cowfs share_base=1: the template's page cache shared */
 };
 
 /* console_size: the default, and the least accepted -- one relay read of

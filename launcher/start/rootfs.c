@@ -102,6 +102,8 @@ static void exec_cowfs(int verdict_fd, const struct rootfs_cowfs *m, const struc
 			      (unsigned long long)c->disk_bytes, (unsigned long long)c->disk_inodes);
 	if (c->userns)
 		n += snprintf(opts + n, sizeof(opts) - n, ",idshift=%u:%u", c->userns_base, c->userns_size);
+	if (c->share_base)
+		n += snprintf(opts + n, sizeof(opts) - n, ",share_base=1");
 	if (m->nio) {
 		char io[256];
 		if (io_limit_options(m->io, m->nio, io, sizeof(io)) > 0)
