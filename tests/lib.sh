@@ -19,7 +19,7 @@ _cleanup_cmds=()
 T=$(mktemp -d /tmp/corral-test.XXXXXX)
 
 tap_plan() { _tap_planned=$1; echo "1..$1"; }
-ok() { # ok COND_STATUS DESCRIPTION
+ok() { # ok COND_STATUS DESCRIPTION (returns 0 either way: `ok ... || x` never runs x)
 	_tap_n=$((_tap_n + 1))
 	if [ "$1" -eq 0 ]; then echo "ok $_tap_n - $2"; else echo "not ok $_tap_n - $2"; _tap_failed=$((_tap_failed + 1)); fi
 }
