@@ -211,9 +211,11 @@ static int write_status(struct cowfs *fs)
 			 "passthrough = %s\n"
 			 "io_uring = %s\n"
 			 "splice = %s\n"
-			 "writeback = %s\n",
+			 "writeback = %s\n"
+			 "share_base = %s\n",
 			 PACKAGE_VERSION, (int)getpid(), fuse_pkgversion(), yes_no(fs->passthrough),
-			 yes_no(atomic_load(&fs->io_uring)), yes_no(fs->splice), yes_no(fs->writeback));
+			 yes_no(atomic_load(&fs->io_uring)), yes_no(fs->splice), yes_no(fs->writeback),
+			 yes_no(fs->passthrough && fs->share_base));
 	struct corral_error err = { 0 };
 	if (file_write_atomic(fs->status_path, text, (size_t)n, 0644, &err) < 0) {
 		log_error("cannot write the status file %s: %s", fs->status_path, err.msg);

@@ -137,7 +137,7 @@ int cmd_inspect(int argc, char **argv)
 	if (cli_wants_help(argc, argv) || argc < 2) {
 		printf("usage: corral inspect NAME\n\nPrints the configuration and runtime state as JSON, with the FUSE\n"
 		       "features the kernel granted the root's cowfs mount (state.cowfs_features:\n"
-		       "passthrough, io_uring, splice, writeback; null while not running).\n");
+		       "passthrough, io_uring, splice, writeback, share_base; null while not running).\n");
 		return argc < 2 ? 125 : 0;
 	}
 	struct corral_error err = { 0 };
@@ -209,6 +209,7 @@ int cmd_inspect(int argc, char **argv)
 		json_object_object_add(fo, "io_uring", json_object_new_boolean(f.io_uring));
 		json_object_object_add(fo, "splice", json_object_new_boolean(f.splice));
 		json_object_object_add(fo, "writeback", json_object_new_boolean(f.writeback));
+		json_object_object_add(fo, "share_base", json_object_new_boolean(f.share_base));
 		json_object_object_add(s, "cowfs_features", fo);
 	} else {
 		json_object_object_add(s, "cowfs_features", json_object_new_null());

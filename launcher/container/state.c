@@ -429,6 +429,8 @@ static int features_apply_line(const struct kv_line *kv, void *arg, struct corra
 		return kv_bool(kv, &p->f->splice, err);
 	if (!strcmp(kv->key, "writeback"))
 		return kv_bool(kv, &p->f->writeback, err);
+	if (!strcmp(kv->key, "share_base"))
+		return kv_bool(kv, &p->f->share_base, err);
 	return 0; /* a newer cowfs may report more */
 }
 

@@ -93,6 +93,7 @@ bool state_cowfs_alive(const struct container_state *st);
 struct cowfs_features {
 	char libfuse[32];	/* the libfuse version the daemon runs with */
 	bool passthrough, io_uring, splice, writeback;
+	bool share_base; /* read-only base opens in passthrough (cowfs share_base=1) */
 };
 /* 0 and *ret filled; -ENOENT when there is no report of the daemon
  * recorded in st (not running, not yet past INIT, or the report is of an
