@@ -275,7 +275,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
 		fs->no_opendir = true;
 	}
-#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
+#if defined(FUSE_CAP_HANDLE_KILLPRIV_V2) && defined(HAVE_FUSE_KILL_SUIDGID)
 	/* The daemon clears setuid/setgid itself (cowfs_kill_suidgid), so the
 	 * kernel stops asking for security.capability before every write. */
 	if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV_V2) {

@@ -80,7 +80,7 @@ int cowfs_file_upper_fd(struct cowfs *fs, struct fuse_file_info *fi)
  * caller without CAP_FSETID (KILLPRIV_V2 only). */
 static bool asks_kill_suidgid(const struct cowfs *fs, const struct fuse_file_info *fi)
 {
-#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
+#if defined(FUSE_CAP_HANDLE_KILLPRIV_V2) && defined(HAVE_FUSE_KILL_SUIDGID)
 	return fs->killpriv_v2 && fi->kill_suidgid;
 #else
 	(void)fs;
