@@ -292,6 +292,7 @@ int store_sync(struct store *s, struct corral_error *err)
 
 struct verify_ctx {
 	struct store *s;
+	uint8_t kind;
 	const void *data;
 	size_t len;
 	uint8_t *buf;
@@ -309,6 +310,9 @@ struct verify_ctx {
 static int verify_one(void *ctx, uint32_t n, const struct store_loc *loc, uint64_t slot)
 {
 	struct verify_ctx *v = ctx;
+	/* The slot's n (exact below STORE_SLOT_NMAX), counted even when the
+	 * record is unreadable or only shares the fingerprint: a key is
+	 * never given twice, a gap in the n's is harmless. */
 	if (n + 1 > v->next_n)
 		v->next_n = n + 1;
 	if (loc->len != v->len || loc->pack == STORE_PACK_CONFLICT)
@@ -320,16 +324,22 @@ static int verify_one(void *ctx, uint32_t n, const struct store_loc *loc, uint64
 	struct store_rec rec;
 	if (store_pack_read(v->s, fd, loc->off, &rec, v->buf, v->len, false) < 0)
 		return 0; /* damaged: never share it; fsck names it */
-	if (rec.len != v->len || rec.key.n != n || memcmp(v->buf, v->data, v->len) != 0)
+	/* The slot holds a fingerprint: the record's header has the key. */
+	if (rec.kind != v->kind || memcmp(rec.key.hash, v->ret->hash, 16) != 0 ||
+	    (n < STORE_SLOT_NMAX ? rec.key.n != n : rec.key.n < n))
+		return 0;
+	if (rec.key.n + 1 > v->next_n)
+		v->next_n = rec.key.n + 1;
+	if (rec.len != v->len || memcmp(v->buf, v->data, v->len) != 0)
 		return 0;
 	if (condemned) {
 		/* GC may drop it (it was garbage at the mark): never point at it. */
 		v->condemned_hit = true;
-		v->condemned_n = n;
+		v->condemned_n = rec.key.n;
 		v->condemned_slot = slot;
 		return 0;
 	}
-	v->ret->n = n;
+	v->ret->n = rec.key.n;
 	v->pack = loc->pack;
 	return 1;
 }
@@ -348,7 +358,7 @@ int store_put_object(struct store *s, uint8_t kind, const void *data, size_t len
 	cleanup_free uint8_t *buf = malloc(len ? len : 1);
 	if (!buf)
 		return err_set(err, ENOMEM, "store put");
-	struct verify_ctx v = { .s = s, .data = data, .len = len, .buf = buf, .ret = &key };
+	struct verify_ctx v = { .s = s, .kind = kind, .data = data, .len = len, .buf = buf, .ret = &key };
 	/* Shared lock: look for an equal object. */
 	int r = store_index_lock(s, false);
 	if (r < 0)
@@ -411,7 +421,8 @@ int store_get_object(struct store *s, uint8_t kind, const struct store_key *k, u
 		int r = store_index_lock(s, false);
 		if (r < 0)
 			return err_set(err, -r, "lock the store index");
-		r = store_index_find(s, kind, k, &loc, NULL);
+		/* The record read below is checked against the key. */
+		r = store_index_find(s, kind, k, STORE_FIND_FAST, &loc, NULL);
 		store_index_unlock(s);
 		if (r < 0)
 			return err_plain(err, ENOENT, "%s %s is not in the store", what, store_key_str(k, ks));
