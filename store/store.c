@@ -310,29 +310,27 @@ struct verify_ctx {
 static int verify_one(void *ctx, uint32_t n, const struct store_loc *loc, uint64_t slot)
 {
 	struct verify_ctx *v = ctx;
-	/* The slot's n (exact below STORE_SLOT_NMAX), counted even when the
-	 * record is unreadable or only shares the fingerprint: a key is
-	 * never given twice, a gap in the n's is harmless. */
-	if (n + 1 > v->next_n)
-		v->next_n = n + 1;
-	if (loc->len != v->len || loc->pack == STORE_PACK_CONFLICT)
-		return 0;
-	bool condemned = store_gc_condemned(v->s, loc->pack);
-	int fd = store_pack_fd(v->s, loc->pack);
-	if (fd < 0)
-		return 0;
+	/* The slot holds a fingerprint: the record's header has the key (the
+	 * payload is read only when it can be ours). */
+	bool same_len = loc->len == v->len;
 	struct store_rec rec;
-	if (store_pack_read(v->s, fd, loc->off, &rec, v->buf, v->len, false) < 0)
-		return 0; /* damaged: never share it; fsck names it */
-	/* The slot holds a fingerprint: the record's header has the key. */
-	if (rec.kind != v->kind || memcmp(rec.key.hash, v->ret->hash, 16) != 0 ||
-	    (n < STORE_SLOT_NMAX ? rec.key.n != n : rec.key.n < n))
+	int fd = loc->pack == STORE_PACK_CONFLICT ? -ENOENT : store_pack_fd(v->s, loc->pack);
+	int r = fd < 0 ? fd : store_pack_read(v->s, fd, loc->off, &rec, same_len ? v->buf : NULL, v->len, false);
+	if (r < 0) {
+		/* Damaged, gone or a conflict: never shared (fsck names it),
+		 * and its n -- the slot's, exact below STORE_SLOT_NMAX -- is
+		 * never given again (a gap in the n's is harmless). */
+		if (n + 1 > v->next_n)
+			v->next_n = n + 1;
 		return 0;
+	}
+	if (rec.kind != v->kind || memcmp(rec.key.hash, v->ret->hash, 16) != 0)
+		return 0; /* another key sharing the fingerprint */
 	if (rec.key.n + 1 > v->next_n)
 		v->next_n = rec.key.n + 1;
-	if (rec.len != v->len || memcmp(v->buf, v->data, v->len) != 0)
+	if (!same_len || rec.len != v->len || memcmp(v->buf, v->data, v->len) != 0)
 		return 0;
-	if (condemned) {
+	if (store_gc_condemned(v->s, loc->pack)) {
 		/* GC may drop it (it was garbage at the mark): never point at it. */
 		v->condemned_hit = true;
 		v->condemned_n = rec.key.n;
