@@ -132,7 +132,7 @@ static int check_index(struct fsck *f)
 			f->res->index_errors++;
 			/* The slot holds the hash's first 4 bytes, not the key. */
 			say(f, STORE_FSCK_ERROR, "index: %s %08x... (slot %llu) points to %s (pack %08x at %llu)",
-			    kind_name(loc.kind), __builtin_bswap32(fp), (unsigned long long)i, why, loc.pack,
+			    kind_name(loc.kind), fp, (unsigned long long)i, why, loc.pack,
 			    (unsigned long long)loc.off);
 			continue;
 		}

@@ -4,12 +4,13 @@
  * damaged, from another boot (its pages may not have reached the disk) or
  * disagrees with the packs.
  *
- * A slot (16 bytes) holds a 32-bit fingerprint of the key (the hash's
- * first 4 bytes), not the key: the fingerprint places the slot
- * (fastrange, so the table need not double) and filters candidates; the
- * record header read on a candidate holds the full key, and is read
- * anyway to verify a hit.  At most 3/4 of the slots are used and a full
- * table grows by 5/4: 21.3 to 26.7 bytes of index per record.
+ * A slot (16 bytes) holds a fingerprint of the key (the top 43 bits of
+ * its hash for a block, 35 for a recipe), not the key: the fingerprint's
+ * top 32 bits place the slot (fastrange, so the table need not double),
+ * the rest tells candidates apart; the record header read on a candidate
+ * holds the full key, and a hit is verified anyway.  At most 3/4 of the
+ * slots are used and a full table grows by 5/4: 21.3 to 26.7 bytes of
+ * index per record.
  *
  * Locking: index.lock is flock'ed shared to read the map and exclusive to
  * change it (insert, grow, replace).  A slot is published by storing its
@@ -44,32 +45,52 @@
 #define COVER_OFF STORE_INDEX_HDR
 #define SLOTS_PER_PAGE (4096 / STORE_SLOT)
 
-/* The slot's meta word (FORMAT.md "Index"); zero is an empty slot. */
+/* The slot's meta word (FORMAT.md "Index"); zero is an empty slot.  From
+ * the low bits: kind (2), conflict (1), n (1: 0, or 1 for "1 or more"),
+ * the length (17 bits for a block, 25 for a recipe), and the rest the
+ * fingerprint: the top bits of the hash's first 8 bytes (big-endian), 43
+ * for a block, 35 for a recipe.  A slot's position says the top log2
+ * (nslots) of them (they place it): the others tell keys apart. */
+#define FP_BITS(kind) ((kind) == STORE_KIND_RECIPE ? 35u : 43u)
 #define M_KIND(w) ((uint8_t)((w) & 3))
 #define M_CONFLICT(w) (((w) >> 2) & 1)
-#define M_N(w) ((uint32_t)((w) >> 3) & 15)
-#define M_LEN(w) ((uint32_t)((w) >> 7) & 0x1ffffff)
-#define M_FP(w) ((uint32_t)((w) >> 32))
-_Static_assert(STORE_RECORD_MAX <= 0x1ffffff, "a record's length fits the slot's 25 bits");
+#define M_N(w) ((uint32_t)((w) >> 3) & 1)
+#define M_LEN(w) ((uint32_t)(((w) >> 4) & ((1ull << (60 - FP_BITS(M_KIND(w)))) - 1)))
+#define M_FP(w) ((w) >> (64 - FP_BITS(M_KIND(w))))
+#define M_TOP32(w) ((uint32_t)((w) >> 32))
+_Static_assert(STORE_BLOCK_SIZE < (1u << (60 - 43)), "a block's length fits its slot's 17 bits");
+_Static_assert(STORE_RECORD_MAX < (1u << (60 - 35)), "a recipe's length fits its slot's 25 bits");
 _Static_assert(STORE_KIND_BLOCK <= 3 && STORE_KIND_RECIPE <= 3, "a kind fits the slot's 2 bits");
 _Static_assert(STORE_PACK_MAX <= (1ull << 32), "a record's offset in its pack fits the slot's 32 bits");
+_Static_assert(STORE_SLOT_NMAX == 1, "the slot holds n as one bit");
 
-static uint64_t meta_word(uint8_t kind, bool conflict, uint32_t n, uint32_t len, uint32_t fp)
+/* The hash's first 8 bytes, big-endian: the key's fingerprint is its top
+ * bits, and its top 32 bits (the hash's first 4 bytes) place the slot. */
+static uint64_t key_h64(const uint8_t hash[16])
 {
-	return (uint64_t)fp << 32 | (uint64_t)len << 7 | (uint64_t)(n < STORE_SLOT_NMAX ? n : STORE_SLOT_NMAX) << 3 |
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | hash[i];
+	return v;
+}
+
+static uint64_t fp_of(uint64_t h64, uint8_t kind)
+{
+	return h64 >> (64 - FP_BITS(kind));
+}
+
+/* h64 may be a meta word (its top bits are the fingerprint). */
+static uint64_t meta_word(uint8_t kind, bool conflict, uint32_t n, uint32_t len, uint64_t h64)
+{
+	return fp_of(h64, kind) << (64 - FP_BITS(kind)) | (uint64_t)len << 4 | (uint64_t)(n ? 1 : 0) << 3 |
 	       (uint64_t)conflict << 2 | kind;
 }
 
-static uint32_t key_fp(const uint8_t hash[16])
+/* The slot a key's first 4 bytes start probing at: fastrange, uniform for
+ * any table size (the table grows by 5/4, not by doubling). */
+static uint64_t fp_home(uint32_t top32, uint64_t nslots)
 {
-	return store_le32(hash);
-}
-
-/* The slot a fingerprint starts probing at: fastrange, uniform for any
- * table size (the table grows by 5/4, not by doubling). */
-static uint64_t fp_home(uint32_t fp, uint64_t nslots)
-{
-	return ((uint64_t)fp * nslots) >> 32;
+	return ((uint64_t)top32 * nslots) >> 32;
 }
 
 static uint64_t slots_off(uint32_t ncover)
@@ -369,7 +390,7 @@ bool store_index_slot(struct store *s, uint64_t i, struct store_loc *loc, uint32
 		return false;
 	slot_loc(p, m, loc);
 	if (ret_fp)
-		*ret_fp = M_FP(m);
+		*ret_fp = M_TOP32(m);
 	return true;
 }
 
@@ -377,15 +398,15 @@ bool store_index_slot_is(struct store *s, uint64_t i, const struct store_rec *re
 {
 	uint64_t m = slot_meta(slot_at(s, i));
 	uint32_t n = rec->key.n < STORE_SLOT_NMAX ? rec->key.n : STORE_SLOT_NMAX;
-	return m && M_KIND(m) == rec->kind && M_FP(m) == key_fp(rec->key.hash) && M_N(m) == n &&
+	return m && M_KIND(m) == rec->kind && M_FP(m) == fp_of(key_h64(rec->key.hash), rec->kind) && M_N(m) == n &&
 	       M_LEN(m) == rec->len;
 }
 
 int store_index_each(struct store *s, uint8_t kind, const uint8_t hash[16], store_slot_fn fn, void *ctx)
 {
 	uint64_t nslots = store_index_nslots(s);
-	uint32_t fp = key_fp(hash);
-	uint64_t i = fp_home(fp, nslots);
+	uint64_t h64 = key_h64(hash), fp = fp_of(h64, kind);
+	uint64_t i = fp_home(h64 >> 32, nslots);
 	/* Linear probing: the entries of a fingerprint lie between its home
 	 * and the next empty slot. */
 	for (uint64_t probes = 0; probes < nslots; probes++, i = i + 1 == nslots ? 0 : i + 1) {
@@ -423,9 +444,9 @@ int store_index_find(struct store *s, uint8_t kind, const struct store_key *k, e
 		     struct store_loc *ret, uint64_t *ret_slot)
 {
 	uint64_t nslots = store_index_nslots(s);
-	uint32_t fp = key_fp(k->hash);
+	uint64_t h64 = key_h64(k->hash), fp = fp_of(h64, kind);
 	uint32_t n = k->n < STORE_SLOT_NMAX ? k->n : STORE_SLOT_NMAX;
-	uint64_t home = fp_home(fp, nslots), found = 0, unreadable = 0;
+	uint64_t home = fp_home(h64 >> 32, nslots), found = 0, unreadable = 0;
 	unsigned cands = 0, bad = 0;
 	for (int pass = 0; pass < 2; pass++) {
 		uint64_t i = home;
@@ -476,7 +497,7 @@ void store_index_set_loc(struct store *s, uint64_t slot, const struct store_loc 
 	/* One aligned store moves the location: a kill leaves the old
 	 * record or the new one (the same bytes, the same length). */
 	slot_write(p, (uint64_t)loc->off << 32 | loc->pack,
-		   meta_word(M_KIND(m), false, M_N(m), loc->len, M_FP(m)));
+		   meta_word(M_KIND(m), false, M_N(m), loc->len, m));
 }
 
 /* Copies the used cover entries out (caller frees). */
@@ -515,7 +536,7 @@ static int table_size(uint64_t used, uint64_t *ret)
  * (the caller makes sure there is one). */
 static int slot_place(struct store *s, uint64_t nslots, uint64_t locword, uint64_t meta)
 {
-	uint64_t i = fp_home(M_FP(meta), nslots);
+	uint64_t i = fp_home(M_TOP32(meta), nslots);
 	for (uint64_t probes = 0; slot_meta(slot_at(s, i)); i = i + 1 == nslots ? 0 : i + 1)
 		if (++probes >= nslots)
 			return -EBADMSG; /* full, whatever nused says: a damaged index */
@@ -592,8 +613,9 @@ int store_index_insert(struct store *s, uint8_t kind, const struct store_key *k,
 {
 	if (k->n > 0xffff)
 		return -EOVERFLOW;
-	if (loc->off >= (1ull << 32) || loc->len > STORE_RECORD_MAX)
-		return -EFBIG; /* never written so (STORE_PACK_MAX): a foreign pack */
+	if ((kind != STORE_KIND_BLOCK && kind != STORE_KIND_RECIPE) || loc->off >= (1ull << 32) ||
+	    loc->len >= (1ull << (60 - FP_BITS(kind))))
+		return -EFBIG; /* never written so (STORE_PACK_MAX, STORE_BLOCK_SIZE) */
 	uint64_t nslots = store_index_nslots(s);
 	uint64_t used = store_le64(s->map + H_NUSED);
 	if ((used + 1) > nslots / 4 * 3) {
@@ -603,7 +625,8 @@ int store_index_insert(struct store *s, uint8_t kind, const struct store_key *k,
 		nslots = store_index_nslots(s);
 		used = store_le64(s->map + H_NUSED);
 	}
-	int r = slot_place(s, nslots, loc->off << 32 | loc->pack, meta_word(kind, false, k->n, loc->len, key_fp(k->hash)));
+	int r = slot_place(s, nslots, loc->off << 32 | loc->pack,
+			   meta_word(kind, false, k->n, loc->len, key_h64(k->hash)));
 	if (r == 0)
 		store_put_le64(s->map + H_NUSED, used + 1);
 	return r;

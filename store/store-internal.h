@@ -46,12 +46,13 @@ int store_pack_read(struct store *s, int fd, uint64_t off, struct store_rec *rec
 #define STORE_INDEX_VERSION 2
 #define STORE_INDEX_HDR 4096
 #define STORE_COVER_SLOTS 4096
-/* A slot: pack u32, offset u32, then a word of kind, conflict, n (15 =
- * "15 or more"), length and the 32-bit fingerprint (the hash's first 4
- * bytes, which also place the slot).  The full key is in the record. */
+/* A slot: pack u32, offset u32, then a word of kind, conflict, n (0, or 1
+ * for "1 or more"), length and a fingerprint (the top 43 bits of the hash
+ * for a block, 35 for a recipe; the top ones also place the slot).  The
+ * full key is in the record. */
 #define STORE_SLOT 16
-#define STORE_SLOT_FP 12	/* byte offset of the fingerprint in a slot */
-#define STORE_SLOT_NMAX 15
+#define STORE_SLOT_FP 15	/* a byte of the fingerprint in a slot */
+#define STORE_SLOT_NMAX 1
 #define STORE_INDEX_MIN_SLOTS 4096
 #define STORE_INDEX_MAX_SLOTS (1ull << 32)	/* the fingerprint places a slot */
 /* The pack number of an index entry whose key two different records

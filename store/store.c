@@ -318,8 +318,9 @@ static int verify_one(void *ctx, uint32_t n, const struct store_loc *loc, uint64
 	int r = fd < 0 ? fd : store_pack_read(v->s, fd, loc->off, &rec, same_len ? v->buf : NULL, v->len, false);
 	if (r < 0) {
 		/* Damaged, gone or a conflict: never shared (fsck names it),
-		 * and its n -- the slot's, exact below STORE_SLOT_NMAX -- is
-		 * never given again (a gap in the n's is harmless). */
+		 * and its n -- the slot's: 0, or 1 for "1 or more" -- is never
+		 * given again (a gap in the n's is harmless; a key given twice,
+		 * the other unreadable, is served from the readable one). */
 		if (n + 1 > v->next_n)
 			v->next_n = n + 1;
 		return 0;
@@ -414,13 +415,17 @@ int store_get_object(struct store *s, uint8_t kind, const struct store_key *k, u
 {
 	char ks[STORE_KEY_STR_MAX];
 	const char *what = kind == STORE_KIND_BLOCK ? "block" : "recipe";
-	for (int attempt = 0; attempt < 2; attempt++) {
+	/* FAST first: the record read below is checked against the key.  A
+	 * record of another key (a slot sharing only the fingerprint, when
+	 * k is not indexed) sends us back for the slots whose records say
+	 * they are k's. */
+	enum store_find how = STORE_FIND_FAST;
+	for (int attempt = 0; attempt < 3; attempt++) {
 		struct store_loc loc;
 		int r = store_index_lock(s, false);
 		if (r < 0)
 			return err_set(err, -r, "lock the store index");
-		/* The record read below is checked against the key. */
-		r = store_index_find(s, kind, k, STORE_FIND_FAST, &loc, NULL);
+		r = store_index_find(s, kind, k, how, &loc, NULL);
 		store_index_unlock(s);
 		if (r < 0)
 			return err_plain(err, ENOENT, "%s %s is not in the store", what, store_key_str(k, ks));
@@ -432,7 +437,7 @@ int store_get_object(struct store *s, uint8_t kind, const struct store_key *k, u
 			return err_plain(err, EBADMSG, "the index entry of %s %s is damaged (run corral store fsck)",
 					 what, store_key_str(k, ks));
 		int fd = store_pack_fd(s, loc.pack);
-		if (fd == -ENOENT && attempt == 0)
+		if (fd == -ENOENT && attempt < 2)
 			continue; /* GC moved it between our lookup and open */
 		if (fd < 0)
 			return err_set(err, -fd, "open pack %08x for %s %s", loc.pack, what, store_key_str(k, ks));
@@ -441,6 +446,10 @@ int store_get_object(struct store *s, uint8_t kind, const struct store_key *k, u
 			return err_set(err, ENOMEM, "read %s", what);
 		struct store_rec rec;
 		r = store_pack_read(s, fd, loc.off, &rec, buf, loc.len, true);
+		if (r == 0 && (rec.kind != kind || !store_key_eq(&rec.key, k)) && how == STORE_FIND_FAST) {
+			how = STORE_FIND_VERIFY;
+			continue;
+		}
 		if (r == 0 && (rec.kind != kind || !store_key_eq(&rec.key, k)))
 			r = -EBADMSG;
 		if (r < 0)

@@ -171,7 +171,7 @@ static void test_index(void)
 	store_close(s);
 	char idx[400];
 	snprintf(idx, sizeof(idx), "%s/index", fx.sdir);
-	st_flip(idx, slot_off + STORE_SLOT_FP + 1); /* the fingerprint: the entry names another key */
+	st_flip(idx, slot_off + STORE_SLOT_FP); /* the fingerprint: the entry names another key */
 	struct st_report rep;
 	struct store_fsck_result res;
 	ok(fsck_dir(&fx, 0, &rep, &res) == 0 && rep.errors >= 2 && st_found(&rep, "^error: index: block .* points to a record of another key") &&
