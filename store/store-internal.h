@@ -67,10 +67,11 @@ struct store_loc {
 /* How store_index_find trusts a slot whose fingerprint matches. */
 enum store_find {
 	/* One candidate is taken as it is, without reading its record: right
-	 * whenever the key is indexed (its own slot is a candidate too), a
-	 * slot of another key (a 2^-32 chance) only when it is not.  For
-	 * callers that verify what they read, or for whom a stray slot is
-	 * harmless (gc's mark keeps more, never less). */
+	 * whenever the key is indexed (its own slot is a candidate too); a
+	 * slot of another key (2^-18 per slot compared at 1 TiB of blocks,
+	 * FORMAT.md "Index") only when it is not.  For callers that verify
+	 * what they read, or for whom a stray slot is harmless (gc's mark
+	 * keeps more, never less). */
 	STORE_FIND_FAST,
 	/* Records read until one holds the key; if none does, a candidate
 	 * whose record is unreadable (it may be the key's, damaged). */
@@ -85,8 +86,8 @@ void store_index_unmap(struct store *s);
 int store_index_refresh(struct store *s);
 /* Calls fn for each entry of kind whose fingerprint is hash's: the entries
  * of (kind, hash) and, rarely, of another hash (fn reads the record and
- * checks its key).  n is the slot's: exact below STORE_SLOT_NMAX, else at
- * least that.  Stops when fn returns non-zero and returns that value. */
+ * checks its key).  n is the slot's: 0, or STORE_SLOT_NMAX for "that or
+ * more".  Stops when fn returns non-zero and returns that value. */
 typedef int (*store_slot_fn)(void *ctx, uint32_t n, const struct store_loc *loc, uint64_t slot);
 int store_index_each(struct store *s, uint8_t kind, const uint8_t hash[16], store_slot_fn fn, void *ctx);
 int store_index_find(struct store *s, uint8_t kind, const struct store_key *k, enum store_find how,
@@ -109,7 +110,8 @@ bool store_gc_condemned(struct store *s, uint32_t no);
 /* Clears a collection's leftovers (gc.condemned) when no gc runs; under
  * the exclusive index lock (store_open). */
 void store_gc_clear_stale(struct store *s);
-/* Slot i's location and fingerprint (ret_fp may be NULL); false if empty. */
+/* Slot i's location and the top 32 bits of its fingerprint (the hash's
+ * first 4 bytes; ret_fp may be NULL); false if empty. */
 bool store_index_slot(struct store *s, uint64_t i, struct store_loc *loc, uint32_t *ret_fp);
 /* Whether slot i can be record rec's entry (kind, fingerprint, n, length). */
 bool store_index_slot_is(struct store *s, uint64_t i, const struct store_rec *rec);
