@@ -51,7 +51,7 @@ static int scan_rec(void *ctx, uint32_t pack, uint64_t off, const struct store_r
 	char ks[STORE_KEY_STR_MAX];
 	f->res->records++;
 	struct store_loc loc;
-	if (store_index_find(f->s, rec->kind, &rec->key, &loc, NULL) < 0) {
+	if (store_index_find(f->s, rec->kind, &rec->key, STORE_FIND_CONFIRMED, &loc, NULL) < 0) {
 		f->res->index_errors++;
 		say(f, STORE_FSCK_ERROR, "index: %s %s (pack %08x at %llu) is not in the index", kind_name(rec->kind),
 		    store_key_str(&rec->key, ks), pack, (unsigned long long)off);
@@ -106,11 +106,10 @@ static int check_index(struct fsck *f)
 	if (!f->good || !buf)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < nslots; i++) {
-		struct store_key k;
 		struct store_loc loc;
-		if (!store_index_slot(s, i, &k, &loc))
+		uint32_t fp;
+		if (!store_index_slot(s, i, &loc, &fp))
 			continue;
-		char ks[STORE_KEY_STR_MAX];
 		const char *why = NULL;
 		int fd = store_pack_fd(s, loc.pack);
 		struct store_rec rec;
@@ -126,13 +125,15 @@ static int check_index(struct fsck *f)
 				why = "past the end of its pack";
 			else if (r < 0)
 				why = "a damaged record";
-			else if (rec.kind != loc.kind || !store_key_eq(&rec.key, &k) || rec.len != loc.len)
+			else if (!store_index_slot_is(s, i, &rec))
 				why = "a record of another key";
 		}
 		if (why) {
 			f->res->index_errors++;
-			say(f, STORE_FSCK_ERROR, "index: %s %s points to %s (pack %08x at %llu)", kind_name(loc.kind),
-			    store_key_str(&k, ks), why, loc.pack, (unsigned long long)loc.off);
+			/* The slot holds the hash's first 4 bytes, not the key. */
+			say(f, STORE_FSCK_ERROR, "index: %s %08x... (slot %llu) points to %s (pack %08x at %llu)",
+			    kind_name(loc.kind), fp, (unsigned long long)i, why, loc.pack,
+			    (unsigned long long)loc.off);
 			continue;
 		}
 		f->good[i / 8] |= 1 << (i % 8);
@@ -145,7 +146,7 @@ static bool key_good(struct fsck *f, uint8_t kind, const struct store_key *k, co
 {
 	struct store_loc loc;
 	uint64_t slot;
-	if (store_index_find(f->s, kind, k, &loc, &slot) < 0) {
+	if (store_index_find(f->s, kind, k, STORE_FIND_VERIFY, &loc, &slot) < 0) {
 		*why = "missing";
 		return false;
 	}
@@ -299,9 +300,8 @@ int store_stats(struct store *s, struct store_stats *ret, struct corral_error *e
 		return err_set(err, -r, "lock the store index");
 	uint64_t nslots = store_index_nslots(s);
 	for (uint64_t i = 0; i < nslots; i++) {
-		struct store_key k;
 		struct store_loc loc;
-		if (!store_index_slot(s, i, &k, &loc))
+		if (!store_index_slot(s, i, &loc, NULL))
 			continue;
 		if (loc.kind == STORE_KIND_BLOCK) {
 			st.blocks++;

@@ -154,7 +154,9 @@ static void mark_key(struct gc *g, uint8_t kind, const struct store_key *k)
 {
 	struct store_loc loc;
 	uint64_t slot;
-	if (store_index_find(g->s, kind, k, &loc, &slot) == 0)
+	/* FAST: a stray slot (only when k is not indexed) is kept, never
+	 * lost -- and no pack is read for the mark. */
+	if (store_index_find(g->s, kind, k, STORE_FIND_FAST, &loc, &slot) == 0)
 		g->mark[slot / 8] |= 1 << (slot % 8);
 }
 
@@ -238,9 +240,8 @@ static int choose(struct gc *g)
 	}
 	uint64_t nslots = store_index_nslots(s);
 	for (uint64_t i = 0; i < nslots; i++) {
-		struct store_key k;
 		struct store_loc loc;
-		if (!store_index_slot(s, i, &k, &loc) || !marked(g, i))
+		if (!store_index_slot(s, i, &loc, NULL) || !marked(g, i))
 			continue;
 		struct cand *c = cand_of(g, loc.pack);
 		if (!c)
@@ -252,7 +253,9 @@ static int choose(struct gc *g)
 				return -ENOMEM;
 			c->v = v;
 		}
-		c->v[c->n++] = (struct live){ .off = loc.off, .key = k, .kind = loc.kind };
+		/* The key: from the record, when it is copied (the slot has
+		 * only its fingerprint). */
+		c->v[c->n++] = (struct live){ .off = loc.off, .kind = loc.kind };
 		c->live += STORE_REC_HDR + loc.len;
 	}
 	/* Every handle that writes starts a pack: small ones are merged too
@@ -285,8 +288,11 @@ static int empty_pack(struct gc *g, struct cand *c, uint8_t *buf)
 	for (size_t i = 0; i < c->n; i++) {
 		struct store_rec rec;
 		int r = store_pack_read(s, rfd, c->v[i].off, &rec, buf, STORE_RECORD_MAX, true);
+		if (r == 0 && rec.kind != c->v[i].kind)
+			r = -EBADMSG;
 		if (r < 0)
 			return r;
+		c->v[i].key = rec.key;
 		r = store_pack_append(s, &rec, buf, &moved[i]);
 		if (r < 0)
 			return r;
@@ -305,7 +311,8 @@ static int empty_pack(struct gc *g, struct cand *c, uint8_t *buf)
 	for (size_t i = 0; i < c->n; i++) {
 		struct store_loc loc;
 		uint64_t slot;
-		if (store_index_find(s, c->v[i].kind, &c->v[i].key, &loc, &slot) == 0 && loc.pack == c->no &&
+		if (store_index_find(s, c->v[i].kind, &c->v[i].key, STORE_FIND_VERIFY, &loc, &slot) == 0 &&
+		    loc.pack == c->no &&
 		    loc.off == c->v[i].off)
 			store_index_set_loc(s, slot, &moved[i]);
 	}

@@ -4,14 +4,23 @@
  * damaged, from another boot (its pages may not have reached the disk) or
  * disagrees with the packs.
  *
+ * A slot (16 bytes) holds a fingerprint of the key (the top 43 bits of
+ * its hash for a block, 35 for a recipe), not the key: the fingerprint's
+ * top 32 bits place the slot (fastrange, so the table need not double),
+ * the rest tells candidates apart; the record header read on a candidate
+ * holds the full key, and a hit is verified anyway.  At most 3/4 of the
+ * slots are used and a full table grows by 5/4: 21.3 to 26.7 bytes of
+ * index per record.
+ *
  * Locking: index.lock is flock'ed shared to read the map and exclusive to
  * change it (insert, grow, replace).  A slot is published by storing its
- * last word (nonzero) after the rest, so even a process killed half-way
- * through an insert leaves either no entry or a whole one.  When the file
+ * meta word (nonzero) after its location word, so even a process killed
+ * half-way through an insert leaves either no entry or a whole one.  When the file
  * is replaced (growth, rebuild, GC) the old one is marked stale before the
  * rename; a process finding its map stale under the lock maps the new one. */
 #include "config.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -34,6 +43,55 @@
 #define H_NCOVER 48
 #define H_CHECK 56
 #define COVER_OFF STORE_INDEX_HDR
+#define SLOTS_PER_PAGE (4096 / STORE_SLOT)
+
+/* The slot's meta word (FORMAT.md "Index"); zero is an empty slot.  From
+ * the low bits: kind (2), conflict (1), n (1: 0, or 1 for "1 or more"),
+ * the length (17 bits for a block, 25 for a recipe), and the rest the
+ * fingerprint: the top bits of the hash's first 8 bytes (big-endian), 43
+ * for a block, 35 for a recipe.  A slot's position says the top log2
+ * (nslots) of them (they place it): the others tell keys apart. */
+#define FP_BITS(kind) ((kind) == STORE_KIND_RECIPE ? 35u : 43u)
+#define M_KIND(w) ((uint8_t)((w) & 3))
+#define M_CONFLICT(w) (((w) >> 2) & 1)
+#define M_N(w) ((uint32_t)((w) >> 3) & 1)
+#define M_LEN(w) ((uint32_t)(((w) >> 4) & ((1ull << (60 - FP_BITS(M_KIND(w)))) - 1)))
+#define M_FP(w) ((w) >> (64 - FP_BITS(M_KIND(w))))
+#define M_TOP32(w) ((uint32_t)((w) >> 32))
+_Static_assert(STORE_BLOCK_SIZE < (1u << (60 - 43)), "a block's length fits its slot's 17 bits");
+_Static_assert(STORE_RECORD_MAX < (1u << (60 - 35)), "a recipe's length fits its slot's 25 bits");
+_Static_assert(STORE_KIND_BLOCK <= 3 && STORE_KIND_RECIPE <= 3, "a kind fits the slot's 2 bits");
+_Static_assert(STORE_PACK_MAX <= (1ull << 32), "a record's offset in its pack fits the slot's 32 bits");
+_Static_assert(STORE_SLOT_NMAX == 1, "the slot holds n as one bit");
+
+/* The hash's first 8 bytes, big-endian: the key's fingerprint is its top
+ * bits, and its top 32 bits (the hash's first 4 bytes) place the slot. */
+static uint64_t key_h64(const uint8_t hash[16])
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | hash[i];
+	return v;
+}
+
+static uint64_t fp_of(uint64_t h64, uint8_t kind)
+{
+	return h64 >> (64 - FP_BITS(kind));
+}
+
+/* h64 may be a meta word (its top bits are the fingerprint). */
+static uint64_t meta_word(uint8_t kind, bool conflict, uint32_t n, uint32_t len, uint64_t h64)
+{
+	return fp_of(h64, kind) << (64 - FP_BITS(kind)) | (uint64_t)len << 4 | (uint64_t)(n ? 1 : 0) << 3 |
+	       (uint64_t)conflict << 2 | kind;
+}
+
+/* The slot a key's first 4 bytes start probing at: fastrange, uniform for
+ * any table size (the table grows by 5/4, not by doubling). */
+static uint64_t fp_home(uint32_t top32, uint64_t nslots)
+{
+	return ((uint64_t)top32 * nslots) >> 32;
+}
 
 static uint64_t slots_off(uint32_t ncover)
 {
@@ -105,7 +163,7 @@ static int index_create_tmp(struct store *s, uint64_t nslots, const uint8_t *cov
 		return -errno;
 	uint8_t h[STORE_INDEX_HDR] = { 0 };
 	memcpy(h, STORE_INDEX_MAGIC, 8);
-	store_put_le32(h + 8, STORE_FORMAT_VERSION);
+	store_put_le32(h + 8, STORE_INDEX_VERSION);
 	store_put_le64(h + H_NSLOTS, nslots);
 	read_boot_id(h + H_BOOT);
 	store_put_le32(h + H_NCOVER, ncover);
@@ -162,9 +220,15 @@ static int index_map_file(struct store *s, const char *name)
 	}
 	uint64_t nslots = store_le64(h + H_NSLOTS);
 	uint32_t ncover = store_le32(h + H_NCOVER);
-	if (memcmp(h, STORE_INDEX_MAGIC, 8) != 0 || store_le32(h + 8) != STORE_FORMAT_VERSION ||
-	    store_le64(h + H_CHECK) != hdr_check(h) || nslots == 0 || (nslots & (nslots - 1)) ||
-	    nslots > (1ull << 40) || ncover == 0 || ncover > (1u << 24) ||
+	if (memcmp(h, STORE_INDEX_MAGIC, 8) == 0 && store_le32(h + 8) != STORE_INDEX_VERSION) {
+		/* Another version's index (the previous one had 32-byte slots
+		 * holding whole hashes): store_open rebuilds it. */
+		close(fd);
+		return -EPROTONOSUPPORT;
+	}
+	if (memcmp(h, STORE_INDEX_MAGIC, 8) != 0 || store_le64(h + H_CHECK) != hdr_check(h) ||
+	    nslots < STORE_INDEX_MIN_SLOTS || nslots % SLOTS_PER_PAGE || nslots > STORE_INDEX_MAX_SLOTS ||
+	    ncover == 0 || ncover > (1u << 24) ||
 	    (uint64_t)st.st_size != slots_off(ncover) + nslots * STORE_SLOT) {
 		close(fd);
 		return -EBADMSG;
@@ -186,7 +250,7 @@ int store_index_map(struct store *s, bool create)
 	store_index_unmap(s);
 	int r = index_map_file(s, "index");
 	if (r == -ENOENT && create) {
-		r = index_create(s, 1 << 12);
+		r = index_create(s, STORE_INDEX_MIN_SLOTS);
 		if (r == 0)
 			r = index_map_file(s, "index");
 	}
@@ -290,84 +354,150 @@ static uint8_t *slot_at(struct store *s, uint64_t i)
 	return s->map + slots_off(store_le32(s->map + H_NCOVER)) + i * STORE_SLOT;
 }
 
-static uint64_t slot_word(const uint8_t *p)
+/* A slot is two little-endian words, each naturally aligned: the
+ * location (pack, offset) and the meta word, stored last. */
+static uint64_t slot_meta(const uint8_t *p)
 {
-	return __atomic_load_n((const uint64_t *)(p + 24), __ATOMIC_ACQUIRE);
+	return le64toh(__atomic_load_n((const uint64_t *)(p + 8), __ATOMIC_ACQUIRE));
 }
 
-bool store_index_slot(struct store *s, uint64_t i, struct store_key *k, struct store_loc *loc)
+static uint64_t slot_locword(const uint8_t *p)
+{
+	return le64toh(__atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED));
+}
+
+/* The entry's location as callers see it (a conflict: pack 0). */
+static void slot_loc(const uint8_t *p, uint64_t m, struct store_loc *loc)
+{
+	uint64_t l = slot_locword(p);
+	loc->pack = M_CONFLICT(m) ? STORE_PACK_CONFLICT : (uint32_t)l;
+	loc->off = l >> 32;
+	loc->len = M_LEN(m);
+	loc->kind = M_KIND(m);
+}
+
+static void slot_write(uint8_t *p, uint64_t locword, uint64_t meta)
+{
+	__atomic_store_n((uint64_t *)p, htole64(locword), __ATOMIC_RELAXED);
+	__atomic_store_n((uint64_t *)(p + 8), htole64(meta), __ATOMIC_RELEASE);
+}
+
+bool store_index_slot(struct store *s, uint64_t i, struct store_loc *loc, uint32_t *ret_fp)
 {
 	const uint8_t *p = slot_at(s, i);
-	uint64_t w = slot_word(p);
-	if (!w)
+	uint64_t m = slot_meta(p);
+	if (!m)
 		return false;
-	memcpy(k->hash, p, 16);
-	k->n = (w >> 8) & 0xffff;
-	loc->pack = store_le32(p + 16);
-	loc->len = store_le32(p + 20);
-	loc->off = w >> 24;
-	loc->kind = w & 0xff;
+	slot_loc(p, m, loc);
+	if (ret_fp)
+		*ret_fp = M_TOP32(m);
 	return true;
+}
+
+bool store_index_slot_is(struct store *s, uint64_t i, const struct store_rec *rec)
+{
+	uint64_t m = slot_meta(slot_at(s, i));
+	uint32_t n = rec->key.n < STORE_SLOT_NMAX ? rec->key.n : STORE_SLOT_NMAX;
+	return m && M_KIND(m) == rec->kind && M_FP(m) == fp_of(key_h64(rec->key.hash), rec->kind) && M_N(m) == n &&
+	       M_LEN(m) == rec->len;
 }
 
 int store_index_each(struct store *s, uint8_t kind, const uint8_t hash[16], store_slot_fn fn, void *ctx)
 {
-	uint64_t mask = store_index_nslots(s) - 1;
-	uint64_t i = store_le64(hash) & mask;
-	for (uint64_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
-		struct store_key k;
-		struct store_loc loc;
-		if (!store_index_slot(s, i, &k, &loc))
+	uint64_t nslots = store_index_nslots(s);
+	uint64_t h64 = key_h64(hash), fp = fp_of(h64, kind);
+	uint64_t i = fp_home(h64 >> 32, nslots);
+	/* Linear probing: the entries of a fingerprint lie between its home
+	 * and the next empty slot. */
+	for (uint64_t probes = 0; probes < nslots; probes++, i = i + 1 == nslots ? 0 : i + 1) {
+		const uint8_t *p = slot_at(s, i);
+		uint64_t m = slot_meta(p);
+		if (!m)
 			return 0;
-		if (loc.kind != kind || memcmp(k.hash, hash, 16) != 0)
+		if (M_KIND(m) != kind || M_FP(m) != fp)
 			continue;
-		int r = fn(ctx, k.n, &loc, i);
+		struct store_loc loc;
+		slot_loc(p, m, &loc);
+		int r = fn(ctx, M_N(m), &loc, i);
 		if (r)
 			return r;
 	}
 	return 0;
 }
 
-struct find_ctx {
-	uint32_t n;
-	struct store_loc *loc;
-	uint64_t *slot;
-};
-
-static int find_one(void *ctx, uint32_t n, const struct store_loc *loc, uint64_t slot)
+/* Whether slot p's record holds key (kind, k): 1 yes, 0 another key,
+ * negative: unreadable.  A conflict's slot keeps one of its records. */
+static int slot_holds(struct store *s, const uint8_t *p, uint8_t kind, const struct store_key *k)
 {
-	struct find_ctx *f = ctx;
-	if (n != f->n)
-		return 0;
-	*f->loc = *loc;
-	if (f->slot)
-		*f->slot = slot;
-	return 1;
+	uint64_t l = slot_locword(p);
+	int fd = store_pack_fd(s, (uint32_t)l);
+	if (fd < 0)
+		return fd;
+	struct store_rec rec;
+	int r = store_pack_read(s, fd, l >> 32, &rec, NULL, 0, false);
+	if (r < 0)
+		return r;
+	return rec.kind == kind && store_key_eq(&rec.key, k);
 }
 
-int store_index_find(struct store *s, uint8_t kind, const struct store_key *k, struct store_loc *ret,
-		     uint64_t *ret_slot)
+int store_index_find(struct store *s, uint8_t kind, const struct store_key *k, enum store_find how,
+		     struct store_loc *ret, uint64_t *ret_slot)
 {
-	struct find_ctx f = { .n = k->n, .loc = ret, .slot = ret_slot };
-	return store_index_each(s, kind, k->hash, find_one, &f) == 1 ? 0 : -ENOENT;
-}
-
-static void slot_write(uint8_t *p, const uint8_t hash[16], uint32_t n, const struct store_loc *loc)
-{
-	memcpy(p, hash, 16);
-	store_put_le32(p + 16, loc->pack);
-	store_put_le32(p + 20, loc->len);
-	uint64_t w = loc->off << 24 | (uint64_t)(n & 0xffff) << 8 | loc->kind;
-	__atomic_store_n((uint64_t *)(p + 24), w, __ATOMIC_RELEASE);
+	uint64_t nslots = store_index_nslots(s);
+	uint64_t h64 = key_h64(k->hash), fp = fp_of(h64, kind);
+	uint32_t n = k->n < STORE_SLOT_NMAX ? k->n : STORE_SLOT_NMAX;
+	uint64_t home = fp_home(h64 >> 32, nslots), found = 0, unreadable = 0;
+	unsigned cands = 0, bad = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		uint64_t i = home;
+		for (uint64_t probes = 0; probes < nslots; probes++, i = i + 1 == nslots ? 0 : i + 1) {
+			const uint8_t *p = slot_at(s, i);
+			uint64_t m = slot_meta(p);
+			if (!m)
+				break;
+			if (M_KIND(m) != kind || M_FP(m) != fp || M_N(m) != n)
+				continue;
+			if (pass == 0) {
+				if (!cands++)
+					found = i;
+				continue;
+			}
+			int r = slot_holds(s, p, kind, k);
+			if (r == 1) {
+				found = i;
+				goto hit;
+			}
+			if (r < 0 && !bad++)
+				unreadable = i;
+		}
+		if (!cands)
+			return -ENOENT;
+		if (pass == 0 && cands == 1 && how == STORE_FIND_FAST)
+			goto hit;
+	}
+	if (!bad || how == STORE_FIND_CONFIRMED)
+		return -ENOENT;
+	found = unreadable;
+hit:
+	slot_loc(slot_at(s, found), slot_meta(slot_at(s, found)), ret);
+	if (ret_slot)
+		*ret_slot = found;
+	return 0;
 }
 
 void store_index_set_loc(struct store *s, uint64_t slot, const struct store_loc *loc)
 {
 	uint8_t *p = slot_at(s, slot);
-	uint64_t w = slot_word(p);
-	store_put_le32(p + 16, loc->pack);
-	store_put_le32(p + 20, loc->len);
-	__atomic_store_n((uint64_t *)(p + 24), loc->off << 24 | (w & 0xffff00) | loc->kind, __ATOMIC_RELEASE);
+	uint64_t m = slot_meta(p);
+	if (loc->pack == STORE_PACK_CONFLICT) {
+		/* The record stays: it names the key the conflict is about. */
+		__atomic_store_n((uint64_t *)(p + 8), htole64(m | 1u << 2), __ATOMIC_RELEASE);
+		return;
+	}
+	/* One aligned store moves the location: a kill leaves the old
+	 * record or the new one (the same bytes, the same length). */
+	slot_write(p, (uint64_t)loc->off << 32 | loc->pack,
+		   meta_word(M_KIND(m), false, M_N(m), loc->len, m));
 }
 
 /* Copies the used cover entries out (caller frees). */
@@ -384,15 +514,45 @@ static uint8_t *cover_copy(struct store *s, uint32_t *ret_n)
 	return c;
 }
 
+/* Slots for `used` entries and one more: 3/5 full, so the table grows
+ * (at 3/4) by 5/4 -- a smaller step than doubling keeps the bytes per
+ * record between 16 / 0.75 and 16 / 0.6. */
+static int table_size(uint64_t used, uint64_t *ret)
+{
+	uint64_t n = (used + 1) * 5 / 3 + 1;
+	n = (n + SLOTS_PER_PAGE - 1) / SLOTS_PER_PAGE * SLOTS_PER_PAGE;
+	if (n < STORE_INDEX_MIN_SLOTS)
+		n = STORE_INDEX_MIN_SLOTS;
+	if (n > STORE_INDEX_MAX_SLOTS) {
+		if (used + 1 > STORE_INDEX_MAX_SLOTS / 4 * 3)
+			return -ENOSPC;
+		n = STORE_INDEX_MAX_SLOTS;
+	}
+	*ret = n;
+	return 0;
+}
+
+/* Puts an entry into the first free slot from its fingerprint's home
+ * (the caller makes sure there is one). */
+static int slot_place(struct store *s, uint64_t nslots, uint64_t locword, uint64_t meta)
+{
+	uint64_t i = fp_home(M_TOP32(meta), nslots);
+	for (uint64_t probes = 0; slot_meta(slot_at(s, i)); i = i + 1 == nslots ? 0 : i + 1)
+		if (++probes >= nslots)
+			return -EBADMSG; /* full, whatever nused says: a damaged index */
+	slot_write(slot_at(s, i), locword, meta);
+	return 0;
+}
+
 int store_index_compact(struct store *s, bool (*keep)(void *ctx, uint64_t slot, struct store_loc *loc),
 			void *ctx)
 {
-	uint64_t old_n = store_index_nslots(s), used = 0;
+	uint64_t old_n = store_index_nslots(s), used = 0, nslots;
 	for (uint64_t i = 0; i < old_n; i++)
-		used += slot_word(slot_at(s, i)) != 0;
-	uint64_t nslots = 1 << 12;
-	while (nslots * 3 / 4 < used + 1)
-		nslots *= 2;
+		used += slot_meta(slot_at(s, i)) != 0;
+	int r = table_size(used, &nslots);
+	if (r < 0)
+		return r;
 	uint32_t ncov;
 	cleanup_free uint8_t *cover = cover_copy(s, &ncov);
 	if (!cover)
@@ -401,7 +561,7 @@ int store_index_compact(struct store *s, bool (*keep)(void *ctx, uint64_t slot, 
 	 * renamed over the old one: a kill at any point leaves one of the
 	 * two whole. */
 	char tmp[64];
-	int r = index_create_tmp(s, nslots, cover, ncov, tmp);
+	r = index_create_tmp(s, nslots, cover, ncov, tmp);
 	if (r < 0)
 		return r;
 	uint8_t *old = s->map;
@@ -419,24 +579,24 @@ int store_index_compact(struct store *s, bool (*keep)(void *ctx, uint64_t slot, 
 	}
 	memcpy(s->map + H_GCGEN, old + H_GCGEN, 4);
 	uint8_t *old_slots = old + slots_off(store_le32(old + H_NCOVER));
-	uint64_t mask = nslots - 1, n = 0;
-	for (uint64_t i = 0; i < old_n; i++) {
+	uint64_t n = 0;
+	for (uint64_t i = 0; r == 0 && i < old_n; i++) {
 		const uint8_t *p = old_slots + i * STORE_SLOT;
-		uint64_t w = slot_word(p);
-		if (!w)
+		uint64_t m = slot_meta(p);
+		if (!m)
 			continue;
-		struct store_loc loc = { .pack = store_le32(p + 16), .len = store_le32(p + 20),
-					 .off = w >> 24, .kind = w & 0xff };
+		struct store_loc loc;
+		slot_loc(p, m, &loc);
 		if (keep && !keep(ctx, i, &loc))
 			continue;
-		uint64_t j = store_le64(p) & mask;
-		while (slot_word(slot_at(s, j)))
-			j = (j + 1) & mask;
-		slot_write(slot_at(s, j), p, (w >> 8) & 0xffff, &loc);
+		r = slot_place(s, nslots, slot_locword(p), m);
 		n++;
 	}
 	store_put_le64(s->map + H_NUSED, n);
-	r = index_publish(s, tmp);
+	if (r == 0)
+		r = index_publish(s, tmp);
+	else
+		unlinkat(s->dirfd, tmp, 0);
 	if (r < 0) {
 		store_index_unmap(s);
 		s->map = old;
@@ -453,24 +613,23 @@ int store_index_insert(struct store *s, uint8_t kind, const struct store_key *k,
 {
 	if (k->n > 0xffff)
 		return -EOVERFLOW;
+	if ((kind != STORE_KIND_BLOCK && kind != STORE_KIND_RECIPE) || loc->off >= (1ull << 32) ||
+	    loc->len >= (1ull << (60 - FP_BITS(kind))))
+		return -EFBIG; /* never written so (STORE_PACK_MAX, STORE_BLOCK_SIZE) */
 	uint64_t nslots = store_index_nslots(s);
 	uint64_t used = store_le64(s->map + H_NUSED);
-	if ((used + 1) > nslots * 3 / 4) {
+	if ((used + 1) > nslots / 4 * 3) {
 		int r = store_index_compact(s, NULL, NULL);
 		if (r < 0)
 			return r;
 		nslots = store_index_nslots(s);
+		used = store_le64(s->map + H_NUSED);
 	}
-	uint64_t mask = nslots - 1;
-	uint64_t i = store_le64(k->hash) & mask;
-	for (uint64_t probes = 0; slot_word(slot_at(s, i)); i = (i + 1) & mask)
-		if (++probes > mask)
-			return -EBADMSG; /* full, whatever nused says: a damaged index */
-	struct store_loc l = *loc;
-	l.kind = kind;
-	slot_write(slot_at(s, i), k->hash, k->n, &l);
-	store_put_le64(s->map + H_NUSED, used + 1);
-	return 0;
+	int r = slot_place(s, nslots, loc->off << 32 | loc->pack,
+			   meta_word(kind, false, k->n, loc->len, key_h64(k->hash)));
+	if (r == 0)
+		store_put_le64(s->map + H_NUSED, used + 1);
+	return r;
 }
 
 static uint8_t *cover_find(struct store *s, uint32_t pack, bool add)
@@ -543,7 +702,10 @@ static int fill_rec(void *ctx, uint32_t pack, uint64_t off, const struct store_r
 	struct index_fill *f = ctx;
 	struct store_loc loc, have = { .pack = pack, .off = off, .len = rec->len };
 	uint64_t slot;
-	if (store_index_find(f->s, rec->kind, &rec->key, &loc, &slot) == 0) {
+	/* Confirmed by the record: a slot of another key sharing the
+	 * fingerprint, or one whose record is unreadable, does not hide this
+	 * record from the index. */
+	if (store_index_find(f->s, rec->kind, &rec->key, STORE_FIND_CONFIRMED, &loc, &slot) == 0) {
 		/* The same bytes twice (a GC copy, a block stored again while
 		 * its pack was away): the first stays.  Different bytes under
 		 * one key can only come of a collision meeting a crash: a
@@ -566,6 +728,8 @@ static int fill_rec(void *ctx, uint32_t pack, uint64_t off, const struct store_r
 		return 0;
 	}
 	int r = store_index_insert(f->s, rec->kind, &rec->key, &have);
+	if (r == -EFBIG)
+		return 0; /* cannot be indexed: fsck names it */
 	if (r < 0)
 		f->err = r;
 	return r;
@@ -638,7 +802,7 @@ int store_index_rebuild(struct store *s, store_report_fn report, void *ctx, stru
 	 * and renamed into place whole: a process killed half-way leaves the
 	 * old index, never a partial one that live handles would map. */
 	char tmp[64];
-	int r = index_create_tmp(s, 1 << 12, NULL, 0, tmp);
+	int r = index_create_tmp(s, STORE_INDEX_MIN_SLOTS, NULL, 0, tmp);
 	if (r < 0)
 		return err_set(err, -r, "rebuild the store index");
 	store_index_unmap(s);

@@ -41,9 +41,20 @@ int store_pack_read(struct store *s, int fd, uint64_t off, struct store_rec *rec
 
 /* ---- the index (FORMAT.md "Index") ---- */
 #define STORE_INDEX_MAGIC "CORRALIX"
+/* The index's own version, apart from the store's: an index of another
+ * version is rebuilt from the packs (it is a cache), never refused. */
+#define STORE_INDEX_VERSION 2
 #define STORE_INDEX_HDR 4096
 #define STORE_COVER_SLOTS 4096
-#define STORE_SLOT 32
+/* A slot: pack u32, offset u32, then a word of kind, conflict, n (0, or 1
+ * for "1 or more"), length and a fingerprint (the top 43 bits of the hash
+ * for a block, 35 for a recipe; the top ones also place the slot).  The
+ * full key is in the record. */
+#define STORE_SLOT 16
+#define STORE_SLOT_FP 15	/* a byte of the fingerprint in a slot */
+#define STORE_SLOT_NMAX 1
+#define STORE_INDEX_MIN_SLOTS 4096
+#define STORE_INDEX_MAX_SLOTS (1ull << 32)	/* the fingerprint places a slot */
 /* The pack number of an index entry whose key two different records
  * claim (never a real pack: numbers start at 1). */
 #define STORE_PACK_CONFLICT 0
@@ -53,19 +64,38 @@ struct store_loc {
 	uint64_t off;
 	uint8_t kind;
 };
+/* How store_index_find trusts a slot whose fingerprint matches. */
+enum store_find {
+	/* One candidate is taken as it is, without reading its record: right
+	 * whenever the key is indexed (its own slot is a candidate too); a
+	 * slot of another key (2^-18 per slot compared at 1 TiB of blocks,
+	 * FORMAT.md "Index") only when it is not.  For callers that verify
+	 * what they read, or for whom a stray slot is harmless (gc's mark
+	 * keeps more, never less). */
+	STORE_FIND_FAST,
+	/* Records read until one holds the key; if none does, a candidate
+	 * whose record is unreadable (it may be the key's, damaged). */
+	STORE_FIND_VERIFY,
+	/* Only a slot whose record holds the key. */
+	STORE_FIND_CONFIRMED,
+};
 /* Under the index lock (shared is enough to read). */
 int store_index_map(struct store *s, bool create);
 void store_index_unmap(struct store *s);
 /* Remaps if another process replaced the index (under the lock). */
 int store_index_refresh(struct store *s);
-/* Calls fn for each entry of (kind, hash); stops when fn returns non-zero
- * and returns that value. */
+/* Calls fn for each entry of kind whose fingerprint is hash's: the entries
+ * of (kind, hash) and, rarely, of another hash (fn reads the record and
+ * checks its key).  n is the slot's: 0, or STORE_SLOT_NMAX for "that or
+ * more".  Stops when fn returns non-zero and returns that value. */
 typedef int (*store_slot_fn)(void *ctx, uint32_t n, const struct store_loc *loc, uint64_t slot);
 int store_index_each(struct store *s, uint8_t kind, const uint8_t hash[16], store_slot_fn fn, void *ctx);
-int store_index_find(struct store *s, uint8_t kind, const struct store_key *k, struct store_loc *ret,
-		     uint64_t *ret_slot);
+int store_index_find(struct store *s, uint8_t kind, const struct store_key *k, enum store_find how,
+		     struct store_loc *ret, uint64_t *ret_slot);
 /* Under the exclusive lock. */
 int store_index_insert(struct store *s, uint8_t kind, const struct store_key *k, const struct store_loc *loc);
+/* Points slot at loc; loc->pack STORE_PACK_CONFLICT marks it a conflict
+ * (its record is kept in the slot: it names the key). */
 void store_index_set_loc(struct store *s, uint64_t slot, const struct store_loc *loc);
 int store_index_cover(struct store *s, uint32_t pack, uint64_t end);
 uint64_t store_index_covered(struct store *s, uint32_t pack, bool *known);
@@ -80,8 +110,11 @@ bool store_gc_condemned(struct store *s, uint32_t no);
 /* Clears a collection's leftovers (gc.condemned) when no gc runs; under
  * the exclusive index lock (store_open). */
 void store_gc_clear_stale(struct store *s);
-/* Slot i's key and location; false if empty. */
-bool store_index_slot(struct store *s, uint64_t i, struct store_key *k, struct store_loc *loc);
+/* Slot i's location and the top 32 bits of its fingerprint (the hash's
+ * first 4 bytes; ret_fp may be NULL); false if empty. */
+bool store_index_slot(struct store *s, uint64_t i, struct store_loc *loc, uint32_t *ret_fp);
+/* Whether slot i can be record rec's entry (kind, fingerprint, n, length). */
+bool store_index_slot_is(struct store *s, uint64_t i, const struct store_rec *rec);
 /* Makes sure the cover table has a free entry (may compact the index,
  * which moves every slot: call it before taking slot numbers). */
 int store_index_cover_room(struct store *s);

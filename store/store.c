@@ -274,6 +274,7 @@ int store_sync(struct store *s, struct corral_error *err)
 
 struct verify_ctx {
 	struct store *s;
+	uint8_t kind;
 	const void *data;
 	size_t len;
 	uint8_t *buf;
@@ -291,27 +292,35 @@ struct verify_ctx {
 static int verify_one(void *ctx, uint32_t n, const struct store_loc *loc, uint64_t slot)
 {
 	struct verify_ctx *v = ctx;
-	if (n + 1 > v->next_n)
-		v->next_n = n + 1;
-	if (loc->len != v->len || loc->pack == STORE_PACK_CONFLICT)
-		return 0;
-	bool condemned = store_gc_condemned(v->s, loc->pack);
-	int fd = store_pack_fd(v->s, loc->pack);
-	if (fd < 0)
-		return 0;
+	/* The slot holds a fingerprint: the record's header has the key (the
+	 * payload is read only when it can be ours). */
+	bool same_len = loc->len == v->len;
 	struct store_rec rec;
-	if (store_pack_read(v->s, fd, loc->off, &rec, v->buf, v->len, false) < 0)
-		return 0; /* damaged: never share it; fsck names it */
-	if (rec.len != v->len || rec.key.n != n || memcmp(v->buf, v->data, v->len) != 0)
+	int fd = loc->pack == STORE_PACK_CONFLICT ? -ENOENT : store_pack_fd(v->s, loc->pack);
+	int r = fd < 0 ? fd : store_pack_read(v->s, fd, loc->off, &rec, same_len ? v->buf : NULL, v->len, false);
+	if (r < 0) {
+		/* Damaged, gone or a conflict: never shared (fsck names it),
+		 * and its n -- the slot's: 0, or 1 for "1 or more" -- is never
+		 * given again (a gap in the n's is harmless; a key given twice,
+		 * the other unreadable, is served from the readable one). */
+		if (n + 1 > v->next_n)
+			v->next_n = n + 1;
 		return 0;
-	if (condemned) {
+	}
+	if (rec.kind != v->kind || memcmp(rec.key.hash, v->ret->hash, 16) != 0)
+		return 0; /* another key sharing the fingerprint */
+	if (rec.key.n + 1 > v->next_n)
+		v->next_n = rec.key.n + 1;
+	if (!same_len || rec.len != v->len || memcmp(v->buf, v->data, v->len) != 0)
+		return 0;
+	if (store_gc_condemned(v->s, loc->pack)) {
 		/* GC may drop it (it was garbage at the mark): never point at it. */
 		v->condemned_hit = true;
-		v->condemned_n = n;
+		v->condemned_n = rec.key.n;
 		v->condemned_slot = slot;
 		return 0;
 	}
-	v->ret->n = n;
+	v->ret->n = rec.key.n;
 	v->pack = loc->pack;
 	return 1;
 }
@@ -330,7 +339,7 @@ int store_put_object(struct store *s, uint8_t kind, const void *data, size_t len
 	cleanup_free uint8_t *buf = malloc(len ? len : 1);
 	if (!buf)
 		return err_set(err, ENOMEM, "store put");
-	struct verify_ctx v = { .s = s, .data = data, .len = len, .buf = buf, .ret = &key };
+	struct verify_ctx v = { .s = s, .kind = kind, .data = data, .len = len, .buf = buf, .ret = &key };
 	/* Shared lock: look for an equal object. */
 	int r = store_index_lock(s, false);
 	if (r < 0)
@@ -388,12 +397,17 @@ int store_get_object(struct store *s, uint8_t kind, const struct store_key *k, u
 {
 	char ks[STORE_KEY_STR_MAX];
 	const char *what = kind == STORE_KIND_BLOCK ? "block" : "recipe";
-	for (int attempt = 0; attempt < 2; attempt++) {
+	/* FAST first: the record read below is checked against the key.  A
+	 * record of another key (a slot sharing only the fingerprint, when
+	 * k is not indexed) sends us back for the slots whose records say
+	 * they are k's. */
+	enum store_find how = STORE_FIND_FAST;
+	for (int attempt = 0; attempt < 3; attempt++) {
 		struct store_loc loc;
 		int r = store_index_lock(s, false);
 		if (r < 0)
 			return err_set(err, -r, "lock the store index");
-		r = store_index_find(s, kind, k, &loc, NULL);
+		r = store_index_find(s, kind, k, how, &loc, NULL);
 		store_index_unlock(s);
 		if (r < 0)
 			return err_plain(err, ENOENT, "%s %s is not in the store", what, store_key_str(k, ks));
@@ -405,7 +419,7 @@ int store_get_object(struct store *s, uint8_t kind, const struct store_key *k, u
 			return err_plain(err, EBADMSG, "the index entry of %s %s is damaged (run corral store fsck)",
 					 what, store_key_str(k, ks));
 		int fd = store_pack_fd(s, loc.pack);
-		if (fd == -ENOENT && attempt == 0)
+		if (fd == -ENOENT && attempt < 2)
 			continue; /* GC moved it between our lookup and open */
 		if (fd < 0)
 			return err_set(err, -fd, "open pack %08x for %s %s", loc.pack, what, store_key_str(k, ks));
@@ -414,6 +428,10 @@ int store_get_object(struct store *s, uint8_t kind, const struct store_key *k, u
 			return err_set(err, ENOMEM, "read %s", what);
 		struct store_rec rec;
 		r = store_pack_read(s, fd, loc.off, &rec, buf, loc.len, true);
+		if (r == 0 && (rec.kind != kind || !store_key_eq(&rec.key, k)) && how == STORE_FIND_FAST) {
+			how = STORE_FIND_VERIFY;
+			continue;
+		}
 		if (r == 0 && (rec.kind != kind || !store_key_eq(&rec.key, k)))
 			r = -EBADMSG;
 		if (r < 0)

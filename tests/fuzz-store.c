@@ -3,7 +3,9 @@
  * the input picks the structure, the rest is its bytes:
  *   0 record header   1 pack header   2 recipe payload   3 root file
  *   4 key text        5 a pack file (scanned by open, fsck and gc)
- *   6 an index file (mapped, validated, caught up, checked by fsck)
+ *   6 an index file (mapped, validated, caught up, checked by fsck; beside
+ *     the pack it was made for when the driver gave one, so that its slots
+ *     are looked up, checked and compacted too)
  * Built with libFuzzer by `make fuzz-store` (clang), and driven over
  * mutated real structures by tests/unit-store-parsers under make check. */
 #include "config.h"
@@ -20,8 +22,25 @@
 #include "store/store-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+void fuzz_store_index_pack(const void *pack, size_t len, const char *name);
 
 static char fuzz_dir[64];
+
+/* The pack an index input is laid beside (see 6 above). */
+static uint8_t *index_pack;
+static size_t index_pack_len;
+static char index_pack_name[64];
+
+void fuzz_store_index_pack(const void *pack, size_t len, const char *name)
+{
+	free(index_pack);
+	index_pack = malloc(len ? len : 1);
+	if (!index_pack)
+		abort();
+	memcpy(index_pack, pack, len);
+	index_pack_len = len;
+	snprintf(index_pack_name, sizeof(index_pack_name), "packs/%.40s", name);
+}
 
 static void quiet(void *ctx, enum store_finding kind, const char *line)
 {
@@ -71,6 +90,8 @@ static void whole_store(uint8_t what, const uint8_t *p, size_t len)
 		put_file("packs/00000001.pack", pack, STORE_PACK_HDR + len);
 		free(pack);
 	} else {
+		if (index_pack)
+			put_file(index_pack_name, index_pack, index_pack_len);
 		put_file("index", p, len);
 	}
 	struct store *s = NULL;

@@ -91,7 +91,7 @@ int main(int argc, char **argv)
 		struct store_loc loc;
 		if (r == 0) {
 			store_index_lock(s, false);
-			r = store_index_find(s, STORE_KIND_BLOCK, &rcp.e[n].key, &loc, NULL);
+			r = store_index_find(s, STORE_KIND_BLOCK, &rcp.e[n].key, STORE_FIND_VERIFY, &loc, NULL);
 			store_index_unlock(s);
 			if (r < 0)
 				err_plain(&err, ENOENT, "block not in the index");

@@ -50,7 +50,7 @@ static uint64_t offset_of(struct fixture *fx, uint8_t kind, const struct store_k
 	struct store_loc loc = { 0 };
 	store_open(fx->sdir, 0, &s, NULL);
 	store_index_lock(s, false);
-	if (store_index_find(s, kind, k, &loc, NULL) < 0)
+	if (store_index_find(s, kind, k, STORE_FIND_VERIFY, &loc, NULL) < 0)
 		tap_bail("no record to damage");
 	store_index_unlock(s);
 	store_close(s);
@@ -165,13 +165,13 @@ static void test_index(void)
 	store_index_lock(s, false);
 	struct store_loc loc;
 	uint64_t slot;
-	store_index_find(s, STORE_KIND_BLOCK, &fx.rc2.e[1].key, &loc, &slot);
+	store_index_find(s, STORE_KIND_BLOCK, &fx.rc2.e[1].key, STORE_FIND_VERIFY, &loc, &slot);
 	size_t slot_off = (s->map + s->map_len - store_index_nslots(s) * STORE_SLOT) - s->map + slot * STORE_SLOT;
 	store_index_unlock(s);
 	store_close(s);
 	char idx[400];
 	snprintf(idx, sizeof(idx), "%s/index", fx.sdir);
-	st_flip(idx, slot_off + 3);
+	st_flip(idx, slot_off + STORE_SLOT_FP); /* the fingerprint: the entry names another key */
 	struct st_report rep;
 	struct store_fsck_result res;
 	ok(fsck_dir(&fx, 0, &rep, &res) == 0 && rep.errors >= 2 && st_found(&rep, "^error: index: block .* points to a record of another key") &&
@@ -255,7 +255,7 @@ static void test_salvage(void)
 	store_open(fx.sdir, 0, &s, NULL);
 	store_index_lock(s, false);
 	struct store_loc loc;
-	store_index_find(s, STORE_KIND_BLOCK, &fx.rc1.e[2].key, &loc, NULL);
+	store_index_find(s, STORE_KIND_BLOCK, &fx.rc1.e[2].key, STORE_FIND_VERIFY, &loc, NULL);
 	store_index_unlock(s);
 	store_close(s);
 	char which[400];
