@@ -7,7 +7,8 @@
  *   partial-ref ops FILE REF SEED COUNT BATCH
  *       COUNT random changes to both (writes, truncates that shrink and
  *       grow, punch-hole, zero-range, writes through a shared mapping,
- *       O_DIRECT writes, fsyncs); compares after every BATCH of them.
+ *       O_DIRECT writes, copy_file_range, fsyncs); compares after every
+ *       BATCH of them, the data and what SEEK_HOLE calls holes.
  *   partial-ref multi FILE REF SEED NPROC COUNT
  *       NPROC processes write COUNT times each into FILE and REF at once:
  *       process i owns the 512-byte slices i, i+NPROC, ... so they all
@@ -16,7 +17,8 @@
  *       the same through shared mappings of FILE: the kernel writes the
  *       dirty pages back without the inode lock that serializes write(2).
  *   partial-ref same FILE REF
- *       exit 0 if equal, else 1 naming the first differing offset.
+ *       exit 0 if equal (and FILE's holes are zeros in REF), else 1 naming
+ *       the first differing offset.
  *   partial-ref syncwrite FILE REF SEED COUNT READY
  *       COUNT random writes to both, fsync of FILE, then creates READY and
  *       sleeps with FILE open (the test kills the daemon meanwhile).
@@ -133,12 +135,41 @@ static int compare_fds(int a, int b, const char *when)
 	return 0;
 }
 
+/* Every range the file calls a hole (SEEK_HOLE/SEEK_DATA) reads as zeros
+ * in the reference: a partial file's upper holes are no holes of the file. */
+static int check_holes(int a, int b, const char *when)
+{
+	off_t size = size_of(a), pos = 0;
+	static uint8_t buf[1 << 16];
+	while (pos < size) {
+		off_t hole = lseek(a, pos, SEEK_HOLE);
+		if (hole < 0 || hole >= size)
+			break;
+		off_t data = lseek(a, hole, SEEK_DATA);
+		if (data < 0)
+			data = size;
+		for (off_t o = hole; o < data; o += (off_t)sizeof(buf)) {
+			size_t len = data - o < (off_t)sizeof(buf) ? (size_t)(data - o) : sizeof(buf);
+			if (pread(b, buf, len, o) != (ssize_t)len)
+				die("pread reference");
+			for (size_t i = 0; i < len; i++)
+				if (buf[i]) {
+					printf("# %s: SEEK_HOLE says %lld is a hole, the reference has 0x%02x there\n", when,
+					       (long long)(o + (off_t)i), buf[i]);
+					return 1;
+				}
+		}
+		pos = data;
+	}
+	return 0;
+}
+
 static int cmd_same(const char *file, const char *ref)
 {
 	int a = open(file, O_RDONLY | O_CLOEXEC), b = open(ref, O_RDONLY | O_CLOEXEC);
 	if (a < 0 || b < 0)
 		die("open");
-	return compare_fds(a, b, file);
+	return compare_fds(a, b, file) || check_holes(a, b, file);
 }
 
 static off_t rand_off(off_t size)
@@ -177,7 +208,7 @@ static const char *one_op(const char *path, int f, int r)
 	if (off + (off_t)len > MAX_SIZE) {
 		off = (off_t)(next() % (MAX_SIZE / 2));
 	}
-	switch (next() % 16) {
+	switch (next() % 17) {
 	case 0: { /* truncate, shrinking or growing */
 		off_t to = next() % 2 ? size - (off_t)(next() % (size / 4 + 1)) : size + (off_t)(next() % (3 * BLOCK));
 		if (to < 0)
@@ -236,6 +267,26 @@ static const char *one_op(const char *path, int f, int r)
 		if (fsync(f) < 0)
 			die("fsync");
 		return "fsync";
+	case 7: { /* copy_file_range inside the file, ranges apart */
+		if (size < 4 * BLOCK)
+			return "none";
+		size_t n = 1 + next() % (2 * BLOCK);
+		off_t in = (off_t)(next() % (uint64_t)(size / 2 - (off_t)n)), out = size / 2 + (off_t)(next() % (uint64_t)(size / 2));
+		for (int side = 0; side < 2; side++) {
+			int fd = side ? r : f;
+			size_t done = 0;
+			while (done < n) {
+				off_t a = in + (off_t)done, b = out + (off_t)done;
+				ssize_t c = copy_file_range(fd, &a, fd, &b, n - done, 0);
+				if (c < 0)
+					die("copy_file_range");
+				if (c == 0)
+					break;
+				done += (size_t)c;
+			}
+		}
+		return "copy_file_range";
+	}
 	default:
 		fill_buf(buf, len);
 		pwrite_all(f, buf, len, off, path);
@@ -256,7 +307,7 @@ static int cmd_ops(const char *path, const char *ref, uint64_t seed, long count,
 		if (i % batch == 0 || i == count) {
 			char when[64];
 			snprintf(when, sizeof(when), "after op %ld", i);
-			if (compare_fds(f, r, when) != 0) {
+			if (compare_fds(f, r, when) != 0 || check_holes(f, r, when) != 0) {
 				printf("# last ops:");
 				for (long k = i - 7; k <= i; k++)
 					if (k > 0)
