@@ -29,6 +29,7 @@
 #include "rootfs.h"
 #include "security/security.h"
 #include "start.h"
+#include "store/store.h"
 #include "container/state.h"
 #include "template/template.h"
 #include "container/userns-range.h"
@@ -522,6 +523,25 @@ static int mount_root(const struct rootfs_cowfs *m, const struct container_confi
 	return 0;
 }
 
+/* The host's block store, made (0700) on first use, so that cowfs, which
+ * never makes one unless told, finds it; *store its path, *root the
+ * container's root name. */
+static int open_host_store(const char *name, char *store, size_t store_len, char *root, size_t root_len,
+			   struct corral_error *err)
+{
+	int r = state_store_dir(store, store_len, err);
+	if (r == 0)
+		r = state_store_root(root, root_len, name, err);
+	if (r < 0)
+		return r;
+	struct store *s;
+	r = store_open(store, STORE_CREATE, &s, err);
+	if (r < 0)
+		return err_wrap(err, "open the block store");
+	store_close(s);
+	return 0;
+}
+
 /* Everything from cgroup creation to a running init; undone on failure. */
 static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const struct pty_relay *relay,
 		    struct spawn *sp, struct corral_error *err)
@@ -543,6 +563,12 @@ static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const stru
 	r = state_path(status, sizeof(status), c->name, STATE_COWFS_STATUS, err);
 	if (r < 0)
 		return r;
+	char store[PATH_MAX], store_root[CORRAL_NAME_MAX + 32];
+	if (c->store) {
+		r = open_host_store(c->name, store, sizeof(store), store_root, sizeof(store_root), err);
+		if (r < 0)
+			return r;
+	}
 	/* Which I/O limits cowfs paces and which the cgroup keeps: decided
 	 * here, once (see rootfs.h). */
 	struct rootfs_io_split io;
@@ -555,6 +581,10 @@ static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const stru
 	struct rootfs_cowfs m = { .binary = ctx->cowfs, .base = base, .upper = upper, .work = work,
 				  .mnt = rootfs, .cgroup = ctx->cg, .io = io.cowfs, .nio = io.ncowfs,
 				  .status = status };
+	if (c->store) {
+		m.store = store;
+		m.store_root = store_root;
+	}
 	r = mount_root(&m, c, sp, err);
 	phase("cowfs mounted");
 	/* Detached: the container's output goes through a pipe that the
