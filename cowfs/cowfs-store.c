@@ -275,6 +275,21 @@ static ino_t label_ino(const char *label)
 	return (ino_t)v;
 }
 
+/* After a failed write the store refuses further writes on that handle
+ * (store.h): the mover gets a fresh one, or keeps the old one and tries
+ * again at the next batch. */
+static void mover_reset(struct cowfs_store *st)
+{
+	struct corral_error err = { 0 };
+	struct store *s;
+	if (store_open(st->dir, 0, &s, &err) < 0) {
+		log_error("store %s: reopening: %s", st->dir, err.msg);
+		return;
+	}
+	store_close(st->mover);
+	st->mover = s;
+}
+
 /* Commits `set` plus `extra` (n_extra entries) as the root. */
 static int root_commit(struct cowfs_store *st, const struct root_set *set, const struct root_entry *extra,
 		       size_t n_extra)
@@ -307,6 +322,8 @@ static int root_commit_alone(struct cowfs_store *st)
 	}
 	r = root_commit(st, &st->set, NULL, 0);
 	store_end(st->mover);
+	if (r < 0)
+		mover_reset(st);
 	/* Even when it failed: the committed root always names at least the
 	 * set (every recipe a record names was committed before the record
 	 * was written), so a failure only delays freeing, and retrying at
@@ -478,11 +495,42 @@ static int upkeep_visit(void *ctx, const char *path, const struct stat *st, cons
 	struct root_set *set = ctx;
 	char label[PATH_MAX + 64];
 	/* A hard-linked file has one record: keep its recipe once. */
-	for (size_t i = 0; i < set->n; i++)
+	for (size_t i = 0; st->st_nlink > 1 && i < set->n; i++)
 		if (set->e[i].ino == st->st_ino && store_key_eq(&set->e[i].recipe, recipe))
 			return 0;
 	snprintf(label, sizeof(label), "ino %llu %s", (unsigned long long)st->st_ino, path[0] ? path : "/");
 	return set_add(set, st->st_ino, recipe, label);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	const struct store_key *x = a, *y = b;
+	int c = memcmp(x->hash, y->hash, sizeof(x->hash));
+	return c ? c : x->n < y->n ? -1 : x->n > y->n;
+}
+
+/* Whether two sets name the same recipes (labels aside): no commit needed. */
+static bool same_recipes(const struct root_set *a, const struct root_set *b)
+{
+	if (a->n != b->n)
+		return false;
+	if (a->n == 0)
+		return true;
+	struct store_key *ka = malloc(a->n * sizeof(*ka)), *kb = malloc(b->n * sizeof(*kb));
+	bool same = ka && kb;
+	for (size_t i = 0; same && i < a->n; i++) {
+		ka[i] = a->e[i].recipe;
+		kb[i] = b->e[i].recipe;
+	}
+	if (same) {
+		qsort(ka, a->n, sizeof(*ka), key_cmp);
+		qsort(kb, b->n, sizeof(*kb), key_cmp);
+		for (size_t i = 0; same && i < a->n; i++)
+			same = key_cmp(&ka[i], &kb[i]) == 0;
+	}
+	free(ka);
+	free(kb);
+	return same; /* out of memory: "different", a commit too many */
 }
 
 /* The upkeep pass: the exact set of recipes the upper's records name
@@ -506,13 +554,7 @@ static void upkeep(struct cowfs *fs)
 		set_release(&fresh);
 		return;
 	}
-	bool same = fresh.n == st->set.n;
-	for (size_t i = 0; same && i < fresh.n; i++) {
-		bool found = false;
-		for (size_t j = 0; !found && j < st->set.n; j++)
-			found = store_key_eq(&fresh.e[i].recipe, &st->set.e[j].recipe);
-		same = found;
-	}
+	bool same = same_recipes(&fresh, &st->set);
 	set_release(&st->set);
 	st->set = fresh;
 	if (!same || st->set_dirty)
@@ -769,6 +811,7 @@ static void move_batch(struct cowfs *fs, struct cowfs_node **batch, size_t nb)
 		log_error("store %s: %s", st->dir, err.msg);
 		return;
 	}
+	bool failed = false;
 	for (size_t i = 0; i < nb; i++) {
 		memset(&moves[nm], 0, sizeof(moves[nm]));
 		r = move_put(fs, batch[i], buf, &moves[nm]);
@@ -777,12 +820,16 @@ static void move_batch(struct cowfs *fs, struct cowfs_node **batch, size_t nb)
 			nm++;
 		} else if (r < 0 && r != -ENOENT) {
 			log_warn("store: a file stays in the upper: %s", strerror(-r));
-			if (r == -EIO || r == -ENOSPC || r == -EROFS)
+			if (r == -EIO || r == -ENOSPC || r == -EROFS || r == -EDQUOT) {
+				failed = true;
 				break; /* the handle refuses further writes (broken) */
+			}
 		}
 	}
 	if (nm == 0) {
 		store_end(st->mover);
+		if (failed)
+			mover_reset(st);
 		return;
 	}
 	cowfs_store_crash_point("puts");
@@ -796,6 +843,8 @@ static void move_batch(struct cowfs *fs, struct cowfs_node **batch, size_t nb)
 	if (r == 0)
 		r = root_commit(st, &st->set, extra, nm);
 	store_end(st->mover);
+	if (r < 0 || failed)
+		mover_reset(st);
 	if (r == 0) {
 		cowfs_store_crash_point("commit");
 		for (size_t i = 0; i < nm; i++) {
