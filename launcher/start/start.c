@@ -542,6 +542,34 @@ static int open_host_store(const char *name, char *store, size_t store_len, char
 	return 0;
 }
 
+/* A container set to `store = no` after its files moved would read them
+ * as I/O errors: refuse to start it while its root is in the store. */
+static int check_no_store_root(const char *name, struct corral_error *err)
+{
+	char store[PATH_MAX], root[CORRAL_NAME_MAX + 32];
+	int r = state_store_dir(store, sizeof(store), err);
+	if (r == 0)
+		r = state_store_root(root, sizeof(root), name, err);
+	if (r < 0)
+		return r;
+	if (access(store, F_OK) < 0)
+		return 0;
+	struct store *s;
+	if (store_open(store, 0, &s, NULL) < 0)
+		return 0; /* no usable store: nothing of this container's in it */
+	struct store_root existing;
+	r = store_root_read(s, root, &existing, NULL);
+	store_close(s);
+	if (r == -ENOENT)
+		return 0;
+	if (r == 0)
+		store_root_release(&existing);
+	return err_plain(err, EINVAL,
+			 "%s has files in the block store (root %s) but its config says store = no: "
+			 "set store = yes to start it",
+			 name, root);
+}
+
 /* Everything from cgroup creation to a running init; undone on failure. */
 static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const struct pty_relay *relay,
 		    struct spawn *sp, struct corral_error *err)
@@ -564,11 +592,10 @@ static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const stru
 	if (r < 0)
 		return r;
 	char store[PATH_MAX], store_root[CORRAL_NAME_MAX + 32];
-	if (c->store) {
-		r = open_host_store(c->name, store, sizeof(store), store_root, sizeof(store_root), err);
-		if (r < 0)
-			return r;
-	}
+	r = c->store ? open_host_store(c->name, store, sizeof(store), store_root, sizeof(store_root), err)
+		     : check_no_store_root(c->name, err);
+	if (r < 0)
+		return r;
 	/* Which I/O limits cowfs paces and which the cgroup keeps: decided
 	 * here, once (see rootfs.h). */
 	struct rootfs_io_split io;
