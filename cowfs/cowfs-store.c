@@ -25,12 +25,15 @@
  * memory it is a list of (inode, recipe, label); a move adds its recipe
  * *beside* the inode's old one until partial_adopt_store has switched the
  * file (a crash in between leaves both named, so the old content the
- * file's record names is never collected), and replaces it after.  The
- * root read at start is kept whole (nothing it names is dropped) until the
+ * file's record names is never collected), and replaces it after.  A
+ * file whose last name is gone leaves the set when its node is freed
+ * (cowfs_store_node_freed: no descriptor holds it any more).  The root
+ * read at start is kept whole (nothing it names is dropped) until the
  * upkeep pass: a walk of the upper by descriptors (openat2, no symlinks,
  * bounded depth) reading each regular file's record, whose exact set of
- * store recipes then replaces the root, so the recipes of removed and
- * rewritten files stop being reachable and `corral store gc` frees them.
+ * store recipes, plus the live entries of files unlinked but still open,
+ * then replaces the root, so the recipes of files removed or rewritten
+ * before this mount stop being reachable and `corral store gc` frees them.
  * The pass runs in the mover thread (no move changes a record during it),
  * at start and every UPKEEP_INTERVAL; a walk that could not finish (too
  * deep, an error) or that a rename or link may have fooled (fs->ns_changes
@@ -78,6 +81,10 @@ struct root_entry {
 	ino_t ino;		/* upper inode; 0: read at start, label not ours */
 	struct store_key recipe;
 	char *label;
+	/* Known to this mount (moved, or seen by a walk): only its inode's
+	 * freeing drops it, so an unlinked file still open keeps its recipe
+	 * although no walk finds it.  Entries read at start are not live. */
+	bool live;
 };
 
 struct root_set {
@@ -108,6 +115,7 @@ struct cowfs_store {
 	 * mover thread, or before it starts).  lock is a leaf: taken by
 	 * cowfs_store_file_idle from a release, nothing under it. */
 	struct store *mover;
+	bool mover_wrote;	/* its pack holds records: release it when idle */
 	pthread_t thread;
 	bool thread_started;
 	pthread_mutex_t lock;
@@ -117,6 +125,10 @@ struct cowfs_store {
 	struct queued *by_node[QUEUE_BUCKETS];
 	struct root_set set;
 	bool set_dirty;		/* differs from the committed root */
+	/* Upper inodes whose last name went and whose node was freed
+	 * (cowfs_store_node_freed): their recipes leave the set.  Under lock. */
+	ino_t *gone;
+	size_t ngone, gone_cap;
 	uint64_t next_upkeep;	/* ns */
 };
 
@@ -234,7 +246,7 @@ static void set_release(struct root_set *set)
 	*set = (struct root_set){ 0 };
 }
 
-static int set_add(struct root_set *set, ino_t ino, const struct store_key *k, const char *label)
+static int set_add(struct root_set *set, ino_t ino, const struct store_key *k, const char *label, bool live)
 {
 	if (set->n == set->cap) {
 		size_t cap = set->cap ? set->cap * 2 : 64;
@@ -247,7 +259,7 @@ static int set_add(struct root_set *set, ino_t ino, const struct store_key *k, c
 	char *l = strdup(label);
 	if (!l)
 		return -ENOMEM;
-	set->e[set->n++] = (struct root_entry){ ino, *k, l };
+	set->e[set->n++] = (struct root_entry){ ino, *k, l, live };
 	return 0;
 }
 
@@ -499,7 +511,31 @@ static int upkeep_visit(void *ctx, const char *path, const struct stat *st, cons
 		if (set->e[i].ino == st->st_ino && store_key_eq(&set->e[i].recipe, recipe))
 			return 0;
 	snprintf(label, sizeof(label), "ino %llu %s", (unsigned long long)st->st_ino, path[0] ? path : "/");
-	return set_add(set, st->st_ino, recipe, label);
+	return set_add(set, st->st_ino, recipe, label, true);
+}
+
+static int ino_cmp(const void *a, const void *b)
+{
+	ino_t x = *(const ino_t *)a, y = *(const ino_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Adds to `fresh` the live entries of `old` whose inode it lacks. */
+static int keep_live(struct root_set *fresh, const struct root_set *old)
+{
+	size_t n = fresh->n;
+	ino_t *inos = malloc((n + 1) * sizeof(*inos));
+	if (!inos)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		inos[i] = fresh->e[i].ino;
+	qsort(inos, n, sizeof(*inos), ino_cmp);
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < old->n; i++)
+		if (old->e[i].live && !bsearch(&old->e[i].ino, inos, n, sizeof(*inos), ino_cmp))
+			r = set_add(fresh, old->e[i].ino, &old->e[i].recipe, old->e[i].label, true);
+	free(inos);
+	return r;
 }
 
 static int key_cmp(const void *a, const void *b)
@@ -551,6 +587,13 @@ static void upkeep(struct cowfs *fs)
 		/* A file renamed from a part not walked yet into one walked
 		 * already would be missed: try again at the next pass. */
 		log_debug("store upkeep: names changed during the walk, root %s kept", st->root_name);
+		set_release(&fresh);
+		return;
+	}
+	/* Live entries the walk did not find: files unlinked but still open
+	 * (their freeing drops them, cowfs_store_node_freed). */
+	r = keep_live(&fresh, &st->set);
+	if (r < 0) {
 		set_release(&fresh);
 		return;
 	}
@@ -634,6 +677,44 @@ void cowfs_store_file_idle(struct cowfs *fs, struct cowfs_node *n)
 	if (was_empty)
 		pthread_cond_signal(&st->cond);
 	pthread_mutex_unlock(&st->lock);
+}
+
+void cowfs_store_node_freed(struct cowfs *fs, struct cowfs_node *n)
+{
+	struct cowfs_store *st = fs->store;
+	struct stat sb;
+	if (!st || n->type != S_IFREG || node_layer(n) != 0 || n->fds[0] < 0 || layer_stat_fd(n->fds[0], &sb) < 0 ||
+	    sb.st_nlink > 0)
+		return;
+	/* The inode is still held (n->fds[0]): its number cannot be reused
+	 * before this drop is queued, and the mover applies drops before any
+	 * later move. */
+	pthread_mutex_lock(&st->lock);
+	if (st->ngone == st->gone_cap) {
+		size_t cap = st->gone_cap ? st->gone_cap * 2 : 64;
+		ino_t *g = realloc(st->gone, cap * sizeof(*g));
+		if (!g) {
+			pthread_mutex_unlock(&st->lock);
+			return; /* the upkeep pass drops it later */
+		}
+		st->gone = g;
+		st->gone_cap = cap;
+	}
+	st->gone[st->ngone++] = sb.st_ino;
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* In the mover, under st->lock: the freed files leave the set. */
+static void apply_gone(struct cowfs_store *st)
+{
+	for (size_t i = 0; i < st->ngone; i++) {
+		size_t before = st->set.n;
+		set_drop_ino(&st->set, st->gone[i]);
+		if (st->set.n != before)
+			st->set_dirty = true;
+	}
+	st->ngone = 0;
 }
 
 static void unhash(struct cowfs_store *st, struct queued *q)
@@ -832,6 +913,7 @@ static void move_batch(struct cowfs *fs, struct cowfs_node **batch, size_t nb)
 			mover_reset(st);
 		return;
 	}
+	st->mover_wrote = true;
 	cowfs_store_crash_point("puts");
 	r = store_sync(st->mover, &err);
 	if (r < 0)
@@ -853,7 +935,7 @@ static void move_batch(struct cowfs *fs, struct cowfs_node **batch, size_t nb)
 			if (a == 0) {
 				cowfs_store_crash_point("adopt");
 				set_drop_ino(&st->set, m->entry.ino);
-				if (set_add(&st->set, m->entry.ino, &m->entry.recipe, m->entry.label) < 0)
+				if (set_add(&st->set, m->entry.ino, &m->entry.recipe, m->entry.label, true) < 0)
 					/* Without an entry the next commit would
 					 * drop what the file reads: keep the old
 					 * root until the upkeep pass finds it. */
@@ -885,6 +967,7 @@ static void *mover_thread(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	pthread_mutex_lock(&st->lock);
 	while (!st->stop) {
+		apply_gone(st);
 		uint64_t now = now_ns(), wait;
 		size_t nb = take_due(st, batch, now, &wait);
 		if (nb) {
@@ -903,9 +986,19 @@ static void *mover_thread(void *arg)
 			continue;
 		}
 		if (st->set_dirty && !wait) {
-			/* Idle: the entries of switched or refused files. */
+			/* Idle: the entries of switched, refused or freed files. */
 			pthread_mutex_unlock(&st->lock);
 			root_commit_alone(st);
+			pthread_mutex_lock(&st->lock);
+			continue;
+		}
+		if (st->mover_wrote && !st->head) {
+			/* Idle: a pack is collected only once no live handle
+			 * owns it (store.h), so give ours up; the next move
+			 * starts a new one (gc merges small packs). */
+			st->mover_wrote = false;
+			pthread_mutex_unlock(&st->lock);
+			mover_reset(st);
 			pthread_mutex_lock(&st->lock);
 			continue;
 		}
@@ -929,6 +1022,7 @@ static void store_free(struct cowfs_store *st)
 	if (st->mover)
 		store_close(st->mover);
 	set_release(&st->set);
+	free(st->gone);
 	pthread_mutex_destroy(&st->pool_lock);
 	pthread_cond_destroy(&st->pool_cond);
 	pthread_mutex_destroy(&st->lock);
@@ -1004,7 +1098,8 @@ int cowfs_store_start(struct cowfs *fs)
 		goto fail;
 	}
 	for (size_t i = 0; r == 0 && i < existing.n; i++)
-		r = set_add(&st->set, label_ino(existing.e[i].label), &existing.e[i].recipe, existing.e[i].label);
+		r = set_add(&st->set, label_ino(existing.e[i].label), &existing.e[i].recipe, existing.e[i].label,
+			    false);
 	store_root_release(&existing);
 	if (r < 0)
 		goto fail;
@@ -1041,6 +1136,7 @@ void cowfs_store_stop(struct cowfs *fs)
 		free(q);
 	}
 	st->head = st->tail = NULL;
+	apply_gone(st);
 	if (st->set_dirty)
 		root_commit_alone(st);
 	fs->store = NULL;

@@ -32,6 +32,9 @@ int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k, struct s
  * refused by partial_adopt_store and queued again at their release). */
 void cowfs_store_file_idle(struct cowfs *fs, struct cowfs_node *n);
 
+/* n is being freed (node_unref): if its upper file has no name left, its
+ * recipes leave the root at the mover's next commit. */
+void cowfs_store_node_freed(struct cowfs *fs, struct cowfs_node *n);
 /* Before mounting: opens the store (making it with `create`) and reads
  * root `root`, so that a missing store or a damaged root is one clear
  * message (in msg) before anything is mounted.  -errno. */
