@@ -483,6 +483,7 @@ int main(int argc, char **argv)
 	fs.store_root = opts.store_root;
 	fs.store_create = opts.store_create;
 	fs.store_delay = opts.store_delay;
+	fs.store_enabled = opts.store != NULL;
 	if (fs.store_dir) {
 		char msg[1024];
 		/* Before mounting: a missing store or a damaged root is one
