@@ -124,6 +124,10 @@ static int64_t unlinked_bytes(struct cowfs_node *n)
 
 void quota_unlinked(struct cowfs *fs, struct cowfs_node *n)
 {
+	/* Here for every unlink and rename-over, quota or not: a file
+	 * waiting to move is let go, or the mover's reference would keep
+	 * its blocks counted until the delay ran out. */
+	cowfs_store_unlinked(fs, n);
 	if (!fs->quota_bytes && !fs->quota_inodes)
 		return;
 	/* The last name is gone, its inode with it; its blocks keep counting

@@ -705,6 +705,39 @@ void cowfs_store_node_freed(struct cowfs *fs, struct cowfs_node *n)
 	pthread_mutex_unlock(&st->lock);
 }
 
+void cowfs_store_unlinked(struct cowfs *fs, struct cowfs_node *n)
+{
+	struct cowfs_store *st = fs->store;
+	struct stat sb;
+	if (!st || n->type != S_IFREG || node_layer(n) != 0 || n->fds[0] < 0 || layer_stat_fd(n->fds[0], &sb) < 0 ||
+	    sb.st_nlink > 0)
+		return;
+	/* Its last name is gone: it will not move, and the queue's
+	 * reference must not keep it (and its quota) alive until the delay
+	 * runs out. */
+	pthread_mutex_lock(&st->lock);
+	struct queued **pp = &st->by_node[node_bucket(n)];
+	while (*pp && (*pp)->node != n)
+		pp = &(*pp)->hash_next;
+	struct queued *q = *pp;
+	if (q) {
+		*pp = q->hash_next;
+		struct queued **fp = &st->head, *prev = NULL;
+		while (*fp != q) {
+			prev = *fp;
+			fp = &(*fp)->next;
+		}
+		*fp = q->next;
+		if (st->tail == q)
+			st->tail = prev;
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (q) {
+		node_unref(fs, n, 1); /* the caller holds its own reference */
+		free(q);
+	}
+}
+
 /* In the mover, under st->lock: the freed files leave the set. */
 static void apply_gone(struct cowfs_store *st)
 {
