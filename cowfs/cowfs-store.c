@@ -266,10 +266,57 @@ static int64_t store_extra_bytes(const struct stat *st)
 	return logical > allocated ? logical - allocated : 0;
 }
 
+/* The upper inodes whose store-backed data the mount-time count charged
+ * (quota_scan_upper): only their freeing gives that back.  A file moved by
+ * this mount is not in it, because partial_adopt_store's punch gave its
+ * blocks back already; were the move to keep the charge, its inode would
+ * be added here after the adopt.  One mount per process: file-static.
+ * Sorted once the scan is done; a given-back entry is taken. */
+static struct {
+	pthread_mutex_t lock; /* a leaf */
+	ino_t *ino;
+	bool *taken;
+	size_t n, cap;
+} charged = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int charged_add(ino_t ino)
+{
+	if (charged.n == charged.cap) {
+		size_t cap = charged.cap ? charged.cap * 2 : 256;
+		ino_t *i = realloc(charged.ino, cap * sizeof(*i));
+		if (!i)
+			return -ENOMEM;
+		charged.ino = i;
+		charged.cap = cap;
+	}
+	charged.ino[charged.n++] = ino;
+	return 0;
+}
+
+static int ino_cmp(const void *a, const void *b)
+{
+	ino_t x = *(const ino_t *)a, y = *(const ino_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Whether the mount-time count charged ino's data; once per inode. */
+static bool charged_take(ino_t ino)
+{
+	bool r = false;
+	pthread_mutex_lock(&charged.lock);
+	ino_t *hit = charged.n ? bsearch(&ino, charged.ino, charged.n, sizeof(ino), ino_cmp) : NULL;
+	if (hit && !charged.taken[hit - charged.ino]) {
+		charged.taken[hit - charged.ino] = true;
+		r = true;
+	}
+	pthread_mutex_unlock(&charged.lock);
+	return r;
+}
+
 int64_t cowfs_store_quota_extra_fd(struct cowfs *fs, int fd, const struct stat *st)
 {
 	struct store_key k;
-	if (!fs->store_dir || !S_ISREG(st->st_mode) || fd_store_recipe(fs, fd, &k) <= 0)
+	if (!fs->store_dir || !S_ISREG(st->st_mode) || !charged_take(st->st_ino) || fd_store_recipe(fs, fd, &k) <= 0)
 		return 0;
 	return store_extra_bytes(st);
 }
@@ -362,12 +409,6 @@ static int upkeep_visit(void *ctx, const char *path, const struct stat *st, cons
 			return 0;
 	snprintf(label, sizeof(label), "ino %llu %s", (unsigned long long)st->st_ino, path[0] ? path : "/");
 	return set_add(set, st->st_ino, recipe, label, true);
-}
-
-static int ino_cmp(const void *a, const void *b)
-{
-	ino_t x = *(const ino_t *)a, y = *(const ino_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 /* Adds to `fresh` the live entries of `old` whose inode it lacks. */
@@ -465,13 +506,20 @@ static int quota_visit(void *ctx, const char *path, const struct stat *st, const
 	/* Per name: a hard-linked store-backed file counts once per name
 	 * (rare, and counting more errs on the side of the quota). */
 	*extra += store_extra_bytes(st);
-	return 0;
+	return charged_add(st->st_ino);
 }
 
 int cowfs_store_quota_extra(struct cowfs *fs, int64_t *ret)
 {
 	*ret = 0;
-	return walk_upper(fs, quota_visit, ret);
+	int r = walk_upper(fs, quota_visit, ret);
+	if (r < 0)
+		return r;
+	charged.taken = calloc(charged.n + 1, sizeof(*charged.taken));
+	if (!charged.taken)
+		return -ENOMEM;
+	qsort(charged.ino, charged.n, sizeof(*charged.ino), ino_cmp);
+	return 0;
 }
 
 /* ---- the queue ---- */

@@ -47,7 +47,9 @@ int cowfs_store_check(const char *dir, const char *root, bool create, char *msg,
  * what the upper still allocates for it.  -errno. */
 int cowfs_store_quota_extra(struct cowfs *fs, int64_t *ret);
 /* The same for one file (fd: any descriptor of it, st its stat): what a
- * freed store-backed file gives back beyond its allocated blocks. */
+ * freed store-backed file gives back beyond its allocated blocks; only for
+ * files the mount-time count charged so (a file this mount moved had its
+ * blocks given back by the move's punch), and once. */
 int64_t cowfs_store_quota_extra_fd(struct cowfs *fs, int fd, const struct stat *st);
 /* Test crash points (COWFS_TEST_CRASH_AT=STEP, read by cowfs_store_start):
  * SIGKILLs the daemon when `step` is the one named.  cowfs-partial.c
