@@ -14,23 +14,6 @@
 #include "cleanup.h"
 #include "fileio.h"
 
-static int fsync_parent(const char *path)
-{
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else if (slash)
-		*slash = '\0';
-	else
-		strcpy(dir, ".");
-	cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0)
-		return -errno;
-	return 0;
-}
-
 static bool durable = true;
 
 void fileio_set_durable(bool on)
@@ -38,36 +21,62 @@ void fileio_set_durable(bool on)
 	durable = on;
 }
 
+static void commit_step(file_commit_hook hook, void *ctx, const char *step)
+{
+	if (hook)
+		hook(ctx, step);
+}
+
+int file_commit_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, unsigned flags,
+		   file_commit_hook hook, void *ctx)
+{
+	char tmp[NAME_MAX + 1];
+	if (snprintf(tmp, sizeof(tmp), ".%s.tmp.%d", name, (int)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	/* A temp left by a crashed process of the same pid is ours to drop;
+	 * O_EXCL|O_NOFOLLOW then refuses anything swapped in meanwhile. */
+	(void)unlinkat(dirfd, tmp, 0);
+	cleanup_close int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	bool sync = !(flags & FILE_COMMIT_NO_SYNC);
+	int r = 0;
+	for (size_t off = 0; off < len && r == 0;) {
+		ssize_t n = write(fd, (const char *)data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			r = n < 0 ? -errno : -EIO;
+		else
+			off += (size_t)n;
+	}
+	commit_step(hook, ctx, "written");
+	if (r == 0 && sync && fsync(fd) < 0)
+		r = -errno;
+	commit_step(hook, ctx, "synced");
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		r = -errno;
+	if (r < 0) {
+		(void)unlinkat(dirfd, tmp, 0);
+		return r;
+	}
+	commit_step(hook, ctx, "renamed");
+	return sync && fsync(dirfd) < 0 ? -errno : 0;
+}
+
 int file_write_atomic(const char *path, const char *data, size_t len, int mode, struct corral_error *err)
 {
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	char dir[PATH_MAX] = ".";
+	if (slash && snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path) >= (int)sizeof(dir))
 		return err_plain(err, ENAMETOOLONG, "path too long: %s", path);
-	cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return err_set(err, errno, "create %s", tmp);
-	for (size_t off = 0; off < len;) {
-		ssize_t n = write(fd, data + off, len - off);
-		if (n < 0) {
-			int e = errno;
-			unlink(tmp);
-			return err_set(err, e, "write %s", tmp);
-		}
-		off += n;
-	}
-	if (durable && fsync(fd) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return err_set(err, e, "fsync %s", tmp);
-	}
-	if (rename(tmp, path) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return err_set(err, e, "rename %s to %s", tmp, path);
-	}
-	int r = durable ? fsync_parent(path) : 0;
+	cleanup_close int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return err_set(err, errno, "open the directory of %s", path);
+	int r = file_commit_at(dirfd, name, data, len, (mode_t)mode, durable ? 0 : FILE_COMMIT_NO_SYNC, NULL, NULL);
 	if (r < 0)
-		return err_set(err, -r, "fsync the directory of %s", path);
+		return err_set(err, -r, "write %s", path);
 	return 0;
 }
 

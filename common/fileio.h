@@ -14,10 +14,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
 int file_write_atomic(const char *path, const char *data, size_t len, int mode, struct corral_error *err);
+/* The project's one atomic file commit, below a directory descriptor:
+ * writes ".NAME.tmp.PID" (O_EXCL, O_NOFOLLOW, `mode`), fsyncs it, renames
+ * it over `name` and fsyncs the directory (FILE_COMMIT_NO_SYNC: no
+ * fsyncs, still atomic).  `hook`, if set, is called after each step
+ * ("written", "synced", "renamed"): crash points for tests.  -errno. */
+enum { FILE_COMMIT_NO_SYNC = 1 << 0 };
+typedef void (*file_commit_hook)(void *ctx, const char *step);
+int file_commit_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, unsigned flags,
+		   file_commit_hook hook, void *ctx);
 /* Parsed option: state of an ephemeral container (corral run, removed on
  * exit) is written atomically but without fsync. */
 void fileio_set_durable(bool durable);

@@ -36,7 +36,7 @@
 #include <sys/types.h>
 
 #include "cowfs.h"
-#include "store.h"
+#include "store/store.h"
 
 #define PARTIAL_XATTR_TRUSTED "trusted.corral.partial"
 #define PARTIAL_XATTR_USER "user.corral.partial"

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "cowfs.h"
-#include "store.h"
+#include "store/store.h"
 
 /* Opens the store and starts the mover thread (after mounting). */
 int cowfs_store_start(struct cowfs *fs);

@@ -191,9 +191,9 @@ int store_put_object(struct store *s, uint8_t kind, const void *data, size_t len
 		     struct corral_error *err);
 int store_get_object(struct store *s, uint8_t kind, const struct store_key *k, uint8_t **ret,
 		     size_t *ret_len, struct corral_error *err);
-/* Durable file commit (temp, fsync, rename, fsync dir) with crash points;
- * not common's file_write_atomic, whose durability a process may switch
- * off (fileio_set_durable), which a store root must never be. */
+/* Durable file commit (common's file_commit_at, always synced: never
+ * file_write_atomic, whose durability a process may switch off) with the
+ * crash points commit-written, commit-synced, commit-renamed. */
 int store_commit_file(struct store *s, int dirfd, const char *name, const void *data, size_t len);
 
 static inline void store_put_le16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }

@@ -30,34 +30,16 @@ void store_test_stop_at(struct store *s, const char *point)
 	s->stop_at = point;
 }
 
+static void commit_crash_point(void *ctx, const char *step)
+{
+	char point[32];
+	snprintf(point, sizeof(point), "commit-%s", step);
+	store_crash_point(ctx, point);
+}
+
 int store_commit_file(struct store *s, int dirfd, const char *name, const void *data, size_t len)
 {
-	char tmp[300];
-	if (snprintf(tmp, sizeof(tmp), ".%s.tmp.%d", name, (int)getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	cleanup_close int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
-	int r = 0;
-	for (size_t off = 0; off < len && r == 0;) {
-		ssize_t n = write(fd, (const char *)data + off, len - off);
-		if (n < 0 && errno != EINTR)
-			r = -errno;
-		else if (n > 0)
-			off += n;
-	}
-	store_crash_point(s, "commit-written");
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	store_crash_point(s, "commit-synced");
-	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlinkat(dirfd, tmp, 0);
-		return r;
-	}
-	store_crash_point(s, "commit-renamed");
-	return fsync(dirfd) < 0 ? -errno : 0;
+	return file_commit_at(dirfd, name, data, len, 0600, 0, commit_crash_point, s);
 }
 
 static int open_subdir(int dirfd, const char *name, bool create)

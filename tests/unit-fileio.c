@@ -1,4 +1,5 @@
-/* unit-fileio: the shared tree removal (common/fileio.c remove_tree_at) on
+/* unit-fileio: the one atomic file commit (file_commit_at and
+ * file_write_atomic over it), the shared tree removal (common/fileio.c remove_tree_at) on
  * real directories and mounts, and the tree walk of tree_usage: a tree
  * deeper than the descriptor limit,
  * symlinks that lead out of the tree, mount points inside it (another
@@ -209,6 +210,64 @@ static void test_mounts(int top)
 	umount2(p, MNT_DETACH);
 }
 
+static void record_step(void *ctx, const char *step)
+{
+	char *log = ctx;
+	strcat(log, step);
+	strcat(log, " ");
+}
+
+static bool file_is(int dirfd, const char *name, const char *want)
+{
+	char buf[64] = "";
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n >= 0 && strcmp(buf, want) == 0;
+}
+
+static void test_commit(int top)
+{
+	mkdirat(top, "commit", 0700);
+	int dir = openat(top, "commit", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char log[128] = "";
+	write_file(dir, "f", "old");
+	int r = file_commit_at(dir, "f", "new", 3, 0640, 0, record_step, log);
+	struct stat st;
+	ok(r == 0 && file_is(dir, "f", "new") && fstatat(dir, "f", &st, 0) == 0 && (st.st_mode & 07777) == 0640,
+	   "file_commit_at replaces the content with the given mode (%s)", strerror(-r));
+	ok(strcmp(log, "written synced renamed ") == 0, "the hook sees each step in order (%s)", log);
+
+	/* A symlink planted at the temp name (a crashed writer's leftover,
+	 * or a plant) is never written through. */
+	write_file(dir, "victim", "keep");
+	char tmpname[64];
+	snprintf(tmpname, sizeof(tmpname), ".f.tmp.%d", (int)getpid());
+	symlinkat("victim", dir, tmpname);
+	r = file_commit_at(dir, "f", "third", 5, 0600, FILE_COMMIT_NO_SYNC, NULL, NULL);
+	ok(r == 0 && file_is(dir, "f", "third") && file_is(dir, "victim", "keep"),
+	   "a symlink at the temp name is replaced, not followed (%s)", strerror(-r));
+
+	/* A failed commit leaves the old content and no temp. */
+	mkdirat(dir, "d", 0700);
+	r = file_commit_at(dir, "d", "x", 1, 0600, 0, NULL, NULL);
+	ok(r == -EISDIR, "renaming over a directory fails with EISDIR (%s)", strerror(-r));
+	snprintf(tmpname, sizeof(tmpname), ".d.tmp.%d", (int)getpid());
+	ok(faccessat(dir, tmpname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT, "the temp of a failed commit is removed");
+
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/commit/g", tmp);
+	struct corral_error err = { 0 };
+	r = file_write_atomic(path, "abc", 3, 0600, &err);
+	ok(r == 0 && file_is(dir, "g", "abc"), "file_write_atomic writes through the same commit (%s)", err.msg);
+	snprintf(path, sizeof(path), "%s/commit/nodir/g", tmp);
+	r = file_write_atomic(path, "abc", 3, 0600, &err);
+	ok(r == -ENOENT && strstr(err.msg, "nodir/g"), "a missing directory is named: %s", err.msg);
+	close(dir);
+}
+
 int main(void)
 {
 	snprintf(tmp, sizeof(tmp), "/tmp/unit-fileio.XXXXXX");
@@ -217,7 +276,8 @@ int main(void)
 		return 1;
 	}
 	int top = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	tap_plan(13);
+	tap_plan(20);
+	test_commit(top);
 	test_deep(top);
 	test_wide(top);
 	test_hardlinks(top);

@@ -583,8 +583,8 @@ int security_seccomp_load(capmask_t keep, int deny_errno, struct corral_error *e
  * in another directory and is written after the program: a file that was
  * cut short, corrupted or replaced is rebuilt (and rewritten), never
  * loaded.  Both directories are root-owned 0700 and opened without
- * following symlinks, files are opened O_NOFOLLOW and written temp ->
- * fsync -> rename -> fsync dir.  Callers get the program on the host side,
+ * following symlinks, files are opened O_NOFOLLOW and committed with
+ * common's file_commit_at.  Callers get the program on the host side,
  * before they join any namespace of a container, so no path here ever
  * resolves in a container's mount namespace. */
 
@@ -649,37 +649,6 @@ static int read_private_file(int dirfd, const char *name, size_t max, char **ret
 	return r;
 }
 
-/* temp -> fsync -> rename -> fsync dir, below dirfd, following no link. */
-static int write_private_file(int dirfd, const char *name, const void *data, size_t len)
-{
-	char tmp[NAME_MAX + 1];
-	if (snprintf(tmp, sizeof(tmp), ".%s.tmp.%d", name, (int)getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	(void)unlinkat(dirfd, tmp, 0);
-	cleanup_close int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	int r = 0;
-	for (size_t off = 0; off < len && r == 0;) {
-		ssize_t n = write(fd, (const char *)data + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			r = n < 0 ? -errno : -EIO;
-		else
-			off += (size_t)n;
-	}
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
-		r = -errno;
-	if (r < 0) {
-		(void)unlinkat(dirfd, tmp, 0);
-		return r;
-	}
-	return fsync(dirfd) < 0 ? -errno : 0;
-}
-
 /* The cached program for `key`, if it is whole and matches its digest. */
 static int cache_load(int cache_fd, int digest_fd, const char *key, struct sock_filter **ret, unsigned short *ret_len)
 {
@@ -717,12 +686,12 @@ static void cache_store(int cache_fd, int digest_fd, const char *key, const stru
 	size_t size = (size_t)len * sizeof(*insns);
 
 	snprintf(name, sizeof(name), "%.200s.bpf", key);
-	if (write_private_file(cache_fd, name, insns, size) < 0)
+	if (file_commit_at(cache_fd, name, insns, size, 0600, 0, NULL, NULL) < 0)
 		return;
 	sha256_hex(insns, size, hex);
 	strcat(hex, "\n");
 	snprintf(name, sizeof(name), "%.200s.sha256", key);
-	(void)write_private_file(digest_fd, name, hex, strlen(hex));
+	(void)file_commit_at(digest_fd, name, hex, strlen(hex), 0600, 0, NULL, NULL);
 }
 
 int seccomp_program_get(enum seccomp_mode mode, capmask_t keep, const char *state_dir,
