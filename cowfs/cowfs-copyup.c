@@ -15,8 +15,10 @@
  * Locking: only the node being copied is locked, so a long copy does not
  * hold up work on other files.  Parents are copied first, outside the lock.
  *
- * Later work (block-level lazy copy-up) plugs in at copy_up_regular(): the
- * node state machine (layer 1.. -> 0) stays the same. */
+ * Lazy copy-up (cowfs-partial.c) plugs in at copy_up_regular(): a regular
+ * file of more than one block becomes a partial file, a sparse upper copy
+ * plus a record naming the lower file, and only the blocks written later
+ * are copied; the node state machine (layer 1.. -> 0) stays the same. */
 #include "config.h"
 
 #include <errno.h>
@@ -32,6 +34,7 @@
 #include "cleanup.h"
 #include "copy-file.h"
 #include "cowfs.h"
+#include "cowfs-partial.h"
 
 /* overlayfs's private xattrs describe the layer, not the file: never copied. */
 static bool xattr_wanted(const char *name)
@@ -56,11 +59,23 @@ static COPY_UP_OUT_OF_LINE int copy_up_regular(struct cowfs *fs, struct cowfs_no
 	if (dst < 0)
 		return -errno;
 
-	int r = copy_file(src, dst, st, flags & COPY_UP_NO_DATA, xattr_wanted, NULL);
-	if (r < 0)
+	/* Lazy: the data stays in the lower file until written (a file of
+	 * one block is copied whole: the record would cost as much).  Falls
+	 * back to a whole copy where it cannot be recorded. */
+	int r = -EOPNOTSUPP;
+	if (!(flags & COPY_UP_NO_DATA) && st->st_size > PARTIAL_BLOCK)
+		r = partial_copy_up(fs, n, node_layer(n), st, dst);
+	bool lazy = r == 0;
+	if (r < 0 && r != -EOPNOTSUPP)
 		return r;
-	if (fs->sync_copy_up && fsync(dst) < 0)
-		return -errno;
+	r = copy_file(src, dst, st, lazy || (flags & COPY_UP_NO_DATA), xattr_wanted, NULL);
+	if (r == 0 && (fs->sync_copy_up || lazy) && fsync(dst) < 0)
+		r = -errno;
+	if (r < 0) {
+		if (lazy)
+			partial_forget(n);
+		return r;
+	}
 	fd_path(dst_path, dst);
 
 	if (anonymous) {
@@ -76,6 +91,8 @@ static COPY_UP_OUT_OF_LINE int copy_up_regular(struct cowfs *fs, struct cowfs_no
 	if (linkat(AT_FDCWD, dst_path, pfd, name, AT_SYMLINK_FOLLOW) < 0) {
 		r = -errno;
 		close(fd);
+		if (lazy)
+			partial_forget(n);
 		return r;
 	}
 	*ret_fd = fd;
@@ -195,7 +212,10 @@ int copy_up(struct cowfs *fs, struct cowfs_node *n, int flags)
 	if (r < 0)
 		goto unlock;
 
-	int64_t need = (n->type == S_IFREG && !(flags & COPY_UP_NO_DATA)) ? (int64_t)st.st_blocks * 512 : 0;
+	/* A lazy copy-up allocates nearly nothing now; its blocks are
+	 * charged as they are copied in, with the write that needs them. */
+	bool lazy = n->type == S_IFREG && !(flags & COPY_UP_NO_DATA) && st.st_size > PARTIAL_BLOCK;
+	int64_t need = (n->type == S_IFREG && !(flags & COPY_UP_NO_DATA) && !lazy) ? (int64_t)st.st_blocks * 512 : 0;
 	r = quota_check(fs, need, 1);
 	if (r < 0)
 		goto unlock;
@@ -234,6 +254,9 @@ int copy_up(struct cowfs *fs, struct cowfs_node *n, int flags)
 		node_rekey(fs, n, ust.st_dev, ust.st_ino);
 	}
 	n->fds[0] = fd;
+	/* A copy made here has a record only if partial_copy_up wrote one. */
+	if (n->type == S_IFREG)
+		atomic_store(&n->partial_loaded, true);
 	atomic_store_explicit(&n->layer, 0, memory_order_release);
 unlock:
 	pthread_mutex_unlock(&n->lock);

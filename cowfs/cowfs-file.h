@@ -17,6 +17,7 @@ struct cowfs_file {
 	pthread_mutex_t lock;		/* serializes the reopen; a leaf lock */
 	bool pt;			/* in passthrough (cowfs-route.c): the kernel
 					 * reads and writes the backing file itself */
+	bool writer;			/* counted by partial_writer_open */
 };
 
 static inline struct cowfs_file *cowfs_file_of(struct fuse_file_info *fi)

@@ -99,8 +99,12 @@ int layer_make_whiteout(struct cowfs *fs, int dirfd, const char *name)
 	return 0;
 }
 
-/* overlayfs's own xattrs on real objects are never shown nor settable. */
+/* overlayfs's own xattrs on real objects, and a partial file's record
+ * (cowfs-partial.h), are never shown, settable nor copied.  Both forms of
+ * the record are hidden whatever the mount writes: a tenant must never
+ * plant one. */
 bool layer_is_private_xattr(const char *name)
 {
-	return strncmp(name, "trusted.overlay.", 16) == 0 || strncmp(name, "user.overlay.", 13) == 0;
+	return strncmp(name, "trusted.overlay.", 16) == 0 || strncmp(name, "user.overlay.", 13) == 0 ||
+	       strcmp(name, "trusted.corral.partial") == 0 || strcmp(name, "user.corral.partial") == 0;
 }

@@ -84,6 +84,8 @@ int node_table_init(struct cowfs *fs)
 
 static void node_free(struct cowfs *fs, struct cowfs_node *n)
 {
+	/* Before the descriptors close: a record not yet written is. */
+	partial_node_free(fs, n);
 	for (int i = 0; i < fs->nlayers; i++)
 		if (n->fds[i] >= 0)
 			close(n->fds[i]);

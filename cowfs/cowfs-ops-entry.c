@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "cowfs.h"
 #include "cowfs-file.h"
+#include "cowfs-partial.h"
 #include "cowfs-route.h"
 
 void cowfs_reply_entry(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, const struct stat *st)
@@ -165,12 +166,22 @@ static int do_setattr(fuse_req_t req, struct cowfs *fs, struct cowfs_node *n, co
 			if (r < 0)
 				return r;
 		}
+		/* A partial file's record follows its size (cowfs-partial.c):
+		 * loaded first, truncated through a descriptor. */
+		r = partial_load(fs, n);
+		if (r < 0)
+			return r;
+		cleanup_close int own_fd = -1;
+		if (fd < 0) {
+			own_fd = reopen_fd(fs, node_fd(n), O_WRONLY);
+			if (own_fd < 0)
+				return own_fd;
+		}
 		struct stat before, after;
 		if (fs->quota_bytes)
 			pthread_mutex_lock(&n->lock);
 		bool counted = fs->quota_bytes && layer_stat_fd(node_fd(n), &before) == 0;
-		r = fd >= 0 ? ftruncate(fd, attr->st_size) : truncate(path, attr->st_size);
-		r = r < 0 ? -errno : 0;
+		r = partial_truncate(fs, n, fd >= 0 ? fd : own_fd, attr->st_size);
 		if (r == 0 && counted && layer_stat_fd(node_fd(n), &after) == 0)
 			quota_charge_blocks(fs, n, before.st_blocks, after.st_blocks, 0);
 		if (fs->quota_bytes)

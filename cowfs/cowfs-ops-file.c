@@ -13,7 +13,10 @@
 #include "cleanup.h"
 #include "cowfs.h"
 #include "cowfs-file.h"
+#include "cowfs-partial.h"
 #include "cowfs-route.h"
+#include "cowfs-store.h"
+#include "log.h"
 
 int cowfs_real_open_flags(struct cowfs *fs, int flags)
 {
@@ -42,6 +45,9 @@ int cowfs_file_attach(struct cowfs *fs, struct cowfs_node *n, int fd, int layer,
 	atomic_store(&f->layer, layer);
 	f->open_flags = flags & ~COWFS_FMODE_EXEC;
 	f->stale_fd = -1;
+	f->writer = n->type == S_IFREG && (flags & O_ACCMODE) != O_RDONLY;
+	if (f->writer)
+		partial_writer_open(n);
 	pthread_mutex_init(&f->lock, NULL);
 	fi->fh = (uint64_t)(uintptr_t)f;
 	route_attach(fs, n, fd, layer, flags, tmpfile, fi, &f->pt);
@@ -67,13 +73,16 @@ static int file_fd(struct cowfs *fs, struct cowfs_file *f)
 	return atomic_load(&f->fd);
 }
 
+static int cowfs_file_upper_fd_of(struct cowfs *fs, struct cowfs_file *f)
+{
+	int fd = file_fd(fs, f);
+	return atomic_load(&f->layer) == 0 ? fd : -1;
+}
+
 int cowfs_file_upper_fd(struct cowfs *fs, struct fuse_file_info *fi)
 {
 	struct cowfs_file *f = cowfs_file_of(fi);
-	if (!f)
-		return -1;
-	int fd = file_fd(fs, f);
-	return atomic_load(&f->layer) == 0 ? fd : -1;
+	return f ? cowfs_file_upper_fd_of(fs, f) : -1;
 }
 
 /* Whether the kernel asked the daemon to clear setuid/setgid: it flags a
@@ -134,6 +143,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int layer = node_layer(n);
 	int flags = cowfs_real_open_flags(fs, fi->flags);
 	int fd;
+	/* Before the route is chosen: a partial file goes to the daemon. */
+	if (layer == 0 && n->type == S_IFREG) {
+		int r = partial_load(fs, n);
+		if (r < 0) {
+			if (writing)
+				route_write_end(fs, n);
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
 	if (fs->quota_bytes && (flags & O_TRUNC)) {
 		/* The truncation frees the file's blocks. */
 		struct stat before, after;
@@ -147,7 +166,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fd = reopen_fd(fs, n->fds[layer], flags);
 	}
 	int r = fd;
-	if (fd >= 0 && (flags & O_TRUNC)) {
+	if (fd >= 0 && (flags & O_TRUNC) && layer == 0 && node_is_partial(n)) {
+		/* Emptied: nothing reads from the source any more. */
+		r = partial_truncate(fs, n, fd, 0);
+		if (r < 0)
+			close(fd);
+	}
+	if (r >= 0 && (flags & O_TRUNC)) {
 		r = open_trunc_kill_suidgid(req, fs, n, fd, fi);
 		if (r < 0)
 			close(fd);
@@ -174,7 +199,23 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void cowfs_file_drop(struct cowfs *fs, struct cowfs_file *f)
 {
-	route_detach(fs, f->node, f->pt);
+	struct cowfs_node *n = f->node;
+	route_detach(fs, n, f->pt);
+	if (f->writer) {
+		partial_writer_close(n);
+		if (atomic_load(&n->writers_open) == 0 && node_is_upper(n)) {
+			/* The last writer: the record catches up with its
+			 * writes (cowfs-partial.h), and the store may take the
+			 * file once it stays idle. */
+			int fd = cowfs_file_upper_fd_of(fs, f);
+			int r = fd >= 0 ? partial_sync(fs, n, fd) : 0;
+			if (r < 0)
+				log_error("partial file (inode %llu): record at release: %s",
+					  (unsigned long long)n->st_ino, strerror(-r));
+			if (fs->store_enabled)
+				cowfs_store_file_idle(fs, n);
+		}
+	}
 	close(atomic_load(&f->fd));
 	if (f->stale_fd >= 0)
 		close(f->stale_fd);
@@ -197,10 +238,21 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	struct cowfs *fs = cowfs_from_req(req);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	(void)ino;
+	struct cowfs_file *f = cowfs_file_of(fi);
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = file_fd(fs, cowfs_file_of(fi));
+	buf.buf[0].fd = file_fd(fs, f);
 	buf.buf[0].pos = off;
 	throttle_io(fs, false, size);
+	if (atomic_load(&f->layer) == 0 && node_is_partial(f->node)) {
+		/* Pieced together from the source and the upper: no splice. */
+		cleanup_free char *data = malloc(size ? size : 1);
+		ssize_t n = data ? partial_pread(fs, f->node, buf.buf[0].fd, data, size, off) : -ENOMEM;
+		if (n < 0)
+			fuse_reply_err(req, (int)-n);
+		else
+			fuse_reply_buf(req, data, (size_t)n);
+		return;
+	}
 	/* Spliced straight from the real file when the kernel allows it. */
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -228,6 +280,13 @@ static int quota_begin(struct cowfs *fs, struct cowfs_node *n, int fd, off_t off
 		int r = -errno;
 		pthread_mutex_unlock(&n->lock);
 		return r;
+	}
+	if (allocates && node_is_partial(n) && len > 0) {
+		/* A write into a source block copies the whole block in. */
+		off_t end = off + len;
+		off -= off % PARTIAL_BLOCK;
+		end += (PARTIAL_BLOCK - end % PARTIAL_BLOCK) % PARTIAL_BLOCK;
+		len = end - off;
 	}
 	int64_t need = allocates ? quota_may_allocate(fd, off, len, q->before.st_blksize) : 0;
 	int r = quota_reserve(fs, need);
@@ -308,7 +367,9 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		return;
 	}
 	mtime_keep(fs, out.buf[0].fd, &kept, q.node ? &q.before : NULL);
-	ssize_t n = fuse_buf_copy(&out, in, 0);
+	ssize_t n = partial_prepare_write(fs, f->node, out.buf[0].fd, off, (off_t)fuse_buf_size(in));
+	if (n == 0)
+		n = fuse_buf_copy(&out, in, 0);
 	mtime_restore(out.buf[0].fd, &kept);
 	quota_end(fs, out.buf[0].fd, &q);
 	if (n < 0)
@@ -320,10 +381,32 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct cowfs *fs = cowfs_from_req(req);
-	int fd = file_fd(fs, cowfs_file_of(fi));
+	struct cowfs_file *f = cowfs_file_of(fi);
+	int fd = file_fd(fs, f);
 	(void)ino;
 	int r = datasync ? fdatasync(fd) : fsync(fd);
-	fuse_reply_err(req, r < 0 ? errno : 0);
+	r = r < 0 ? -errno : 0;
+	/* What was synced must read back after a crash: the record too. */
+	if (r == 0 && atomic_load(&f->layer) == 0)
+		r = partial_sync(fs, f->node, fd);
+	fuse_reply_err(req, -r);
+}
+
+/* A partial file before fallocate: a punch or zeroing makes its source
+ * blocks private (whole ones as holes), a collapse or insert shifts data
+ * and completes it first; allocating or unsharing changes no data. */
+static int partial_fallocate_prepare(struct cowfs *fs, struct cowfs_node *n, int fd, int mode, off_t off,
+				     off_t len)
+{
+	if (!node_is_partial(n)) {
+		atomic_fetch_add(&n->write_gen, 1);
+		return 0;
+	}
+	if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE))
+		return partial_complete(fs, n, fd);
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		return partial_prepare_punch(fs, n, fd, off, len);
+	return 0;
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
@@ -346,21 +429,74 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	}
 	struct kept_mtime kept;
 	mtime_keep(fs, fd, &kept, NULL);
-	r = fallocate(fd, mode, off, len) < 0 ? errno : 0;
+	r = partial_fallocate_prepare(fs, cowfs_file_of(fi)->node, fd, mode, off, len);
+	if (r == 0)
+		r = fallocate(fd, mode, off, len) < 0 ? -errno : 0;
 	mtime_restore(fd, &kept);
 	quota_end(fs, fd, &q);
-	fuse_reply_err(req, r);
+	fuse_reply_err(req, -r);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
 	struct cowfs *fs = cowfs_from_req(req);
+	struct cowfs_file *f = cowfs_file_of(fi);
+	int fd = file_fd(fs, f);
 	(void)ino;
-	off_t r = lseek(file_fd(fs, cowfs_file_of(fi)), off, whence);
+	if ((whence == SEEK_DATA || whence == SEEK_HOLE) && atomic_load(&f->layer) == 0 &&
+	    node_is_partial(f->node)) {
+		/* The upper's holes may be the source's data: all of it is
+		 * data, as far as this says. */
+		struct stat st;
+		if (fstat(fd, &st) < 0) {
+			fuse_reply_err(req, errno);
+			return;
+		}
+		if (off < 0 || off >= st.st_size)
+			fuse_reply_err(req, ENXIO);
+		else
+			fuse_reply_lseek(req, whence == SEEK_DATA ? off : st.st_size);
+		return;
+	}
+	off_t r = lseek(fd, off, whence);
 	if (r < 0)
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_lseek(req, r);
+}
+
+/* copy_file_range with a partial side: through the daemon's buffer, each
+ * side read and written as the tenant sees it. */
+static ssize_t partial_copy_range(struct cowfs *fs, struct cowfs_file *fin, int in, off_t off_in,
+				  struct cowfs_node *nout, int out, off_t off_out, size_t len)
+{
+	size_t chunk = len < (1u << 20) ? len : (1u << 20);
+	cleanup_free char *buf = malloc(chunk ? chunk : 1);
+	if (!buf)
+		return -ENOMEM;
+	size_t done = 0;
+	while (done < len) {
+		size_t want = len - done < chunk ? len - done : chunk;
+		ssize_t got = atomic_load(&fin->layer) == 0 ? partial_pread(fs, fin->node, in, buf, want, off_in + (off_t)done)
+							   : pread(in, buf, want, off_in + (off_t)done);
+		if (got < 0 && atomic_load(&fin->layer) != 0)
+			got = -errno;
+		if (got <= 0) {
+			if (done)
+				break;
+			return got;
+		}
+		int r = partial_prepare_write(fs, nout, out, off_out + (off_t)done, got);
+		ssize_t w = r < 0 ? r : pwrite(out, buf, (size_t)got, off_out + (off_t)done);
+		if (w < 0 && r == 0)
+			w = -errno;
+		if (w <= 0)
+			return done ? (ssize_t)done : (w < 0 ? w : -EIO);
+		done += (size_t)w;
+		if (w < got)
+			break;
+	}
+	return (ssize_t)done;
 }
 
 static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
@@ -384,11 +520,17 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	}
 	struct kept_mtime kept;
 	mtime_keep(fs, out, &kept, NULL);
-	ssize_t n = copy_file_range(in, &off_in, out, &off_out, len, flags);
+	struct cowfs_file *fin = cowfs_file_of(fi_in), *fout = cowfs_file_of(fi_out);
+	ssize_t n;
+	if ((atomic_load(&fin->layer) == 0 && node_is_partial(fin->node)) || node_is_partial(fout->node))
+		n = partial_copy_range(fs, fin, in, off_in, fout->node, out, off_out, len);
+	else if ((n = partial_prepare_write(fs, fout->node, out, off_out, (off_t)len)) == 0 &&
+		 (n = copy_file_range(in, &off_in, out, &off_out, len, flags)) < 0)
+		n = -errno;
 	mtime_restore(out, &kept);
 	quota_end(fs, out, &q);
 	if (n < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
 }

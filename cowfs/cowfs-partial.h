@@ -36,16 +36,11 @@
 #include <sys/types.h>
 
 #include "cowfs.h"
+#include "cowfs/cowfs-partial-record.h"
 #include "store/store.h"
 
 #define PARTIAL_XATTR_TRUSTED "trusted.corral.partial"
 #define PARTIAL_XATTR_USER "user.corral.partial"
-#define PARTIAL_BLOCK STORE_BLOCK_SIZE
-
-enum partial_source_kind {
-	PARTIAL_LOWER = 1,
-	PARTIAL_STORE = 2,
-};
 
 /* Reads n's record if its upper file has one (once per node; later calls
  * return at once).  0 with n plain or partial, -errno (a damaged record
@@ -57,6 +52,8 @@ bool node_is_partial(const struct cowfs_node *n);
 /* Copy-up of a regular file as a partial file of its lower copy (called
  * by copy_up_regular for files of more than one block). */
 int partial_copy_up(struct cowfs *fs, struct cowfs_node *n, int lower_layer, const struct stat *st, int dst_fd);
+/* The copy-up failed after partial_copy_up: n stays a lower node. */
+void partial_forget(struct cowfs_node *n);
 
 /* The content as the tenant sees it, for any regular node (plain or
  * partial): like pread on upper_fd (a descriptor of n's upper file). */
@@ -65,15 +62,22 @@ ssize_t partial_pread(struct cowfs *fs, struct cowfs_node *n, int upper_fd, void
  * source blocks the range touches into the upper and marks them private
  * (a no-op for plain files).  Call with the write's range before writing. */
 int partial_prepare_write(struct cowfs *fs, struct cowfs_node *n, int upper_fd, off_t off, off_t len);
-/* A truncate of n's upper file to `size` (before it is done). */
+/* Truncates n's upper file (through upper_fd, writable) to `size`, for
+ * any regular node: for a partial one the record follows a shrink of
+ * source_len at once, and a truncate to 0 makes the file plain. */
 int partial_truncate(struct cowfs *fs, struct cowfs_node *n, int upper_fd, off_t size);
+/* Before a punch-hole or zero-range of [off, off+len): source blocks the
+ * range covers whole become private holes, those it covers in part are
+ * copied in. */
+int partial_prepare_punch(struct cowfs *fs, struct cowfs_node *n, int upper_fd, off_t off, off_t len);
 /* Copies every source range in and removes the record. */
 int partial_complete(struct cowfs *fs, struct cowfs_node *n, int upper_fd);
 /* Makes the record durable (fdatasync, xattr, fsync): fsync and release. */
 int partial_sync(struct cowfs *fs, struct cowfs_node *n, int upper_fd);
 
 /* Writers: every open for writing counts from its open to its release, and
- * every change bumps the generation.  cowfs-store.c reads the content at
+ * every change bumps the generation (so does a writer's open and release:
+ * passthrough writes of a plain file never reach the daemon).  cowfs-store.c reads the content at
  * one generation and adopts the store copy only if nothing changed. */
 void partial_writer_open(struct cowfs_node *n);
 void partial_writer_close(struct cowfs_node *n);
@@ -89,8 +93,8 @@ int partial_adopt_store(struct cowfs *fs, struct cowfs_node *n, const struct sto
 /* The recipe of a PARTIAL_STORE node, for the root that keeps it. */
 bool partial_store_recipe(const struct cowfs_node *n, struct store_key *ret);
 
-/* Parses a record (the fuzz target and the tests use it too). */
-struct partial_record;
+/* Parses a record (the fuzz target and the tests use it too): see
+ * cowfs-partial-record.h, which also holds PARTIAL_BLOCK and the kinds. */
 int partial_record_parse(const void *buf, size_t len, struct partial_record *ret);
 
 #endif

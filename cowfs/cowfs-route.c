@@ -57,8 +57,18 @@
  *     With read pacing nothing is in passthrough.  quota_inodes counts
  *     names, made by the daemon in any case.
  *
- * Later "must go through the daemon" cases (lazy copy-up, a block store)
- * belong in route_policy. */
+ *   - Partial files (cowfs-partial.h: a lazy copy-up, a store-backed file):
+ *     always through the daemon.  The upper file holds holes where the
+ *     data is still the source's, so the kernel reading it directly would
+ *     read zeros, and a write must copy its block in first.  A file turns
+ *     partial in a write open (a copy-up, after route_write_begin waited
+ *     for every passthrough handle on the lower copy) or in
+ *     partial_adopt_store, which refuses while any passthrough handle is
+ *     open and marks the node under its io lock, so route_attach (which
+ *     asks the policy under that lock) sends every later open to the
+ *     daemon.
+ *
+ * Later "must go through the daemon" cases belong in route_policy. */
 #include "config.h"
 
 #include <errno.h>
@@ -82,6 +92,7 @@ struct fuse_backing_map {
 #define FUSE_DEV_IOC_BACKING_CLOSE _IOW(FUSE_DEV_IOC_MAGIC, 2, uint32_t)
 #endif
 
+#include "cowfs-partial.h"
 #include "cowfs-route.h"
 #include "log.h"
 
@@ -94,7 +105,8 @@ struct fuse_backing_map {
  * exited to arrive, short because a running program holds it for its life. */
 #define ROUTE_JOIN_WAIT_MS 200
 
-enum route_kind route_policy(const struct cowfs *fs, int layer, int flags, bool tmpfile, const char **why)
+enum route_kind route_policy(const struct cowfs *fs, int layer, int flags, bool tmpfile, bool partial,
+			     const char **why)
 {
 	if (!fs->passthrough) {
 		*why = "passthrough is off";
@@ -103,6 +115,13 @@ enum route_kind route_policy(const struct cowfs *fs, int layer, int flags, bool 
 	if (tmpfile) {
 		/* cowfs-loop.c answers FUSE_TMPFILE itself, without a backing id. */
 		*why = "O_TMPFILE: answered without passthrough";
+		return ROUTE_DAEMON;
+	}
+	if (partial) {
+		/* Its upper file has holes where the source's data is: the
+		 * kernel reading it would see zeros there, and a write into
+		 * a source block must first copy the block in. */
+		*why = "partial file: unwritten ranges read from its source, writes copy blocks in";
 		return ROUTE_DAEMON;
 	}
 	if (fs->read_bps.per_second || fs->read_iops.per_second) {
@@ -185,12 +204,14 @@ void route_attach(struct cowfs *fs, struct cowfs_node *n, int fd, int layer, int
 		  struct fuse_file_info *fi, bool *ret_pt)
 {
 	const char *why;
-	enum route_kind want = route_policy(fs, layer, flags, tmpfile, &why);
 	struct cowfs_io *io = &n->io;
 	unsigned s = io_stripe(n);
 	bool pt = false;
 
 	pthread_mutex_lock(&fs->io_lock[s]);
+	/* Asked under the io lock: partial_adopt_store turns a node partial
+	 * under it. */
+	enum route_kind want = route_policy(fs, layer, flags, tmpfile, node_is_partial(n), &why);
 	/* Only an open the policy puts in passthrough on a lower copy anyway
 	 * (an exec: the kernel keeps writers out while it runs; a read-only
 	 * open with share_base: writers wait for it by design) may join a
@@ -275,6 +296,16 @@ void route_detach(struct cowfs *fs, struct cowfs_node *n, bool pt)
 	 * passthrough handle, before this release was sent. */
 	if (close_id)
 		backing_close(fs, close_id);
+}
+
+void route_io_lock(struct cowfs *fs, struct cowfs_node *n)
+{
+	pthread_mutex_lock(&fs->io_lock[io_stripe(n)]);
+}
+
+void route_io_unlock(struct cowfs *fs, struct cowfs_node *n)
+{
+	pthread_mutex_unlock(&fs->io_lock[io_stripe(n)]);
 }
 
 int route_write_begin(struct cowfs *fs, struct cowfs_node *n)

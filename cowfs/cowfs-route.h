@@ -32,9 +32,10 @@ enum route_kind {
 };
 
 /* What the daemon wants for an open of a file in `layer` (after any
- * copy-up) with open flags `flags` (tmpfile: an O_TMPFILE open); *why
- * says why, for the debug log. */
-enum route_kind route_policy(const struct cowfs *fs, int layer, int flags, bool tmpfile, const char **why);
+ * copy-up) with open flags `flags` (tmpfile: an O_TMPFILE open; partial:
+ * a partial file, cowfs-partial.h); *why says why, for the debug log. */
+enum route_kind route_policy(const struct cowfs *fs, int layer, int flags, bool tmpfile, bool partial,
+			     const char **why);
 
 /* Chooses the mode of a new handle (policy, then what the inode's current
  * mode allows), records it in n->io and fills fi (backing_id,
@@ -53,6 +54,11 @@ void route_detach(struct cowfs *fs, struct cowfs_node *n, bool pt);
  * -ETXTBSY (nothing done) if they stay (see cowfs-route.c). */
 int route_write_begin(struct cowfs *fs, struct cowfs_node *n);
 void route_write_end(struct cowfs *fs, struct cowfs_node *n);
+
+/* The node's io lock (a leaf), for partial_adopt_store: a node turned
+ * partial under it gets no passthrough open after it. */
+void route_io_lock(struct cowfs *fs, struct cowfs_node *n);
+void route_io_unlock(struct cowfs *fs, struct cowfs_node *n);
 
 void route_init(struct cowfs *fs);
 

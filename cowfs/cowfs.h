@@ -19,6 +19,10 @@
  *     write, fallocate, truncate or O_TRUNC open, and quota_unlinked;
  *     parents are copied before it is taken, so no two node locks are
  *     ever held at once)
+ *   a partial file's lock (cowfs-partial.c: copy-in of source blocks, its
+ *     record, completion; taken inside node->lock by the measured write of
+ *     a quota, never the other way round; a read of a store block, which
+ *     takes the store's own locks, happens under it)
  *   fs->tree_lock (read: lookups that match names, node_get_parent;
  *     write: node_set_parent and freeing a node in node_unref, taken only
  *     after the stripe lock is dropped)
@@ -26,7 +30,9 @@
  *     node_rekey, in address order, and all of them in table_grow, in
  *     index order, which is the same order)
  *
- * Leaves, under which nothing else is taken: an origin-map stripe lock
+ * Leaves, under which nothing else is taken: a partial file's src_lock
+ * (opening its source, cowfs-partial.c; the store's recipe read is made
+ * under it), an origin-map stripe lock
  * (taken under node->lock by copy-up), a handle's cowfs_file.lock (the
  * reopen after copy-up), fs->whiteout_lock, a cowfs_rate.lock, an
  * fs->io_lock stripe (a node's kernel io mode, cowfs-route.c).
@@ -123,6 +129,15 @@ struct cowfs_node {
 	/* Directory read without a handle (FUSE_CAP_NO_OPENDIR_SUPPORT): its
 	 * listings, made on first read (cowfs-ops-dir.c); freed with the node. */
 	struct cowfs_dir *_Atomic dir;
+	/* Regular file: its partial state (cowfs-partial.c), set once
+	 * partial_load looked (partial_loaded) or a copy-up made it partial;
+	 * freed with the node. */
+	struct cowfs_partial *_Atomic partial;
+	_Atomic bool partial_loaded;
+	/* Regular file: handles open for writing, and a generation bumped by
+	 * every change of its data (partial_writer_open, partial_write_gen). */
+	_Atomic uint32_t writers_open;
+	_Atomic uint64_t write_gen;
 	int fds[];		/* per layer O_PATH descriptor, -1 if absent */
 };
 
@@ -151,6 +166,9 @@ struct cowfs {
 	double attr_timeout;
 	bool sync_copy_up;	/* fsync copies before they are linked in */
 	bool acl;		/* POSIX ACLs enforced by the kernel */
+	/* Upper data moves into the block store (cowfs-store.c); false until
+	 * its options set it.  The last writer's release tells the mover. */
+	bool store_enabled;
 
 	/* Ids shift (user namespaces): on disk, ids are as seen inside the
 	 * container; the kernel is shown id + idshift_base.  0 size = off. */
@@ -363,6 +381,11 @@ int copy_up_tree(struct cowfs *fs, struct cowfs_node *dir);
 /* ---- cowfs-ops-dir.c ---- */
 struct cowfs_dir;
 void cowfs_dir_free(struct cowfs_dir *d);
+
+/* ---- cowfs-partial.c (see cowfs-partial.h) ---- */
+struct cowfs_partial;
+/* n is being freed: writes a record still owed, frees the state. */
+void partial_node_free(struct cowfs *fs, struct cowfs_node *n);
 
 /* ---- cowfs-dirlist.c: merged directory listings ---- */
 struct cowfs_dirent {

@@ -45,13 +45,18 @@ static int backing_of(const struct fuse_file_info *fi)
 }
 #endif
 
-static bool policy_is(int layer, int flags, bool tmpfile, enum route_kind want)
+static bool policy_is_of(int layer, int flags, bool tmpfile, bool partial, enum route_kind want)
 {
 	const char *why = NULL;
-	enum route_kind got = route_policy(&fs, layer, flags, tmpfile, &why);
+	enum route_kind got = route_policy(&fs, layer, flags, tmpfile, partial, &why);
 	if (got != want)
 		diag("got %s (%s)", got == ROUTE_PASSTHROUGH ? "passthrough" : "daemon", why ? why : "no reason");
 	return got == want && why && *why;
+}
+
+static bool policy_is(int layer, int flags, bool tmpfile, enum route_kind want)
+{
+	return policy_is_of(layer, flags, tmpfile, false, want);
 }
 
 static void test_policy(void)
@@ -65,6 +70,8 @@ static void test_policy(void)
 	   "policy: exec of a lower file: passthrough");
 	ok(policy_is(1, O_RDONLY, false, ROUTE_DAEMON), "policy: plain open of a lower file: the daemon");
 	ok(policy_is(0, O_RDWR, true, ROUTE_DAEMON), "policy: O_TMPFILE: the daemon");
+	ok(policy_is_of(0, O_RDONLY, false, true, ROUTE_DAEMON) && policy_is_of(0, O_RDWR, false, true, ROUTE_DAEMON),
+	   "policy: a partial file (reads its source, copies blocks in): the daemon");
 
 	fs.share_base = true;
 	ok(policy_is(1, O_RDONLY, false, ROUTE_PASSTHROUGH), "policy: share_base: read-only open of a lower file: passthrough");
