@@ -31,6 +31,7 @@
 #include "fileio.h"
 #include "cowfs-options.h"
 #include "cowfs-route.h"
+#include "cowfs-store.h"
 #include "log.h"
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -478,6 +479,20 @@ int main(int argc, char **argv)
 	fs.write_iops.per_second = opts.write_iops;
 	fs.io_uring_wanted = want_io_uring(&opts);
 	fs.status_path = opts.status_path;
+	fs.store_dir = opts.store;
+	fs.store_root = opts.store_root;
+	fs.store_create = opts.store_create;
+	fs.store_delay = opts.store_delay;
+	fs.store_enabled = opts.store != NULL;
+	if (fs.store_dir) {
+		char msg[1024];
+		/* Before mounting: a missing store or a damaged root is one
+		 * clear message, not a mount that cannot move anything. */
+		if (cowfs_store_check(fs.store_dir, fs.store_root, fs.store_create, msg, sizeof(msg)) < 0) {
+			fail("%s", msg);
+			goto out_opts;
+		}
+	}
 	pthread_mutex_init(&fs.read_bps.lock, NULL);
 	pthread_mutex_init(&fs.write_bps.lock, NULL);
 	pthread_mutex_init(&fs.read_iops.lock, NULL);
@@ -485,8 +500,9 @@ int main(int argc, char **argv)
 	if (fs.quota_bytes || fs.quota_inodes) {
 		/* EDQUOT must reach write(2) itself, not a later writeback. */
 		fs.writeback = false;
-		if (quota_scan_upper(&fs) < 0) {
-			fail("cannot measure the usage of upper directory '%s': %s", opts.upper, strerror(errno));
+		int qr = quota_scan_upper(&fs);
+		if (qr < 0) {
+			fail("cannot measure the usage of upper directory '%s': %s", opts.upper, strerror(-qr));
 			goto out_opts;
 		}
 	}
@@ -550,7 +566,21 @@ int main(int argc, char **argv)
 		pthread_join(sig_tid, NULL);
 		goto out_unmount;
 	}
+	/* After daemonizing: the mover is a thread of the serving process. */
+	if (fs.store_dir) {
+		int sr = cowfs_store_start(&fs);
+		if (sr < 0) {
+			log_error("cannot start moving files into the store %s: %s", fs.store_dir, strerror(-sr));
+			cowfs_status_stop(&fs);
+			pthread_cancel(sig_tid);
+			pthread_join(sig_tid, NULL);
+			goto out_unmount;
+		}
+	}
 	ret = cowfs_loop(&fs, opts.threads) == 0 ? 0 : 1;
+	/* Every request is answered and the mount is gone: nothing queues
+	 * files any more. */
+	cowfs_store_stop(&fs);
 	cowfs_status_stop(&fs);
 	pthread_cancel(sig_tid);
 	pthread_join(sig_tid, NULL);

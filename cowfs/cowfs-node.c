@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cowfs.h"
+#include "cowfs-store.h"
 
 static size_t key_hash(dev_t dev, ino_t ino)
 {
@@ -231,6 +232,7 @@ void node_unref(struct cowfs *fs, struct cowfs_node *n, uint64_t count)
 		n->parent = NULL;
 		pthread_rwlock_unlock(&fs->tree_lock);
 		quota_node_freed(fs, n);
+		cowfs_store_node_freed(fs, n);
 		node_free(fs, n);
 		n = parent; /* drop the reference the child held */
 		count = 1;

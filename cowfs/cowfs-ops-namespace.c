@@ -347,11 +347,13 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	struct cowfs_node *n = cowfs_node_of(fs, ino);
 	struct fuse_entry_param e;
 	struct cowfs_node *linked;
+	atomic_fetch_add(&fs->ns_changes, 1); /* as op_rename */
 	int r = copy_up(fs, n, COPY_UP_DATA);
 	if (r == 0) {
 		struct new_object o = { .type = n->type, .link_fd = node_fd(n), .open_flags = -1 };
 		r = create_object(req, fs, cowfs_node_of(fs, newparent), newname, &o, &e, &linked, NULL);
 	}
+	atomic_fetch_add(&fs->ns_changes, 1);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -617,7 +619,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		      const char *newname, unsigned int flags)
 {
 	struct cowfs *fs = cowfs_from_req(req);
+	/* Before and after: the store's upkeep walk (cowfs-store.c) must see
+	 * a rename that overlaps it in any way. */
+	atomic_fetch_add(&fs->ns_changes, 1);
 	int r = do_rename(fs, cowfs_node_of(fs, parent), name, cowfs_node_of(fs, newparent), newname, flags);
+	atomic_fetch_add(&fs->ns_changes, 1);
 	fuse_reply_err(req, -r);
 }
 

@@ -31,6 +31,13 @@ void cowfs_usage(FILE *out)
 	      "                       it is open so, see cowfs(1)),\n"
 	      "                       io_uring=0|1 (1 where the kernel offers it),\n"
 	      "                       status=FILE (the mount's active features, at INIT),\n"
+	      "                       store=DIR (move upper file data into the block store\n"
+	      "                       in DIR, kept once for every mount using it; needs\n"
+	      "                       store_root), store_root=NAME (the store root naming\n"
+	      "                       this upper's files), store_create=0|1 (0; 1: make the\n"
+	      "                       store if DIR has none), store_delay=SECONDS (30: idle\n"
+	      "                       time after a file's last writer closed before it\n"
+	      "                       moves; 0 = at once, see cowfs(1)),\n"
 	      "                       and mount options\n"
 	      "                       (ro, nosuid, nodev, noexec, noatime, context=...)\n"
 	      "      --base DIR       a read-only lower layer (repeat for more, topmost first)\n"
@@ -38,6 +45,7 @@ void cowfs_usage(FILE *out)
 	      "      --work DIR       work directory on the upper's filesystem (makes whiteouts\n"
 	      "                       and opaque directories appear atomically)\n"
 	      "      --status FILE    as -o status=FILE\n"
+	      "      --store DIR      as -o store=DIR\n"
 	      "  -h, --help           show this help\n"
 	      "  -V, --version        show the version, libfuse's, and the features that\n"
 	      "                       libfuse and the kernel offer\n",
@@ -122,6 +130,20 @@ static bool is_ignored_compat_option(const char *key)
 	static const char *const known[] = { "threaded", "static_nlink", "redirect_dir", "index",
 					     "metacopy", "xino", "userxattr", "volatile", NULL };
 	return in_list(key, known);
+}
+
+/* A store root's name as store/FORMAT.md allows it: [A-Za-z0-9_.-]{1,200},
+ * no leading dot. */
+static bool store_root_name_ok(const char *v)
+{
+	size_t len = strlen(v);
+	if (len == 0 || len > 200 || v[0] == '.')
+		return false;
+	for (const char *p = v; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '_' || *p == '.' || *p == '-'))
+			return false;
+	return true;
 }
 
 /* Splits `lowerdir` on ':' ("\:" escapes a colon). */
@@ -249,6 +271,35 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 		o->status_path = strdup(val);
 		return o->status_path ? 0 : -1;
 	}
+	if (!strcmp(key, "store") && val) {
+		/* A directory of the host's, opened by the daemon: absolute,
+		 * like status=. */
+		if (val[0] != '/')
+			goto bad_value;
+		free(o->store);
+		o->store = strdup(val);
+		return o->store ? 0 : -1;
+	}
+	if (!strcmp(key, "store_root") && val) {
+		if (!store_root_name_ok(val))
+			goto bad_value;
+		free(o->store_root);
+		o->store_root = strdup(val);
+		return o->store_root ? 0 : -1;
+	}
+	if (!strcmp(key, "store_create") && val) {
+		if (!parse_bool(val, &o->store_create))
+			goto bad_value;
+		return 0;
+	}
+	if (!strcmp(key, "store_delay") && val) {
+		unsigned long long v;
+		/* A day at most: longer is a typo, and it keeps deadlines small. */
+		if (!parse_u64(val, &v) || v > 86400)
+			goto bad_value;
+		o->store_delay = (unsigned)v;
+		return 0;
+	}
 	if (!strcmp(key, "noacl")) {
 		o->acl = false;
 		return 0;
@@ -261,7 +312,8 @@ static int parse_one_o(struct cowfs_options *o, char *opt)
 		return 0;
 	static const char *const needs_value[] = { "lowerdir", "upperdir", "workdir", "writeback", "passthrough", "share_base", "fsync",
 						   "timeout", "quota_bytes", "quota_inodes", "idshift", "threads", "read_bps", "write_bps",
-						   "read_iops", "write_iops", "io_uring", "status", NULL };
+						   "read_iops", "write_iops", "io_uring", "status", "store", "store_root",
+						   "store_create", "store_delay", NULL };
 	if (!val && in_list(key, needs_value)) {
 		fprintf(stderr, "cowfs: option '%s' needs a value (%s=...)\n", key, key);
 		return -1;
@@ -314,6 +366,7 @@ int cowfs_options_parse(int argc, char **argv, struct cowfs_options *o)
 		{ "upper", required_argument, NULL, 'u' },
 		{ "work", required_argument, NULL, 'w' },
 		{ "status", required_argument, NULL, 's' },
+		{ "store", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -331,6 +384,7 @@ int cowfs_options_parse(int argc, char **argv, struct cowfs_options *o)
 	o->timeout = 86400.0;
 	o->threads = 4;
 	o->io_uring = -1;
+	o->store_delay = 30;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":fdo:hV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -364,6 +418,14 @@ int cowfs_options_parse(int argc, char **argv, struct cowfs_options *o)
 			free(o->status_path);
 			o->status_path = strdup(optarg);
 			break;
+		case 'S': /* -o store=DIR for a path that holds a comma */
+			if (optarg[0] != '/') {
+				fprintf(stderr, "cowfs: --store needs an absolute path\n");
+				return -1;
+			}
+			free(o->store);
+			o->store = strdup(optarg);
+			break;
 		case 'h':
 			cowfs_usage(stdout);
 			return 1;
@@ -396,6 +458,14 @@ int cowfs_options_parse(int argc, char **argv, struct cowfs_options *o)
 		fprintf(stderr, "cowfs: no upper directory given: use --upper DIR or -o upperdir=DIR\n");
 		return -1;
 	}
+	if (o->store && !o->store_root) {
+		fprintf(stderr, "cowfs: option 'store' needs 'store_root' (the root naming this upper's files)\n");
+		return -1;
+	}
+	if (!o->store && o->store_root) {
+		fprintf(stderr, "cowfs: option 'store_root' needs 'store' (the store's directory)\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -409,4 +479,6 @@ void cowfs_options_release(struct cowfs_options *o)
 	free(o->mountpoint);
 	free(o->fuse_opts);
 	free(o->status_path);
+	free(o->store);
+	free(o->store_root);
 }

@@ -31,6 +31,10 @@ struct cowfs_options {
 	unsigned long long read_bps, write_bps, read_iops, write_iops; /* 0 = none */
 	int io_uring;	/* FUSE over io_uring: 1, 0, or -1 = where the kernel offers it */
 	char *status_path; /* where the daemon reports its mount's features, or NULL */
+	char *store;	   /* the host's block store (cowfs-store.c), or NULL */
+	char *store_root;  /* the root naming this upper's recipes (required with store) */
+	bool store_create; /* make the store if it is missing */
+	unsigned store_delay; /* seconds idle after the last writer before a file moves */
 	char *fuse_opts; /* comma list handed to libfuse */
 };
 

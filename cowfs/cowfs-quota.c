@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cowfs.h"
+#include "cowfs-store.h"
 #include "fileio.h"
 
 int quota_scan_upper(struct cowfs *fs)
@@ -41,6 +42,16 @@ int quota_scan_upper(struct cowfs *fs)
 	 * an inode, the blocks of a hard-linked file once.  Any depth, with
 	 * at most three descriptors: the tree is the tenant's. */
 	tree_usage(fd, &bytes, &inodes);
+	if (fs->store_dir) {
+		/* Data moved into the store stays the container's: a tenant
+		 * must not escape its quota by letting its files move and
+		 * remounting (cowfs-store.c counts it). */
+		int64_t extra;
+		int r = cowfs_store_quota_extra(fs, &extra);
+		if (r < 0)
+			return r;
+		bytes += extra;
+	}
 	atomic_store(&fs->used_bytes, bytes);
 	atomic_store(&fs->used_inodes, inodes);
 	return 0;
@@ -151,7 +162,10 @@ void quota_node_freed(struct cowfs *fs, struct cowfs_node *n)
 	 * of a deleted file): its inode was charged when it was made. */
 	struct stat st;
 	if (node_layer(n) == 0 && n->fds[0] >= 0 && layer_stat_fd(n->fds[0], &st) == 0 && st.st_nlink == 0)
-		quota_charge(fs, -counted_bytes(n, st.st_blocks), n->quota_released < 0 ? -1 : 0);
+		/* A store-backed file was charged its size when it moved
+		 * (the punch of its upper data gave nothing back). */
+		quota_charge(fs, -counted_bytes(n, st.st_blocks) - cowfs_store_quota_extra_fd(fs, n->fds[0], &st),
+			     n->quota_released < 0 ? -1 : 0);
 }
 
 void idshift_present(const struct cowfs *fs, struct stat *st)

@@ -14,6 +14,7 @@
 #define COWFS_STORE_H
 
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "cowfs.h"
 #include "store/store.h"
@@ -26,7 +27,28 @@ void cowfs_store_stop(struct cowfs *fs);
 int cowfs_store_read_block(struct cowfs *fs, const struct store_key *k, void *buf, size_t *ret_len);
 /* A recipe, for the partial reader (cached per node by the caller). */
 int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k, struct store_recipe *ret);
-/* The last write handle of n was released: schedule the move. */
+/* The last write handle of n was released: schedule the move.  Called
+ * at the release of every write handle (a file with writers left is
+ * refused by partial_adopt_store and queued again at their release). */
 void cowfs_store_file_idle(struct cowfs *fs, struct cowfs_node *n);
+
+/* n is being freed (node_unref): if its upper file has no name left, its
+ * recipes leave the root at the mover's next commit. */
+void cowfs_store_node_freed(struct cowfs *fs, struct cowfs_node *n);
+/* Before mounting: opens the store (making it with `create`) and reads
+ * root `root`, so that a missing store or a damaged root is one clear
+ * message (in msg) before anything is mounted.  -errno. */
+int cowfs_store_check(const char *dir, const char *root, bool create, char *msg, size_t msg_len);
+/* What store-backed files add to the upper's allocated bytes for the
+ * quota (quota_scan_upper): each counts its size in 4 KiB blocks, less
+ * what the upper still allocates for it.  -errno. */
+int cowfs_store_quota_extra(struct cowfs *fs, int64_t *ret);
+/* The same for one file (fd: any descriptor of it, st its stat): what a
+ * freed store-backed file gives back beyond its allocated blocks. */
+int64_t cowfs_store_quota_extra_fd(struct cowfs *fs, int fd, const struct stat *st);
+/* Test crash points (COWFS_TEST_CRASH_AT=STEP, read by cowfs_store_start):
+ * SIGKILLs the daemon when `step` is the one named.  cowfs-partial.c
+ * calls it with "record" between writing the record and the punch. */
+void cowfs_store_crash_point(const char *step);
 
 #endif

@@ -213,6 +213,17 @@ struct cowfs {
 	_Atomic bool io_uring;	/* libfuse's rings run */
 	const char *status_path;
 	struct cowfs_status *status; /* the thread that writes status_path */
+
+	/* The host's block store (cowfs-store.c): store_dir NULL = none.  The
+	 * options are set before mounting; store is made by
+	 * cowfs_store_start and is NULL without a store. */
+	const char *store_dir, *store_root;
+	bool store_create;
+	unsigned store_delay;	/* seconds idle after the last writer before a move */
+	struct cowfs_store *store;
+	/* Renames and links so far: the store's upkeep pass discards a walk
+	 * of the upper that one of them may have fooled. */
+	_Atomic uint64_t ns_changes;
 };
 
 static inline struct cowfs *cowfs_from_req(fuse_req_t req)

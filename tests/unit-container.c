@@ -69,6 +69,8 @@ static void test_round_trip(void)
 	c.userns_base = 200000;
 	c.userns_size = 65536;
 	c.console_size = 1 << 20;
+	c.store = false;
+	c.store_delay = 5;
 	c.nmounts = 1;
 	snprintf(c.mounts[0].source, sizeof(c.mounts[0].source), "/srv/data");
 	snprintf(c.mounts[0].target, sizeof(c.mounts[0].target), "/data");
@@ -99,6 +101,7 @@ static void test_round_trip(void)
 	   !strcmp(d.net.bridge, c.net.bridge), "bridge network");
 	ok(d.caps == c.caps && d.seccomp == SECCOMP_UNCONFINED, "capabilities and seccomp");
 	ok(d.userns && d.userns_base == 200000 && d.userns_size == 65536, "user namespace range");
+	ok(!d.store && d.store_delay == 5, "store = no and store_delay");
 	ok(d.nmounts == 1 && !strcmp(d.mounts[0].source, "/srv/data") && !strcmp(d.mounts[0].target, "/data") &&
 	   d.mounts[0].readonly, "bind mount");
 	config_release(&c);
@@ -119,6 +122,7 @@ static void test_malformed(void)
 	struct container_config c;
 	struct corral_error e;
 	ok(load_with("", &c, &e) == 0, "the base config loads (%s)", e.msg);
+	ok(c.store && c.store_delay == STORE_DELAY_DEFAULT, "without the keys a container is store-backed, delay 30 s");
 	refused("memory = 12abc\n", "config:6: memory: '12abc' is not", NULL, "junk after a number");
 	refused("memory = \n", "config:6: memory", NULL, "an empty number");
 	refused("pids = 99999999999999999999\n", "config:6: pids", "out of range", "an overflowing number");
@@ -127,6 +131,8 @@ static void test_malformed(void)
 	refused("console_size = 1e6\n", "config:6: console_size", NULL, "a float where a count belongs");
 	refused("userns_range = 100000:65536x\n", "config:6:", "userns_range", "junk in userns_range");
 	refused("userns_range = -1:65536\n", "config:6:", "userns_range", "a negative userns base");
+	refused("store = maybe\n", "config:6: store: 'maybe' is not yes or no", NULL, "a store that is neither");
+	refused("store_delay = 86401\n", "store_delay 86401 is out of range", NULL, "a store_delay over a day");
 	refused("nat = maybe\n", "config:6: nat: 'maybe' is not yes or no", NULL, "a bool that is neither");
 	refused("io = 8:0 1 2 3\n", "config:6: malformed io line", NULL, "an io line with a rate missing");
 	refused("io = 8:x 1 2 3 4\n", "config:6: malformed io line", NULL, "an io line with a bad device");

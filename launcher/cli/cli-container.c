@@ -18,6 +18,7 @@
 #include "start/rootfs.h"
 #include "start/start.h"
 #include "container/state.h"
+#include "store/store.h"
 #include "template/template.h"
 #include "container/userns-range.h"
 
@@ -49,14 +50,18 @@ static const char create_options_help[] =
 	"                           (default 1M, at least 64K)\n"
 	"  --share-base             read-only opens of template files share the template's\n"
 	"                           page cache (cowfs share_base=1); a write to a template\n"
-	"                           file fails with ETXTBSY while one is open\n";
+	"                           file fails with ETXTBSY while one is open\n"
+	"  --no-store               keep the container's files in its upper layer only\n"
+	"                           (default: written files move into the host's block\n"
+	"                           store, <root>/store, where identical content is kept\n"
+	"                           once for every container)\n";
 
 enum {
 	OPT_TEMPLATE = 256, OPT_HOSTNAME, OPT_MEMORY, OPT_MEMORY_SWAP, OPT_CPUS, OPT_CPU_WEIGHT,
 	OPT_CPUSET_CPUS, OPT_CPUSET_MEMS, OPT_PIDS, OPT_RBPS, OPT_WBPS, OPT_RIOPS, OPT_WIOPS,
 	OPT_DISK, OPT_INODES, OPT_NETWORK, OPT_SUBNET, OPT_NAT, OPT_CAP_ADD, OPT_CAP_DROP,
 	OPT_SECCOMP, OPT_USERNS, OPT_USERNS_RANGE, OPT_MOUNT, OPT_NAME, OPT_RM, OPT_DETACH,
-	OPT_CONSOLE_SIZE, OPT_SHARE_BASE,
+	OPT_CONSOLE_SIZE, OPT_SHARE_BASE, OPT_NO_STORE,
 };
 
 static const struct option create_longopts[] = {
@@ -86,6 +91,7 @@ static const struct option create_longopts[] = {
 	{ "mount", required_argument, NULL, OPT_MOUNT },
 	{ "console-size", required_argument, NULL, OPT_CONSOLE_SIZE },
 	{ "share-base", no_argument, NULL, OPT_SHARE_BASE },
+	{ "no-store", no_argument, NULL, OPT_NO_STORE },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "rm", no_argument, NULL, OPT_RM },
 	{ "help", no_argument, NULL, 'h' },
@@ -197,6 +203,9 @@ static int apply_option(int opt, const char *arg, struct container_config *c, ch
 		break;
 	case OPT_SHARE_BASE:
 		c->share_base = true;
+		break;
+	case OPT_NO_STORE:
+		c->store = false;
 		break;
 	case OPT_USERNS_RANGE:
 		if (sscanf(arg, "%u:%u", &c->userns_base, &c->userns_size) != 2)
@@ -332,6 +341,33 @@ int cmd_create(int argc, char **argv)
 	return r;
 }
 
+/* Removes the container's root from the host's store, if there is one. */
+static int forget_store_root(const char *name, struct corral_error *err)
+{
+	char dir[PATH_MAX], root[CORRAL_NAME_MAX + 32];
+	int r = state_store_dir(dir, sizeof(dir), err);
+	if (r == 0)
+		r = state_store_root(root, sizeof(root), name, err);
+	if (r < 0)
+		return r;
+	if (access(dir, F_OK) < 0 && errno == ENOENT)
+		return 0; /* no container ever used the store */
+	struct store *s;
+	r = store_open(dir, 0, &s, err);
+	if (r == 0) {
+		struct corral_error rerr = { 0 };
+		r = store_root_remove(s, root, &rerr);
+		store_close(s);
+		if (r == -ENOENT)
+			r = 0; /* a --no-store container, or one never started */
+		else if (r < 0 && err)
+			*err = rerr;
+	}
+	if (r < 0)
+		return err_wrap(err, "%s is removed, but not its root %s in the block store", name, root);
+	return 0;
+}
+
 static int remove_container(const char *name, bool force, struct corral_error *err)
 {
 	char dir[PATH_MAX], rootfs[PATH_MAX];
@@ -357,6 +393,11 @@ static int remove_container(const char *name, bool force, struct corral_error *e
 	/* Its user namespace range is free once nothing it owned is left. */
 	if (r == 0)
 		r = userns_range_release(state_root(), name, err);
+	/* Its files' blocks, once no root names them, go at the next
+	 * `corral store gc`.  After the tree: a container that is still there
+	 * never loses the root its files read from. */
+	if (r == 0)
+		r = forget_store_root(name, err);
 	return r;
 }
 

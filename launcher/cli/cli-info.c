@@ -187,6 +187,14 @@ int cmd_inspect(int argc, char **argv)
 		json_object_object_add(o, "userns_range", json_object_new_string(range));
 	}
 	json_object_object_add(o, "console_size", json_object_new_int64((int64_t)c.console_size));
+	/* Store-backed: written files move into the host's block store,
+	 * under this root (README, "store"). */
+	json_object_object_add(o, "store", json_object_new_boolean(c.store));
+	if (c.store) {
+		char root[CORRAL_NAME_MAX + 32];
+		if (state_store_root(root, sizeof(root), c.name, NULL) == 0)
+			json_object_object_add(o, "store_root", json_object_new_string(root));
+	}
 	json_object *s = json_object_new_object();
 	char reason[512];
 	json_object_object_add(s, "status", json_object_new_string(state_check(argv[1], &st, reason, sizeof(reason))));

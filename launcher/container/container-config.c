@@ -27,6 +27,10 @@ void config_init(struct container_config *c)
 	c->userns_base = 100000;
 	c->userns_size = 65536;
 	c->console_size = CONSOLE_LOG_SIZE_DEFAULT;
+	/* On unless `store = no` (create --no-store); a config written before
+	 * the key existed gets it too: files only move once written. */
+	c->store = true;
+	c->store_delay = STORE_DELAY_DEFAULT;
 	snprintf(c->template_name, sizeof(c->template_name), "%s", TEMPLATE_DEFAULT);
 }
 
@@ -242,6 +246,9 @@ int config_validate(const struct container_config *c, struct corral_error *err)
 	struct net_subnet sn;
 	if (c->net.mode == NET_BRIDGE && (r = net_subnet_parse(c->net.subnet, &sn, err)) < 0)
 		return r;
+	if (c->store_delay > STORE_DELAY_MAX)
+		return err_plain(err, EINVAL, "store_delay %u is out of range (0 to %u seconds)", c->store_delay,
+				 STORE_DELAY_MAX);
 	if (c->console_size < CONSOLE_LOG_SIZE_MIN || c->console_size > (1ULL << 40))
 		return err_plain(err, EINVAL, "console log size %llu bytes is outside 64K..1T",
 				 (unsigned long long)c->console_size);
@@ -351,6 +358,9 @@ int config_save(const struct container_config *c, const char *path, struct corra
 	sb_printf(&b, "console_size = %llu\n", (unsigned long long)c->console_size);
 	if (c->share_base)
 		sb_printf(&b, "share_base = yes\n");
+	sb_printf(&b, "store = %s\n", c->store ? "yes" : "no");
+	if (c->store_delay != STORE_DELAY_DEFAULT)
+		sb_printf(&b, "store_delay = %u\n", c->store_delay);
 	for (int i = 0; i < c->nmounts; i++)
 		sb_printf(&b, "mount = %s:%s:%s\n", c->mounts[i].source, c->mounts[i].target,
 			  c->mounts[i].readonly ? "ro" : "rw");
@@ -500,6 +510,10 @@ static int config_apply_line(const struct kv_line *kv, void *arg, struct corral_
 		return kv_bool(kv, &c->userns, err);
 	else if (!strcmp(key, "share_base"))
 		return kv_bool(kv, &c->share_base, err);
+	else if (!strcmp(key, "store"))
+		return kv_bool(kv, &c->store, err);
+	else if (!strcmp(key, "store_delay"))
+		return kv_u32(kv, &c->store_delay, err);
 	else if (!strcmp(key, "userns_range")) {
 		char *colon = strchr(v, ':');
 		uint64_t base, size;

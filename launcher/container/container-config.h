@@ -49,7 +49,14 @@ struct container_config {
 	int nmounts;
 	uint64_t console_size;	/* bytes of console.log before it rotates */
 	bool share_base;	/* cowfs share_base=1: the template's page cache shared */
+	bool store;		/* upper data moves into the host's block store
+				 * (<root>/store, root "container.NAME"); default */
+	uint32_t store_delay;	/* seconds idle after a file's last writer before it
+				 * moves (cowfs store_delay); config key only */
 };
+
+#define STORE_DELAY_DEFAULT 30
+#define STORE_DELAY_MAX 86400
 
 /* console_size: the default, and the least accepted -- one relay read of
  * start/console-log.c, so that a log can hold a single write. */

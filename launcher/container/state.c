@@ -45,6 +45,22 @@ int state_path(char *buf, size_t len, const char *name, const char *leaf, struct
 	return 0;
 }
 
+int state_store_dir(char *buf, size_t len, struct corral_error *err)
+{
+	int n = snprintf(buf, len, "%s/store", state_root());
+	if (n < 0 || (size_t)n >= len)
+		return err_plain(err, ENAMETOOLONG, "state root path too long");
+	return 0;
+}
+
+int state_store_root(char *buf, size_t len, const char *name, struct corral_error *err)
+{
+	int n = snprintf(buf, len, "container.%s", name);
+	if (n < 0 || (size_t)n >= len)
+		return err_plain(err, ENAMETOOLONG, "store root name for '%s' is too long", name);
+	return 0;
+}
+
 /* Checks that `fd` is a directory owned by us and makes it 0700 if group
  * or others have any access; *loosened says it had to. */
 static int tighten_dir(int fd, const char *what, bool *loosened, struct corral_error *err)

@@ -41,6 +41,10 @@ void state_set_root(const char *root);
 const char *state_root(void);
 /* <root>/containers/<name>[/<leaf>] into buf. */
 int state_path(char *buf, size_t len, const char *name, const char *leaf, struct corral_error *err);
+/* The host's block store, <root>/store, into buf. */
+int state_store_dir(char *buf, size_t len, struct corral_error *err);
+/* The store root naming a container's files: "container.<name>". */
+int state_store_root(char *buf, size_t len, const char *name, struct corral_error *err);
 
 /* The state root holds every container's tree, whose files the container's
  * root controls (set-uid binaries, in the upper layer stored as host uid 0

@@ -11,7 +11,7 @@
  *
  * Module start (see start.h).  Owns: console.log and console.log.1; the
  * size bounds live with the config's console_size (container-config.h).
- * May call: container, template, net, security, cgroup, common. */
+ * May call: container, template, net, security, cgroup, store, common. */
 #ifndef CORRAL_CONSOLE_LOG_H
 #define CORRAL_CONSOLE_LOG_H
 

@@ -2,7 +2,7 @@
  *
  * Module start (see start.h).  Owns: the container's pty and the relays of
  * its stdio; no descriptor of the caller's terminal reaches a container.
- * May call: container, template, net, security, cgroup, common. */
+ * May call: container, template, net, security, cgroup, store, common. */
 #ifndef CORRAL_PTY_H
 #define CORRAL_PTY_H
 

@@ -104,13 +104,25 @@ static void exec_cowfs(int verdict_fd, const struct rootfs_cowfs *m, const struc
 		n += snprintf(opts + n, sizeof(opts) - n, ",idshift=%u:%u", c->userns_base, c->userns_size);
 	if (c->share_base)
 		n += snprintf(opts + n, sizeof(opts) - n, ",share_base=1");
+	if (m->store)
+		n += snprintf(opts + n, sizeof(opts) - n, ",store_root=%s,store_delay=%u", m->store_root,
+			      c->store_delay);
 	if (m->nio) {
 		char io[256];
 		if (io_limit_options(m->io, m->nio, io, sizeof(io)) > 0)
 			snprintf(opts + n, sizeof(opts) - n, ",%s", io);
 	}
-	const char *argv[] = { m->binary, "--base", m->base, "--upper", m->upper, "--work", m->work,
-			       "-o", opts, "--status", m->status, m->mnt, NULL };
+	/* The store's path by --store: it may hold a comma, -o could not
+	 * carry it. */
+	const char *argv[16] = { m->binary, "--base", m->base, "--upper", m->upper, "--work", m->work,
+				 "-o", opts, "--status", m->status };
+	int argc = 11;
+	if (m->store) {
+		argv[argc++] = "--store";
+		argv[argc++] = m->store;
+	}
+	argv[argc++] = m->mnt;
+	argv[argc] = NULL;
 	char what[PATH_MAX + 16];
 	snprintf(what, sizeof(what), "cannot run %s", m->binary);
 	signal(SIGPIPE, SIG_DFL);

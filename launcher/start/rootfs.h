@@ -15,7 +15,7 @@
  *
  * Module start (see start.h).  Owns: the cowfs root mount and every mount
  * made inside the container's mount namespace.
- * May call: container, template, net, security, cgroup, common. */
+ * May call: container, template, net, security, cgroup, store, common. */
 #ifndef CORRAL_ROOTFS_H
 #define CORRAL_ROOTFS_H
 
@@ -48,6 +48,8 @@ struct rootfs_cowfs {
 	const struct cgroup_io_limit *io; /* paced by cowfs (rootfs_split_io_limits) */
 	int nio;
 	const char *status;		/* where the daemon reports its FUSE features */
+	const char *store;		/* the host's block store, or NULL (no store) */
+	const char *store_root;		/* the container's root in it */
 };
 /* Mounts cowfs with the daemon started in the container's cgroup (so its
  * I/O and memory are charged to the container).  Returns when the mount

@@ -29,6 +29,7 @@
 #include "rootfs.h"
 #include "security/security.h"
 #include "start.h"
+#include "store/store.h"
 #include "container/state.h"
 #include "template/template.h"
 #include "container/userns-range.h"
@@ -522,6 +523,53 @@ static int mount_root(const struct rootfs_cowfs *m, const struct container_confi
 	return 0;
 }
 
+/* The host's block store, made (0700) on first use, so that cowfs, which
+ * never makes one unless told, finds it; *store its path, *root the
+ * container's root name. */
+static int open_host_store(const char *name, char *store, size_t store_len, char *root, size_t root_len,
+			   struct corral_error *err)
+{
+	int r = state_store_dir(store, store_len, err);
+	if (r == 0)
+		r = state_store_root(root, root_len, name, err);
+	if (r < 0)
+		return r;
+	struct store *s;
+	r = store_open(store, STORE_CREATE, &s, err);
+	if (r < 0)
+		return err_wrap(err, "open the block store");
+	store_close(s);
+	return 0;
+}
+
+/* A container set to `store = no` after its files moved would read them
+ * as I/O errors: refuse to start it while its root is in the store. */
+static int check_no_store_root(const char *name, struct corral_error *err)
+{
+	char store[PATH_MAX], root[CORRAL_NAME_MAX + 32];
+	int r = state_store_dir(store, sizeof(store), err);
+	if (r == 0)
+		r = state_store_root(root, sizeof(root), name, err);
+	if (r < 0)
+		return r;
+	if (access(store, F_OK) < 0)
+		return 0;
+	struct store *s;
+	if (store_open(store, 0, &s, NULL) < 0)
+		return 0; /* no usable store: nothing of this container's in it */
+	struct store_root existing;
+	r = store_root_read(s, root, &existing, NULL);
+	store_close(s);
+	if (r == -ENOENT)
+		return 0;
+	if (r == 0)
+		store_root_release(&existing);
+	return err_plain(err, EINVAL,
+			 "%s has files in the block store (root %s) but its config says store = no: "
+			 "set store = yes to start it",
+			 name, root);
+}
+
 /* Everything from cgroup creation to a running init; undone on failure. */
 static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const struct pty_relay *relay,
 		    struct spawn *sp, struct corral_error *err)
@@ -543,6 +591,11 @@ static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const stru
 	r = state_path(status, sizeof(status), c->name, STATE_COWFS_STATUS, err);
 	if (r < 0)
 		return r;
+	char store[PATH_MAX], store_root[CORRAL_NAME_MAX + 32];
+	r = c->store ? open_host_store(c->name, store, sizeof(store), store_root, sizeof(store_root), err)
+		     : check_no_store_root(c->name, err);
+	if (r < 0)
+		return r;
 	/* Which I/O limits cowfs paces and which the cgroup keeps: decided
 	 * here, once (see rootfs.h). */
 	struct rootfs_io_split io;
@@ -555,6 +608,10 @@ static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const stru
 	struct rootfs_cowfs m = { .binary = ctx->cowfs, .base = base, .upper = upper, .work = work,
 				  .mnt = rootfs, .cgroup = ctx->cg, .io = io.cowfs, .nio = io.ncowfs,
 				  .status = status };
+	if (c->store) {
+		m.store = store;
+		m.store_root = store_root;
+	}
 	r = mount_root(&m, c, sp, err);
 	phase("cowfs mounted");
 	/* Detached: the container's output goes through a pipe that the

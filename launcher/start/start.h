@@ -23,7 +23,7 @@
  * Module start (with rootfs.h, pty.h and console-log.h).  Owns: a
  * container's processes (monitor, init, exec'ed commands) and the order of
  * the setup steps above; it calls the lower modules in that order.
- * May call: container, template, net, security, cgroup, common. */
+ * May call: container, template, net, security, cgroup, store, common. */
 #ifndef CORRAL_START_H
 #define CORRAL_START_H
 
