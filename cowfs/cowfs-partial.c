@@ -56,7 +56,7 @@ struct cowfs_partial {
 	_Atomic uint64_t *bits;
 	uint32_t nranges;	/* private ranges (an upper bound); under lock */
 	uint32_t max_ranges;	/* what the record holds */
-	bool dirty;		/* bits set since the record was written; under lock */
+	_Atomic bool dirty;	/* bits set since the record was written; set under lock */
 	_Atomic int src_fd;	/* PARTIAL_LOWER: the source, -1 until opened */
 	int src_err;		/* the source cannot be used: -EIO; under src_lock */
 	_Atomic bool recipe_ready; /* PARTIAL_STORE: rcp loaded (under src_lock) */
@@ -783,7 +783,10 @@ int partial_truncate(struct cowfs *fs, struct cowfs_node *n, int upper_fd, off_t
 		 * zeros there, not the source).  A crash in between is put
 		 * right by partial_load, which trims source_len to the size. */
 		atomic_store(&p->source_len, (uint64_t)size);
-		if (ftruncate(upper_fd, size) < 0) {
+		struct stat st;
+		/* An O_TRUNC open (read-only, too) has cut it already. */
+		bool done = size == 0 && fstat(upper_fd, &st) == 0 && st.st_size == 0;
+		if (!done && ftruncate(upper_fd, size) < 0) {
 			r = -errno;
 		} else if (size == 0) {
 			r = remove_record(fs, upper_fd);

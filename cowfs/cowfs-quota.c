@@ -14,6 +14,18 @@
  * names in the upper (whiteouts included).  statfs reports the quota, so
  * `df` inside a container shows its own limit and real usage.
  *
+ * Lazy copy-up (cowfs-partial.h) follows the same rule: what the upper
+ * really allocates.  The copy-up of a partial file checks only for its
+ * inode and is charged its st_blocks afterwards (a sparse file: nearly
+ * nothing), never the lower file's size.  A write into a source block
+ * copies the whole 64 KiB block in first, so its reservation is widened to
+ * the blocks it touches (cowfs-ops-file.c) and the copy-in is measured and
+ * charged with the write.  Completing a file (every source block copied
+ * in) happens inside the measured operation that needed it and is charged
+ * after the fact, like any allocation that cannot be bounded beforehand;
+ * a store-backed file's data is in the store, so its freed upper blocks are
+ * given back when the store adopts it.
+ *
  * Id shift: a container in a user namespace maps its root to an
  * unprivileged host uid (say 100000).  The template on disk is owned by 0,
  * so cowfs presents every on-disk id as id + base and stores caller ids as
@@ -124,6 +136,10 @@ static int64_t unlinked_bytes(struct cowfs_node *n)
 
 void quota_unlinked(struct cowfs *fs, struct cowfs_node *n)
 {
+	/* Here for every unlink and rename-over, quota or not: a file
+	 * waiting to move is let go, or the mover's reference would keep
+	 * its blocks counted until the delay ran out. */
+	cowfs_store_unlinked(fs, n);
 	if (!fs->quota_bytes && !fs->quota_inodes)
 		return;
 	/* The last name is gone, its inode with it; its blocks keep counting

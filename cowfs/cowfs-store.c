@@ -1,9 +1,9 @@
 /* cowfs on the host's block store: moving upper file data into it.
  *
  * Handles.  A store handle serves one thread at a time and cowfs has many
- * workers reading store-backed files: a small pool (POOL_MAX handles,
- * opened on demand) serves cowfs_store_read_block/get_recipe; the mover
- * thread has a handle of its own, since its transaction spans a batch.
+ * workers reading store-backed files: a small pool (cowfs-store-io.c)
+ * serves cowfs_store_read_block/get_recipe; the mover thread has a handle
+ * of its own, since its transaction spans a batch.
  *
  * The mover.  cowfs_store_file_idle (a write handle was released) queues
  * the node, referenced, with a deadline store_delay seconds on; a node
@@ -68,69 +68,8 @@
 #include "cowfs.h"
 #include "cowfs-partial.h"
 #include "cowfs-store.h"
+#include "cowfs-store-internal.h"
 #include "log.h"
-
-#define POOL_MAX 4
-#define BATCH_MAX 64
-#define UPKEEP_INTERVAL (10 * 60)	/* seconds between upkeep passes */
-#define WALK_DEPTH_MAX 256		/* deeper trees are not walked (fail closed) */
-#define LABEL_DEPTH_MAX 64
-#define QUEUE_BUCKETS 1024
-
-struct root_entry {
-	ino_t ino;		/* upper inode; 0: read at start, label not ours */
-	struct store_key recipe;
-	char *label;
-	/* Known to this mount (moved, or seen by a walk): only its inode's
-	 * freeing drops it, so an unlinked file still open keeps its recipe
-	 * although no walk finds it.  Entries read at start are not live. */
-	bool live;
-};
-
-struct root_set {
-	struct root_entry *e;
-	size_t n, cap;
-};
-
-struct queued {
-	struct cowfs_node *node;	/* referenced while queued */
-	uint64_t deadline;		/* ns, CLOCK_MONOTONIC */
-	uint64_t queued_at;		/* deadline the FIFO position was taken for */
-	struct queued *next;		/* FIFO */
-	struct queued *hash_next;	/* by node */
-};
-
-struct cowfs_store {
-	char *dir, *root_name;
-	uint64_t delay_ns;
-
-	/* Pool of reading handles; a leaf lock. */
-	pthread_mutex_t pool_lock;
-	pthread_cond_t pool_cond;
-	struct store *pool[POOL_MAX];
-	bool pool_busy[POOL_MAX];
-	int pool_n;
-
-	/* The mover: its handle, queue and root set (the set only in the
-	 * mover thread, or before it starts).  lock is a leaf: taken by
-	 * cowfs_store_file_idle from a release, nothing under it. */
-	struct store *mover;
-	bool mover_wrote;	/* its pack holds records: release it when idle */
-	pthread_t thread;
-	bool thread_started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stop;
-	struct queued *head, *tail;
-	struct queued *by_node[QUEUE_BUCKETS];
-	struct root_set set;
-	bool set_dirty;		/* differs from the committed root */
-	/* Upper inodes whose last name went and whose node was freed
-	 * (cowfs_store_node_freed): their recipes leave the set.  Under lock. */
-	ino_t *gone;
-	size_t ngone, gone_cap;
-	uint64_t next_upkeep;	/* ns */
-};
 
 /* ---- test crash points ---- */
 
@@ -144,97 +83,8 @@ void cowfs_store_crash_point(const char *step)
 	}
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
-/* ---- the pool ---- */
 
-static int pool_get(struct cowfs_store *st, struct store **ret)
-{
-	pthread_mutex_lock(&st->pool_lock);
-	for (;;) {
-		for (int i = 0; i < st->pool_n; i++)
-			if (!st->pool_busy[i]) {
-				st->pool_busy[i] = true;
-				*ret = st->pool[i];
-				pthread_mutex_unlock(&st->pool_lock);
-				return i;
-			}
-		if (st->pool_n < POOL_MAX) {
-			struct corral_error err = { 0 };
-			struct store *s;
-			/* Opened under the lock: rare (POOL_MAX times a mount),
-			 * and the others wait for a handle anyway. */
-			int r = store_open(st->dir, 0, &s, &err);
-			if (r < 0) {
-				pthread_mutex_unlock(&st->pool_lock);
-				log_error("store %s: %s", st->dir, err.msg);
-				return r;
-			}
-			int i = st->pool_n++;
-			st->pool[i] = s;
-			st->pool_busy[i] = true;
-			*ret = s;
-			pthread_mutex_unlock(&st->pool_lock);
-			return i;
-		}
-		pthread_cond_wait(&st->pool_cond, &st->pool_lock);
-	}
-}
-
-static void pool_put(struct cowfs_store *st, int i)
-{
-	pthread_mutex_lock(&st->pool_lock);
-	st->pool_busy[i] = false;
-	pthread_cond_signal(&st->pool_cond);
-	pthread_mutex_unlock(&st->pool_lock);
-}
-
-int cowfs_store_read_block(struct cowfs *fs, const struct store_key *k, void *buf, size_t *ret_len)
-{
-	struct cowfs_store *st = fs->store;
-	struct store *s;
-	if (!st)
-		return -EIO;
-	int i = pool_get(st, &s);
-	if (i < 0)
-		return i;
-	struct corral_error err = { 0 };
-	int r = store_get_block(s, k, buf, ret_len, &err);
-	pool_put(st, i);
-	if (r < 0) {
-		char ks[STORE_KEY_STR_MAX];
-		log_error("store %s: block %s: %s", st->dir, store_key_str(k, ks), err.msg);
-		/* Damage or a missing block reads as an I/O error, never as
-		 * other bytes. */
-		return r == -ENOMEM ? r : -EIO;
-	}
-	return 0;
-}
-
-int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k, struct store_recipe *ret)
-{
-	struct cowfs_store *st = fs->store;
-	struct store *s;
-	if (!st)
-		return -EIO;
-	int i = pool_get(st, &s);
-	if (i < 0)
-		return i;
-	struct corral_error err = { 0 };
-	int r = store_get_recipe(s, k, ret, &err);
-	pool_put(st, i);
-	if (r < 0) {
-		char ks[STORE_KEY_STR_MAX];
-		log_error("store %s: recipe %s: %s", st->dir, store_key_str(k, ks), err.msg);
-		return r == -ENOMEM ? r : -EIO;
-	}
-	return 0;
-}
 
 /* ---- the root set ---- */
 
@@ -626,58 +476,8 @@ int cowfs_store_quota_extra(struct cowfs *fs, int64_t *ret)
 
 /* ---- the queue ---- */
 
-static size_t node_bucket(const struct cowfs_node *n)
-{
-	return ((uintptr_t)n >> 6) * 0x9e3779b97f4a7c15ull >> 54 & (QUEUE_BUCKETS - 1);
-}
 
-static void fifo_push(struct cowfs_store *st, struct queued *q)
-{
-	q->next = NULL;
-	q->queued_at = q->deadline;
-	if (st->tail)
-		st->tail->next = q;
-	else
-		st->head = q;
-	st->tail = q;
-}
 
-void cowfs_store_file_idle(struct cowfs *fs, struct cowfs_node *n)
-{
-	struct cowfs_store *st = fs->store;
-	if (!st || n->type != S_IFREG)
-		return;
-	uint64_t deadline = now_ns() + st->delay_ns;
-	pthread_mutex_lock(&st->lock);
-	if (st->stop) {
-		pthread_mutex_unlock(&st->lock);
-		return;
-	}
-	size_t b = node_bucket(n);
-	struct queued *q = st->by_node[b];
-	while (q && q->node != n)
-		q = q->hash_next;
-	if (q) {
-		q->deadline = deadline; /* the mover moves it to the tail */
-		pthread_mutex_unlock(&st->lock);
-		return;
-	}
-	q = calloc(1, sizeof(*q));
-	if (!q) {
-		pthread_mutex_unlock(&st->lock);
-		return; /* it stays in the upper: correct, only not deduplicated */
-	}
-	node_ref(fs, n); /* a stripe lock: after st->lock is fine, a leaf below it */
-	q->node = n;
-	q->deadline = deadline;
-	q->hash_next = st->by_node[b];
-	st->by_node[b] = q;
-	bool was_empty = !st->head;
-	fifo_push(st, q);
-	if (was_empty)
-		pthread_cond_signal(&st->cond);
-	pthread_mutex_unlock(&st->lock);
-}
 
 void cowfs_store_node_freed(struct cowfs *fs, struct cowfs_node *n)
 {
@@ -703,6 +503,39 @@ void cowfs_store_node_freed(struct cowfs *fs, struct cowfs_node *n)
 	st->gone[st->ngone++] = sb.st_ino;
 	pthread_cond_signal(&st->cond);
 	pthread_mutex_unlock(&st->lock);
+}
+
+void cowfs_store_unlinked(struct cowfs *fs, struct cowfs_node *n)
+{
+	struct cowfs_store *st = fs->store;
+	struct stat sb;
+	if (!st || n->type != S_IFREG || node_layer(n) != 0 || n->fds[0] < 0 || layer_stat_fd(n->fds[0], &sb) < 0 ||
+	    sb.st_nlink > 0)
+		return;
+	/* Its last name is gone: it will not move, and the queue's
+	 * reference must not keep it (and its quota) alive until the delay
+	 * runs out. */
+	pthread_mutex_lock(&st->lock);
+	struct queued **pp = &st->by_node[node_bucket(n)];
+	while (*pp && (*pp)->node != n)
+		pp = &(*pp)->hash_next;
+	struct queued *q = *pp;
+	if (q) {
+		*pp = q->hash_next;
+		struct queued **fp = &st->head, *prev = NULL;
+		while (*fp != q) {
+			prev = *fp;
+			fp = &(*fp)->next;
+		}
+		*fp = q->next;
+		if (st->tail == q)
+			st->tail = prev;
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (q) {
+		node_unref(fs, n, 1); /* the caller holds its own reference */
+		free(q);
+	}
 }
 
 /* In the mover, under st->lock: the freed files leave the set. */

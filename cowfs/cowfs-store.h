@@ -32,6 +32,9 @@ int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k, struct s
  * refused by partial_adopt_store and queued again at their release). */
 void cowfs_store_file_idle(struct cowfs *fs, struct cowfs_node *n);
 
+/* A name of n was removed (quota_unlinked): if it was the last, n leaves
+ * the mover's queue (it will not move, and must not be held). */
+void cowfs_store_unlinked(struct cowfs *fs, struct cowfs_node *n);
 /* n is being freed (node_unref): if its upper file has no name left, its
  * recipes leave the root at the mover's next commit. */
 void cowfs_store_node_freed(struct cowfs *fs, struct cowfs_node *n);

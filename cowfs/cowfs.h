@@ -46,8 +46,8 @@
  * which adds main()).  Owns: the mount's state (struct cowfs), the nodes
  * and their descriptors, the upper layer's on-disk format and the work
  * directory.  Independent of the launcher: corral only runs the binary.
- * May call: common, store (the block store, cowfs-store.c and
- * cowfs-partial.c), and libfuse3. */
+ * May call: common, store (libstore.a: partial files read store-backed
+ * data, cowfs-store.c moves data into the store) (and libfuse3). */
 #ifndef COWFS_H
 #define COWFS_H
 
