@@ -10,7 +10,7 @@
  * template.conf, and the temporary build directories beside them) and the
  * rule for template and container names.  The archive importers live in
  * libtemplate-archive, linked only by corral-import.
- * May call: net, security, cgroup, common. */
+ * May call: net, security, cgroup, store, common. */
 #ifndef CORRAL_TEMPLATE_H
 #define CORRAL_TEMPLATE_H
 
