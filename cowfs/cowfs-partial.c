@@ -464,6 +464,10 @@ static int complete_locked(struct cowfs *fs, struct cowfs_node *n, struct cowfs_
 		return -errno;
 	p->dirty = false;
 	atomic_store_explicit(&p->active, false, memory_order_release);
+	/* Plain now: a store-backed file's extra goes back (also when no
+	 * measured operation follows, as at the last release). */
+	if (p->kind == PARTIAL_STORE)
+		quota_charge(fs, cowfs_store_quota_update(fs, n), 0);
 	log_debug("partial file (inode %" PRIu64 ") completed", n->st_ino);
 	return 0;
 }
@@ -507,9 +511,23 @@ int partial_sync(struct cowfs *fs, struct cowfs_node *n, int upper_fd)
 	int fd = upper_rw_fd(fs, n, upper_fd, &owned);
 	if (fd < 0)
 		return fd;
+	/* Measured like a write (fsync and the last release): a record
+	 * that outgrows the inode takes an xattr block, a completion copies
+	 * blocks in; uncharged, the move's punch would give them back all
+	 * the same, 4 KiB less at every rewrite and move.  Not from the
+	 * node's freeing (upper_fd -1): its blocks were given back already. */
+	struct stat before, after;
+	bool measured = fs->quota_bytes && upper_fd >= 0;
+	if (measured)
+		pthread_mutex_lock(&n->lock);
+	measured = measured && fstat(fd, &before) == 0;
 	pthread_mutex_lock(&p->lock);
 	int r = sync_locked(fs, n, p, fd);
 	pthread_mutex_unlock(&p->lock);
+	if (measured && fstat(fd, &after) == 0)
+		quota_charge_blocks(fs, n, before.st_blocks, after.st_blocks, 0);
+	if (fs->quota_bytes && upper_fd >= 0)
+		pthread_mutex_unlock(&n->lock);
 	if (owned >= 0)
 		close(owned);
 	return r;
@@ -792,8 +810,12 @@ int partial_truncate(struct cowfs *fs, struct cowfs_node *n, int upper_fd, off_t
 			r = remove_record(fs, upper_fd);
 			if (r == 0 && fsync(upper_fd) < 0)
 				r = -errno;
-			if (r == 0)
+			if (r == 0) {
 				atomic_store(&p->active, false);
+				/* Emptied, plain: its extra goes back. */
+				if (p->kind == PARTIAL_STORE)
+					quota_charge(fs, cowfs_store_quota_update(fs, n), 0);
+			}
 		} else {
 			p->dirty = true;
 			r = sync_locked(fs, n, p, upper_fd);
@@ -880,11 +902,16 @@ int partial_adopt_store(struct cowfs *fs, struct cowfs_node *n, const struct sto
 		partial_free_chain(p);
 		return -EBUSY;
 	}
+	/* Measured under the lock like a write: the blocks the punch frees
+	 * are charged again as the file's extra (quota_charge_blocks). */
+	bool measured = fs->quota_bytes && fstat(fd, &before) == 0;
 	/* The record (all of it from the store) is durable before the data
 	 * goes. */
 	r = write_record(fs, p, fd, 0);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
+	if (r == 0)
+		cowfs_store_crash_point("record");
 	if (r == 0 && size > 0 && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)size) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -892,8 +919,12 @@ int partial_adopt_store(struct cowfs *fs, struct cowfs_node *n, const struct sto
 		 * the store holds the same): keep reading through p. */
 		log_error("partial file (inode %" PRIu64 "): moving to the store: %s", n->st_ino, strerror(-r));
 	}
+	/* The file counts max(size, blocks) before (a plain file: its
+	 * blocks, all of it written) and after (store-backed): the move
+	 * changes no usage, a re-move of a file with blocks copied in gives
+	 * nothing back either (its extra followed each copy-in). */
 	struct stat after;
-	if (fs->quota_bytes && fstat(fd, &after) == 0)
+	if (measured && fstat(fd, &after) == 0)
 		quota_charge_blocks(fs, n, before.st_blocks, after.st_blocks, 0);
 	pthread_mutex_unlock(&p->lock);
 	if (fs->quota_bytes)

@@ -87,7 +87,9 @@ uint64_t partial_write_gen(const struct cowfs_node *n);
  * handle) a PARTIAL_STORE file whose whole content is `recipe` (durable
  * in the store and named by a committed root): writes the record, fsyncs,
  * then punches the upper's data.  -EBUSY, nothing changed, if n was
- * written since `seen_gen`, has a writer, or a passthrough handle. */
+ * written since `seen_gen`, has a writer, or a passthrough handle.  With
+ * a quota the move changes no usage: the file counts max(its size, its
+ * blocks) once store-backed (cowfs-quota.c). */
 int partial_adopt_store(struct cowfs *fs, struct cowfs_node *n, const struct store_key *recipe, uint64_t size,
 			uint64_t seen_gen);
 /* The recipe of a PARTIAL_STORE node, for the root that keeps it. */

@@ -23,8 +23,20 @@
  * charged with the write.  Completing a file (every source block copied
  * in) happens inside the measured operation that needed it and is charged
  * after the fact, like any allocation that cannot be bounded beforehand;
- * a store-backed file's data is in the store, so its freed upper blocks are
- * given back when the store adopts it.
+ * a store-backed file stays charged for its data in the store.
+ *
+ * Store-backed files (cowfs-store.h): one counts max(its size rounded up
+ * to 4 KiB, what the upper allocates for it), a plain file what it
+ * allocates.  Else a tenant would write up to its quota, wait for the move
+ * to free its upper blocks, and write again: unbounded unique data in the
+ * host's shared store.  The part beyond its blocks (its extra, kept per
+ * upper inode by cowfs-store.c) is charged by the mount-time count and set
+ * again after each measured change of the file, in quota_charge_blocks: a
+ * move changes no usage (its punch frees blocks, the extra grows as much),
+ * a copy-in into a store-backed file charges nothing while it stays within
+ * the size, a re-move gives nothing back, a remount counts the same.  The
+ * extra is given back when the file turns plain (truncated to 0, an O_TRUNC
+ * open, completion) or its inode dies with its node, exactly once.
  *
  * Id shift: a container in a user namespace maps its root to an
  * unprivileged host uid (say 100000).  The template on disk is owned by 0,
@@ -166,7 +178,13 @@ static int64_t counted_bytes(const struct cowfs_node *n, blkcnt_t blocks)
 
 void quota_charge_blocks(struct cowfs *fs, struct cowfs_node *n, blkcnt_t before, blkcnt_t after, int64_t reserved)
 {
-	quota_charge(fs, counted_bytes(n, after) - counted_bytes(n, before) - reserved, 0);
+	int64_t bytes = counted_bytes(n, after) - counted_bytes(n, before) - reserved;
+	/* A file that is or was partial in this node's life may be store
+	 * backed: its extra follows its size and blocks (a move's punch, a
+	 * copy-in, a truncate), so that it counts max(size, blocks). */
+	if (atomic_load_explicit(&n->partial, memory_order_acquire))
+		bytes += cowfs_store_quota_update(fs, n);
+	quota_charge(fs, bytes, 0);
 }
 
 void quota_node_freed(struct cowfs *fs, struct cowfs_node *n)
@@ -178,9 +196,11 @@ void quota_node_freed(struct cowfs *fs, struct cowfs_node *n)
 	 * of a deleted file): its inode was charged when it was made. */
 	struct stat st;
 	if (node_layer(n) == 0 && n->fds[0] >= 0 && layer_stat_fd(n->fds[0], &st) == 0 && st.st_nlink == 0)
-		/* A store-backed file was charged its size when it moved
-		 * (the punch of its upper data gave nothing back). */
-		quota_charge(fs, -counted_bytes(n, st.st_blocks) - cowfs_store_quota_extra_fd(fs, n->fds[0], &st),
+		/* The inode dies with the node: a store-backed file gives its
+		 * extra back too (once: the entry goes).  A node freed while
+		 * its file keeps a name gives nothing back: the file still
+		 * counts, and the node looked up later finds its entry. */
+		quota_charge(fs, -counted_bytes(n, st.st_blocks) - cowfs_store_quota_gone(fs, st.st_ino),
 			     n->quota_released < 0 ? -1 : 0);
 }
 

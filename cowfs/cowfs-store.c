@@ -256,9 +256,35 @@ static int file_store_recipe(struct cowfs *fs, int dirfd, const char *name, stru
 	return fd_store_recipe(fs, fd, ret);
 }
 
-/* Store-backed data stays charged to the container: a store-backed file
- * counts as if its size were allocated (in 4 KiB blocks), or what the
- * upper allocates for it if that is more. */
+/* ---- quota: what store-backed files are charged beyond their blocks ----
+ *
+ * The rule (cowfs-quota.c): a store-backed file counts max(its size in
+ * 4 KiB blocks, what the upper allocates for it), a plain file what it
+ * allocates.  The part beyond the allocated blocks, its extra, is charged
+ * by the mount-time count (quota_scan_upper) and kept up to date by every
+ * measured change of the file (cowfs_store_quota_update: the move's punch,
+ * a write copying blocks in, a truncate, completion), so a move changes no
+ * usage and the count at the next mount finds what the mount counted.
+ *
+ * Kept per upper inode, not per node: the kernel forgets the inode of a
+ * file that keeps its names, and the node looked up later must give back
+ * what was charged, not what it would compute then.  An entry leaves when
+ * the file stops being store-backed (its extra given back with it) or when
+ * its inode dies (nlink 0 at the node's freeing: cowfs_store_quota_gone),
+ * each exactly once, under the table's lock.  One mount per process:
+ * file-static.  Sorted by inode; inodes without extra have no entry. */
+struct quota_extra {
+	ino_t ino;
+	int64_t bytes;
+};
+
+static struct {
+	pthread_mutex_t lock; /* a leaf: taken under node->lock and a partial's lock */
+	struct quota_extra *e;
+	size_t n, cap;
+} extras = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* max(size in 4 KiB blocks, allocated) - allocated. */
 static int64_t store_extra_bytes(const struct stat *st)
 {
 	int64_t logical = ((int64_t)st->st_size + 4095) / 4096 * 4096;
@@ -266,59 +292,80 @@ static int64_t store_extra_bytes(const struct stat *st)
 	return logical > allocated ? logical - allocated : 0;
 }
 
-/* The upper inodes whose store-backed data the mount-time count charged
- * (quota_scan_upper): only their freeing gives that back.  A file moved by
- * this mount is not in it, because partial_adopt_store's punch gave its
- * blocks back already; were the move to keep the charge, its inode would
- * be added here after the adopt.  One mount per process: file-static.
- * Sorted once the scan is done; a given-back entry is taken. */
-static struct {
-	pthread_mutex_t lock; /* a leaf */
-	ino_t *ino;
-	bool *taken;
-	size_t n, cap;
-} charged = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
-static int charged_add(ino_t ino)
+/* Where ino is or would go. */
+static size_t extra_pos(ino_t ino)
 {
-	if (charged.n == charged.cap) {
-		size_t cap = charged.cap ? charged.cap * 2 : 256;
-		ino_t *i = realloc(charged.ino, cap * sizeof(*i));
-		if (!i)
-			return -ENOMEM;
-		charged.ino = i;
-		charged.cap = cap;
+	size_t lo = 0, hi = extras.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (extras.e[mid].ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	charged.ino[charged.n++] = ino;
-	return 0;
+	return lo;
 }
 
-static int ino_cmp(const void *a, const void *b)
+/* Under extras.lock: sets ino's extra to `bytes` (0 removes it) and
+ * returns the change to charge.  Out of memory, nothing is recorded and
+ * nothing charged (a charge no entry remembers could never be given
+ * back). */
+static int64_t extra_set_locked(ino_t ino, int64_t bytes)
 {
-	ino_t x = *(const ino_t *)a, y = *(const ino_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Whether the mount-time count charged ino's data; once per inode. */
-static bool charged_take(ino_t ino)
-{
-	bool r = false;
-	pthread_mutex_lock(&charged.lock);
-	ino_t *hit = charged.n ? bsearch(&ino, charged.ino, charged.n, sizeof(ino), ino_cmp) : NULL;
-	if (hit && !charged.taken[hit - charged.ino]) {
-		charged.taken[hit - charged.ino] = true;
-		r = true;
-	}
-	pthread_mutex_unlock(&charged.lock);
-	return r;
-}
-
-int64_t cowfs_store_quota_extra_fd(struct cowfs *fs, int fd, const struct stat *st)
-{
-	struct store_key k;
-	if (!fs->store_dir || !S_ISREG(st->st_mode) || !charged_take(st->st_ino) || fd_store_recipe(fs, fd, &k) <= 0)
+	size_t i = extra_pos(ino);
+	bool hit = i < extras.n && extras.e[i].ino == ino;
+	int64_t old = hit ? extras.e[i].bytes : 0;
+	if (bytes == old)
 		return 0;
-	return store_extra_bytes(st);
+	if (hit && bytes == 0) {
+		memmove(&extras.e[i], &extras.e[i + 1], (extras.n - i - 1) * sizeof(*extras.e));
+		extras.n--;
+	} else if (hit) {
+		extras.e[i].bytes = bytes;
+	} else {
+		if (extras.n == extras.cap) {
+			size_t cap = extras.cap ? extras.cap * 2 : 256;
+			struct quota_extra *e = realloc(extras.e, cap * sizeof(*e));
+			if (!e) {
+				log_error("quota: store-backed inode %ju: out of memory, not charged", (uintmax_t)ino);
+				return 0;
+			}
+			extras.e = e;
+			extras.cap = cap;
+		}
+		memmove(&extras.e[i + 1], &extras.e[i], (extras.n - i) * sizeof(*extras.e));
+		extras.e[i] = (struct quota_extra){ ino, bytes };
+		extras.n++;
+	}
+	return bytes - old;
+}
+
+int64_t cowfs_store_quota_update(struct cowfs *fs, struct cowfs_node *n)
+{
+	if (!fs->store_dir || (!fs->quota_bytes && !fs->quota_inodes) || n->type != S_IFREG ||
+	    node_layer(n) != 0 || n->fds[0] < 0 || !atomic_load(&n->partial_loaded))
+		return 0;
+	struct stat st;
+	struct store_key k;
+	int64_t delta = 0;
+	/* The state is read under the table's lock: a completion that turns
+	 * the file plain (active false, then this) cannot slip between the
+	 * read and the entry, whichever comes first. */
+	pthread_mutex_lock(&extras.lock);
+	if (fstat(n->fds[0], &st) == 0)
+		delta = extra_set_locked(st.st_ino, partial_store_recipe(n, &k) ? store_extra_bytes(&st) : 0);
+	pthread_mutex_unlock(&extras.lock);
+	return delta;
+}
+
+int64_t cowfs_store_quota_gone(struct cowfs *fs, ino_t ino)
+{
+	if (!fs->store_dir)
+		return 0;
+	pthread_mutex_lock(&extras.lock);
+	int64_t r = -extra_set_locked(ino, 0);
+	pthread_mutex_unlock(&extras.lock);
+	return r;
 }
 
 typedef int (*walk_fn)(void *ctx, const char *path, const struct stat *st, const struct store_key *recipe);
@@ -411,6 +458,12 @@ static int upkeep_visit(void *ctx, const char *path, const struct stat *st, cons
 	return set_add(set, st->st_ino, recipe, label, true);
 }
 
+static int ino_cmp(const void *a, const void *b)
+{
+	ino_t x = *(const ino_t *)a, y = *(const ino_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 /* Adds to `fresh` the live entries of `old` whose inode it lacks. */
 static int keep_live(struct root_set *fresh, const struct root_set *old)
 {
@@ -500,26 +553,51 @@ static void upkeep(struct cowfs *fs)
 
 static int quota_visit(void *ctx, const char *path, const struct stat *st, const struct store_key *recipe)
 {
-	int64_t *extra = ctx;
+	(void)ctx;
 	(void)path;
 	(void)recipe;
-	/* Per name: a hard-linked store-backed file counts once per name
-	 * (rare, and counting more errs on the side of the quota). */
-	*extra += store_extra_bytes(st);
-	return charged_add(st->st_ino);
+	int64_t bytes = store_extra_bytes(st);
+	if (bytes == 0)
+		return 0;
+	/* Appended, sorted and merged once the walk is done: a hard-linked
+	 * file is visited once per name and counts once, as its blocks do. */
+	if (extras.n == extras.cap) {
+		size_t cap = extras.cap ? extras.cap * 2 : 256;
+		struct quota_extra *e = realloc(extras.e, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		extras.e = e;
+		extras.cap = cap;
+	}
+	extras.e[extras.n++] = (struct quota_extra){ st->st_ino, bytes };
+	return 0;
+}
+
+static int extra_cmp(const void *a, const void *b)
+{
+	ino_t x = ((const struct quota_extra *)a)->ino, y = ((const struct quota_extra *)b)->ino;
+	return x < y ? -1 : x > y;
 }
 
 int cowfs_store_quota_extra(struct cowfs *fs, int64_t *ret)
 {
 	*ret = 0;
-	int r = walk_upper(fs, quota_visit, ret);
-	if (r < 0)
-		return r;
-	charged.taken = calloc(charged.n + 1, sizeof(*charged.taken));
-	if (!charged.taken)
-		return -ENOMEM;
-	qsort(charged.ino, charged.n, sizeof(*charged.ino), ino_cmp);
-	return 0;
+	pthread_mutex_lock(&extras.lock);
+	extras.n = 0;
+	int r = walk_upper(fs, quota_visit, NULL);
+	if (r == 0) {
+		qsort(extras.e, extras.n, sizeof(*extras.e), extra_cmp);
+		size_t m = 0;
+		for (size_t i = 0; i < extras.n; i++) {
+			if (m > 0 && extras.e[m - 1].ino == extras.e[i].ino)
+				continue;
+			extras.e[m++] = extras.e[i];
+			*ret += extras.e[i].bytes;
+		}
+		extras.n = m;
+	}
+	pthread_mutex_unlock(&extras.lock);
+	return r;
 }
 
 /* ---- the queue ---- */

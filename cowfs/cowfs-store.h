@@ -42,18 +42,23 @@ void cowfs_store_node_freed(struct cowfs *fs, struct cowfs_node *n);
  * root `root`, so that a missing store or a damaged root is one clear
  * message (in msg) before anything is mounted.  -errno. */
 int cowfs_store_check(const char *dir, const char *root, bool create, char *msg, size_t msg_len);
-/* What store-backed files add to the upper's allocated bytes for the
- * quota (quota_scan_upper): each counts its size in 4 KiB blocks, less
- * what the upper still allocates for it.  -errno. */
+/* Quota: a store-backed file counts max(its size in 4 KiB blocks, what the
+ * upper allocates for it); what store-backed files count beyond their
+ * allocated blocks is their extra, kept per upper inode (cowfs-store.c).
+ * cowfs_store_quota_extra: the mount-time count of it (quota_scan_upper),
+ * which also fills the table.  -errno. */
 int cowfs_store_quota_extra(struct cowfs *fs, int64_t *ret);
-/* The same for one file (fd: any descriptor of it, st its stat): what a
- * freed store-backed file gives back beyond its allocated blocks; only for
- * files the mount-time count charged so (a file this mount moved had its
- * blocks given back by the move's punch), and once. */
-int64_t cowfs_store_quota_extra_fd(struct cowfs *fs, int fd, const struct stat *st);
+/* After a measured change of n (quota_charge_blocks, under node->lock, or
+ * a partial file turning plain): sets its upper inode's extra to what the
+ * rule gives now (0 once it is not store-backed) and returns the change
+ * to charge.  Without a quota or a store: 0. */
+int64_t cowfs_store_quota_update(struct cowfs *fs, struct cowfs_node *n);
+/* The upper inode ino died (its node freed with no name left): its extra,
+ * to give back, exactly once (0 if it had none). */
+int64_t cowfs_store_quota_gone(struct cowfs *fs, ino_t ino);
 /* Test crash points (COWFS_TEST_CRASH_AT=STEP, read by cowfs_store_start):
  * SIGKILLs the daemon when `step` is the one named.  cowfs-partial.c
- * calls it with "record" between writing the record and the punch. */
+ * calls it with "record" between the record's fsync and the punch. */
 void cowfs_store_crash_point(const char *step);
 
 #endif

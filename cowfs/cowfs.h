@@ -16,7 +16,9 @@
  *   open directory's lock (cowfs-ops-dir.c, held while a listing is read
  *     and its entries looked up)
  *   node->lock (copy-up of that node; with a quota also the measure of a
- *     write, fallocate, truncate or O_TRUNC open, and quota_unlinked;
+ *     write, fallocate, truncate or O_TRUNC open, of a partial file's
+ *     sync at fsync and the last release, of a move's adopt, and
+ *     quota_unlinked;
  *     parents are copied before it is taken, so no two node locks are
  *     ever held at once)
  *   a partial file's lock (cowfs-partial.c: copy-in of source blocks, its
@@ -35,7 +37,10 @@
  * under it), an origin-map stripe lock
  * (taken under node->lock by copy-up), a handle's cowfs_file.lock (the
  * reopen after copy-up), fs->whiteout_lock, a cowfs_rate.lock, an
- * fs->io_lock stripe (a node's kernel io mode, cowfs-route.c).
+ * fs->io_lock stripe (a node's kernel io mode, cowfs-route.c), the
+ * store's quota table lock (cowfs-store.c: what store-backed files are
+ * charged beyond their blocks; taken under node->lock and a partial
+ * file's lock).
  *
  * Rename and the other namespace operations take no lock of their own:
  * the kernel holds the parent directories' i_rwsem exclusively (and
