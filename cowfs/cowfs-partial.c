@@ -728,8 +728,7 @@ ssize_t partial_pread(struct cowfs *fs, struct cowfs_node *n, int upper_fd, void
 	return (ssize_t)done;
 }
 
-/* Copies in the source blocks of [off, off+len), or completes the file
- * when the record could not list them.  holes: blocks whose source part
+/* Copies in the source blocks of [off, off+len).  holes: blocks whose source part
  * the range covers whole are only marked private (their upper is holes
  * already): a punch or a zeroing of them. */
 static int prepare_range(struct cowfs *fs, struct cowfs_node *n, int fd, off_t off, off_t len, bool holes)
@@ -757,15 +756,14 @@ static int prepare_range(struct cowfs *fs, struct cowfs_node *n, int fd, off_t o
 	for (uint64_t b = first; r == 0 && atomic_load(&p->active) && b <= last && b * PARTIAL_BLOCK < slen; b++) {
 		if (is_private(p, b))
 			continue;
-		/* Worst case this block adds a range: past what the record
-		 * holds, the file stops being partial. */
-		if (p->nranges + 1 > p->max_ranges) {
-			p->nranges = count_ranges(p);
-			if (p->nranges + 1 > p->max_ranges) {
-				r = complete_locked(fs, n, p, fd);
-				break;
-			}
-		}
+		/* The bitmap has no limit; only the record has.  A file whose
+		 * ranges outgrow the record is completed when the record is
+		 * next made durable (sync_locked: fsync, the last release),
+		 * never here: a write holds the kernel's lock on the pages it
+		 * writes, and a directory listing that meets the file's new
+		 * mtime waits for those pages (it invalidates the file's
+		 * cache), so a completion inside a write would stall every
+		 * `ls` of the directory for as long as it copies. */
 		uint64_t bs = b * PARTIAL_BLOCK, be = bs + PARTIAL_BLOCK < slen ? bs + PARTIAL_BLOCK : slen;
 		if (holes && (uint64_t)off <= bs && (uint64_t)off + (uint64_t)len >= be)
 			set_private(p, b);

@@ -21,10 +21,12 @@
  * (fdatasync, then the xattr, then fsync), at fsync and at the last
  * release, and at once when a truncate shrinks source_len.  A crash thus
  * loses at most unsynced writes, never reads zeros or another file where a
- * synced write or the source was.  When the range list would outgrow the
- * record, or for an operation that shifts data (collapse/insert range), the
- * file is completed: every source range is copied in and the record
- * removed, leaving a plain upper file.
+ * synced write or the source was.  When the range list outgrows the record
+ * (at the record's next sync: the bitmap in memory has no limit, and a
+ * write never copies more than the blocks it touches), or for an operation
+ * that shifts data (collapse/insert range), the file is completed: every
+ * source range is copied in and the record removed, leaving a plain upper
+ * file.
  *
  * A partial file is always served by the daemon (route_policy()).
  *
