@@ -18,7 +18,8 @@
  * meanwhile, a writer or a passthrough handle open): the file stays as it
  * is and moves at its next idle.  Skipped: anything but a regular upper
  * file, an empty file (nothing to save), a file unlinked with no name left
- * (it goes away at its last close anyway).
+ * (it goes away at its last close anyway), a lazy copy-up and a sparse
+ * file (moves_whole: the quota would count what they do not allocate).
  *
  * The root.  Committed as store_root, it names every recipe this upper's
  * files may read, labelled "ino <upper inode> <path at the move>".  In
@@ -753,6 +754,22 @@ static void node_label(struct cowfs *fs, struct cowfs_node *n, ino_t ino, char *
 	}
 }
 
+/* Whether n's data is worth moving under the quota rule (a store-backed
+ * file counts its whole size).  A lazy copy-up (PARTIAL_LOWER) is left in
+ * the upper: its unwritten ranges already share the template's blocks, and
+ * moved it would count its size instead of the few blocks it wrote.  So is
+ * a plain sparse file (fewer bytes allocated than its size in 4 KiB
+ * blocks): its holes would start to count.  A store-backed file written
+ * since (some blocks copied in) moves again. */
+static bool moves_whole(const struct cowfs_node *n, const struct stat *sb)
+{
+	struct store_key k;
+	if (node_is_partial(n))
+		return partial_store_recipe(n, &k);
+	int64_t logical = ((int64_t)sb->st_size + 4095) / 4096 * 4096;
+	return (int64_t)sb->st_blocks * 512 >= logical;
+}
+
 /* Reads n as the tenant sees it and puts it in the store: 1 with m
  * filled, 0 if it is not to move (now), -errno. */
 static int move_put(struct cowfs *fs, struct cowfs_node *n, void *buf, struct move *m)
@@ -767,6 +784,8 @@ static int move_put(struct cowfs *fs, struct cowfs_node *n, void *buf, struct mo
 	if (fstat(fd, &sb) < 0)
 		return -errno;
 	if (!S_ISREG(sb.st_mode) || sb.st_size == 0 || sb.st_nlink == 0)
+		return 0;
+	if (!moves_whole(n, &sb))
 		return 0;
 	uint64_t gen = partial_write_gen(n);
 	struct store_recipe rec = { 0 };
