@@ -39,6 +39,20 @@ int cowfs_store_read_block(struct cowfs *fs, const struct store_key *k, void *bu
 	return store_get_block(the_store, k, buf, ret_len, NULL);
 }
 
+int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e, size_t n, void *buf)
+{
+	(void)fs;
+	if (store_broken)
+		return -EIO;
+	return store_get_blocks(the_store, e, n, buf, NULL) < 0 ? -EIO : 0;
+}
+
+void cowfs_store_prefetch(struct cowfs *fs, const struct store_recipe_entry *e, size_t n)
+{
+	(void)fs;
+	store_prefetch(the_store, e, n);
+}
+
 int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k, struct store_recipe *ret)
 {
 	(void)fs;
