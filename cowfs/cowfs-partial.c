@@ -81,11 +81,6 @@ __attribute__((weak)) int cowfs_store_read_blocks(struct cowfs *fs, const struct
 	return -ENOSYS;
 }
 
-__attribute__((weak)) void cowfs_store_prefetch(struct cowfs *fs, const struct store_recipe_entry *e, size_t n)
-{
-	(void)fs, (void)e, (void)n;
-}
-
 __attribute__((weak)) int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k,
 						 struct store_recipe *ret)
 {
@@ -371,25 +366,6 @@ static int load_recipe(struct cowfs *fs, struct cowfs_node *n, struct cowfs_part
 	return r < 0 ? -EIO : 0;
 }
 
-/* Blocks a sequential reader of a store-backed file comes to next are
- * asked of the store this far ahead (2 MiB): the kernel reads the packs
- * while the daemon verifies and replies.  A read of blocks [k, k+nb)
- * asks for the ones it moves into the window, [k+nb, k+nb+W) at the
- * file's start and [k+W, k+nb+W) after: each block once for a reader
- * going forward, in whatever order the kernel's requests arrive.  Only
- * reads of 2 blocks or more (the kernel's readahead) prefetch: a random
- * reader's small reads do not. */
-#define PREFETCH_BLOCKS 32
-
-static void prefetch(struct cowfs *fs, struct cowfs_partial *p, uint64_t k, uint64_t nb)
-{
-	uint64_t from = k == 0 ? k + nb : k + PREFETCH_BLOCKS, to = k + nb + PREFETCH_BLOCKS;
-	if (to > p->rcp.n)
-		to = p->rcp.n;
-	if (from < to)
-		cowfs_store_prefetch(fs, &p->rcp.e[from], (size_t)(to - from));
-}
-
 /* Reads exactly [off, off+len) of the source (inside source_len). */
 static int source_read(struct cowfs *fs, struct cowfs_node *n, struct cowfs_partial *p, void *buf, size_t len,
 		       off_t off)
@@ -431,8 +407,6 @@ static int source_read(struct cowfs *fs, struct cowfs_node *n, struct cowfs_part
 			bytes += e[k + nb++].len;
 		if (nb > 0 && bytes > 0) {
 			r = cowfs_store_read_blocks(fs, &e[k], nb, (char *)buf + done);
-			if (r == 0 && nb >= 2)
-				prefetch(fs, p, k, nb);
 		} else {
 			if (!block && !(block = malloc(PARTIAL_BLOCK)))
 				return -ENOMEM;

@@ -100,19 +100,6 @@ int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e
 	return 0;
 }
 
-void cowfs_store_prefetch(struct cowfs *fs, const struct store_recipe_entry *e, size_t n)
-{
-	struct cowfs_store *st = fs->store;
-	struct store *s;
-	if (!st || n == 0)
-		return;
-	int i = pool_get(st, &s);
-	if (i < 0)
-		return;
-	store_prefetch(s, e, n);
-	pool_put(st, i);
-}
-
 int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k, struct store_recipe *ret)
 {
 	struct cowfs_store *st = fs->store;

@@ -28,10 +28,6 @@ int cowfs_store_read_block(struct cowfs *fs, const struct store_key *k, void *bu
 /* Blocks e[0..n) of a recipe, for the partial reader: read back to back
  * into buf (their lengths summed), verified by the store. */
 int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e, size_t n, void *buf);
-/* Starts reading blocks e[0..n) of a recipe from the store's packs, for
- * the partial reader's sequential reads (a hint: nothing is verified or
- * returned; a block the store lacks is skipped). */
-void cowfs_store_prefetch(struct cowfs *fs, const struct store_recipe_entry *e, size_t n);
 /* A recipe, for the partial reader (cached per node by the caller). */
 int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k, struct store_recipe *ret);
 /* The last write handle of n was released: schedule the move.  Called

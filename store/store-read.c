@@ -1,5 +1,4 @@
-/* Reading a recipe's blocks in runs (store-backed files read sequentially)
- * and prefetching the ones a reader comes to next.
+/* Reading a recipe's blocks in runs (store-backed files read sequentially).
  *
  * store_get_block costs, per 64 KiB block, one index lock and lookup, a
  * buffer, two preads and a copy.  store_get_blocks looks up a run of
@@ -18,14 +17,13 @@
  * records, which are still whole and verified; a lookup made after the
  * move finds the new place.
  *
- * store_prefetch looks blocks up the same way and hands their pack
- * ranges to posix_fadvise(WILLNEED): the kernel's own readahead on a pack
- * descriptor stops helping as soon as consecutive blocks are read through
- * different handles (cowfs's pool) or out of order (its worker threads). */
+ * No prefetch (posix_fadvise WILLNEED of the next blocks' pack ranges):
+ * measured, it cost the daemon more CPU than it saved and the read was
+ * slower (bench/README.md, "Store benchmark"); the kernel's readahead on
+ * the pack descriptor, fed runs of whole records, is enough. */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -148,29 +146,4 @@ int store_get_blocks(struct store *s, const struct store_recipe_entry *e, size_t
 		n -= m;
 	}
 	return 0;
-}
-
-void store_prefetch(struct store *s, const struct store_recipe_entry *e, size_t n)
-{
-	while (n > 0) {
-		size_t m = n < RUN_MAX ? n : RUN_MAX;
-		struct store_loc loc[RUN_MAX];
-		bool ok[RUN_MAX];
-		if (lookup(s, e, m, loc, ok) < 0)
-			return;
-		for (size_t i = 0; i < m;) {
-			size_t k = run_len(loc, ok, i, m);
-			if (ok[i]) {
-				const struct store_loc *last = &loc[i + k - 1];
-				int fd = store_pack_fd(s, loc[i].pack);
-				if (fd >= 0)
-					(void)posix_fadvise(fd, (off_t)loc[i].off,
-							    (off_t)(last->off + STORE_REC_HDR + last->len - loc[i].off),
-							    POSIX_FADV_WILLNEED);
-			}
-			i += k;
-		}
-		e += m;
-		n -= m;
-	}
 }

@@ -96,10 +96,6 @@ void store_recipe_release(struct store_recipe *r);
  * that lie back to back in a pack. */
 int store_get_blocks(struct store *s, const struct store_recipe_entry *e, size_t n, void *buf,
 		     struct corral_error *err);
-/* Asks the kernel to start reading the blocks e[0..n) from the packs
- * (posix_fadvise WILLNEED) without waiting for them.  A hint: a key that
- * is not in the store, or a pack gone, is skipped. */
-void store_prefetch(struct store *s, const struct store_recipe_entry *e, size_t n);
 /* Stores a recipe (durable, like blocks, at store_sync or the root commit). */
 int store_put_recipe(struct store *s, const struct store_recipe *r, struct store_key *ret,
 		     struct corral_error *err);

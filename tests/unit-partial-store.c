@@ -49,12 +49,6 @@ int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e
 	return store_get_blocks(the_store, e, n, buf, NULL) < 0 ? -EIO : 0;
 }
 
-void cowfs_store_prefetch(struct cowfs *fs, const struct store_recipe_entry *e, size_t n)
-{
-	(void)fs;
-	store_prefetch(the_store, e, n);
-}
-
 int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k, struct store_recipe *ret)
 {
 	(void)fs;
