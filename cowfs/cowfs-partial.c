@@ -74,6 +74,13 @@ __attribute__((weak)) int cowfs_store_read_block(struct cowfs *fs, const struct 
 	return -ENOSYS;
 }
 
+__attribute__((weak)) int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e, size_t n,
+						  void *buf)
+{
+	(void)fs, (void)e, (void)n, (void)buf;
+	return -ENOSYS;
+}
+
 __attribute__((weak)) int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k,
 						 struct store_recipe *ret)
 {
@@ -384,24 +391,38 @@ static int source_read(struct cowfs *fs, struct cowfs_node *n, struct cowfs_part
 	int r = load_recipe(fs, n, p);
 	if (r < 0)
 		return r;
-	cleanup_free uint8_t *block = malloc(PARTIAL_BLOCK);
-	if (!block)
-		return -ENOMEM;
+	/* Whole blocks go straight into buf, as many at a time as the range
+	 * covers (the store reads records that lie back to back with one
+	 * read); a block the range covers only in part goes through a
+	 * block buffer. */
+	const struct store_recipe_entry *e = p->rcp.e;
+	cleanup_free uint8_t *block = NULL;
 	size_t done = 0;
 	while (done < len) {
 		uint64_t pos = (uint64_t)off + done, k = pos / PARTIAL_BLOCK, in = pos % PARTIAL_BLOCK;
-		size_t blen = 0;
+		size_t nb = 0, bytes = 0;
 		if (k >= p->rcp.n)
 			return -EIO;
-		r = cowfs_store_read_block(fs, &p->rcp.e[k].key, block, &blen);
-		if (r < 0 || blen != p->rcp.e[k].len || in >= blen) {
+		while (in == 0 && k + nb < p->rcp.n && e[k + nb].len <= len - done - bytes)
+			bytes += e[k + nb++].len;
+		if (nb > 0 && bytes > 0) {
+			r = cowfs_store_read_blocks(fs, &e[k], nb, (char *)buf + done);
+		} else {
+			if (!block && !(block = malloc(PARTIAL_BLOCK)))
+				return -ENOMEM;
+			bytes = in < e[k].len ? e[k].len - in : 0;
+			if (bytes > len - done)
+				bytes = len - done;
+			r = bytes ? cowfs_store_read_blocks(fs, &e[k], 1, block) : -EIO;
+			if (r == 0)
+				memcpy((char *)buf + done, block + in, bytes);
+		}
+		if (r < 0) {
 			log_error("partial file (inode %" PRIu64 "): block %" PRIu64 " of its recipe: %s", n->st_ino,
-				  k, r < 0 ? strerror(-r) : "wrong length");
+				  k, strerror(-r));
 			return -EIO;
 		}
-		size_t take = blen - in < len - done ? blen - in : len - done;
-		memcpy((char *)buf + done, block + in, take);
-		done += take;
+		done += bytes;
 	}
 	return 0;
 }

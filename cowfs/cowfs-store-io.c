@@ -80,6 +80,26 @@ int cowfs_store_read_block(struct cowfs *fs, const struct store_key *k, void *bu
 	return 0;
 }
 
+int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e, size_t n, void *buf)
+{
+	struct cowfs_store *st = fs->store;
+	struct store *s;
+	if (!st)
+		return -EIO;
+	int i = pool_get(st, &s);
+	if (i < 0)
+		return i;
+	struct corral_error err = { 0 };
+	int r = store_get_blocks(s, e, n, buf, &err);
+	pool_put(st, i);
+	if (r < 0) {
+		log_error("store %s: blocks of a recipe: %s", st->dir, err.msg);
+		/* As cowfs_store_read_block: damage is EIO, never other bytes. */
+		return r == -ENOMEM ? r : -EIO;
+	}
+	return 0;
+}
+
 int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k, struct store_recipe *ret)
 {
 	struct cowfs_store *st = fs->store;

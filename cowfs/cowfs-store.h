@@ -25,6 +25,9 @@ void cowfs_store_stop(struct cowfs *fs);
 /* A block of a recipe, for the partial reader: reads block k into buf
  * (PARTIAL_BLOCK bytes), *ret_len its length.  Verified by the store. */
 int cowfs_store_read_block(struct cowfs *fs, const struct store_key *k, void *buf, size_t *ret_len);
+/* Blocks e[0..n) of a recipe, for the partial reader: read back to back
+ * into buf (their lengths summed), verified by the store. */
+int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e, size_t n, void *buf);
 /* A recipe, for the partial reader (cached per node by the caller). */
 int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k, struct store_recipe *ret);
 /* The last write handle of n was released: schedule the move.  Called

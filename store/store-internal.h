@@ -38,6 +38,9 @@ void store_pack_hdr_encode(uint32_t no, uint8_t out[STORE_PACK_HDR]);
  * -ENODATA past the end or on a short record. */
 int store_pack_read(struct store *s, int fd, uint64_t off, struct store_rec *rec, uint8_t *payload,
 		    size_t cap, bool check_key);
+/* The payload of a decoded record against its checksum and (if check_key)
+ * its key: 0 or -EBADMSG. */
+int store_rec_verify(struct store *s, const struct store_rec *rec, const uint8_t *payload, bool check_key);
 
 /* ---- the index (FORMAT.md "Index") ---- */
 #define STORE_INDEX_MAGIC "CORRALIX"

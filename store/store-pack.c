@@ -233,6 +233,11 @@ int store_pack_read(struct store *s, int fd, uint64_t off, struct store_rec *rec
 		return -errno;
 	if ((size_t)n != rec->len)
 		return -ENODATA;
+	return store_rec_verify(s, rec, payload, check_key);
+}
+
+int store_rec_verify(struct store *s, const struct store_rec *rec, const uint8_t *payload, bool check_key)
+{
 	if (store_check64(payload, rec->len) != rec->data_check)
 		return -EBADMSG;
 	if (check_key) {

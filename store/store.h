@@ -89,6 +89,13 @@ struct store_recipe {
 	struct store_recipe_entry *e;
 };
 void store_recipe_release(struct store_recipe *r);
+/* Reads the blocks e[0..n) back to back into buf (the sum of their
+ * lengths; a block whose length is not e[i].len is damage).  Verified as
+ * store_get_block verifies (store-read.c): sequential readers of a
+ * recipe's blocks pay one index lock and one read per run of records
+ * that lie back to back in a pack. */
+int store_get_blocks(struct store *s, const struct store_recipe_entry *e, size_t n, void *buf,
+		     struct corral_error *err);
 /* Stores a recipe (durable, like blocks, at store_sync or the root commit). */
 int store_put_recipe(struct store *s, const struct store_recipe *r, struct store_key *ret,
 		     struct corral_error *err);

@@ -9,7 +9,8 @@
  * partial whose upper blocks are freed; it reads back whole, a write copies
  * in one block from the store, the record survives a "remount" (a fresh
  * node loading it), a truncate that shrinks the source then a growth reads
- * zeros past it, and a damaged record is EIO. */
+ * zeros past it, a flipped byte in a stored block is EIO (read whole or in
+ * part), and a damaged record is EIO. */
 #include "config.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include "cowfs/cowfs-partial.h"
 #include "cowfs/cowfs-route.h"
 #include "cowfs/cowfs-store.h"
+#include "store/store-internal.h"
 #include "fileio.h"
 #include "tap.h"
 
@@ -37,6 +39,14 @@ int cowfs_store_read_block(struct cowfs *fs, const struct store_key *k, void *bu
 	if (store_broken)
 		return -EIO;
 	return store_get_block(the_store, k, buf, ret_len, NULL);
+}
+
+int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e, size_t n, void *buf)
+{
+	(void)fs;
+	if (store_broken)
+		return -EIO;
+	return store_get_blocks(the_store, e, n, buf, NULL) < 0 ? -EIO : 0;
 }
 
 int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k, struct store_recipe *ret)
@@ -85,7 +95,7 @@ static void cleanup(void)
 
 int main(void)
 {
-	tap_plan(13);
+	tap_plan(16);
 	snprintf(dir, sizeof(dir), "/tmp/corral-unit-partial.%d", (int)getpid());
 	atexit(cleanup);
 	char up[128], file[160], sdir[128];
@@ -174,6 +184,41 @@ int main(void)
 	ssize_t rb = partial_load(&fs, b) == 0 ? partial_pread(&fs, b, fd, buf, sizeof(buf), 0) : 0;
 	store_broken = false;
 	ok(rb == -EIO, "a store block that cannot be read is EIO, never zeros (%zd)", rb);
+
+	/* A flipped byte in the pack, in block 0's payload: EIO whether the
+	 * read takes the block whole (straight into the caller's buffer) or
+	 * a part of it (through a block buffer); the private block 1 still
+	 * reads. */
+	struct store_recipe rcp;
+	struct store_loc loc;
+	char pack[256];
+	if (store_get_recipe(the_store, &key, &rcp, NULL) < 0 || store_index_lock(the_store, false) < 0)
+		tap_bail("cannot find block 0 in the store");
+	r = store_index_find(the_store, STORE_KIND_BLOCK, &rcp.e[0].key, STORE_FIND_CONFIRMED, &loc, NULL);
+	store_index_unlock(the_store);
+	store_recipe_release(&rcp);
+	snprintf(pack, sizeof(pack), "%s/packs/%08x.pack", sdir, loc.pack);
+	int pfd = r == 0 ? open(pack, O_RDWR | O_CLOEXEC) : -1;
+	uint8_t byte;
+	off_t boff = (off_t)(loc.off + STORE_REC_HDR + 300);
+	if (pfd < 0 || pread(pfd, &byte, 1, boff) != 1)
+		tap_bail("cannot open %s", pack);
+	byte ^= 0x10;
+	if (pwrite(pfd, &byte, 1, boff) != 1)
+		tap_bail("cannot damage %s", pack);
+	uint8_t *whole = malloc(len);
+	ssize_t rw = partial_pread(&fs, k, fd, whole, len, 0);
+	ssize_t rp = partial_pread(&fs, k, fd, buf, sizeof(buf), 100);
+	ssize_t r1 = partial_pread(&fs, k, fd, whole, PARTIAL_BLOCK, PARTIAL_BLOCK);
+	ok(rw == -EIO, "a flipped byte in a stored block: a read of whole blocks is EIO (%zd)", rw);
+	ok(rp == -EIO, "and so is a read of 64 bytes inside that block (%zd)", rp);
+	ok(r1 == (ssize_t)PARTIAL_BLOCK && memcmp(whole, ref + PARTIAL_BLOCK, PARTIAL_BLOCK) == 0,
+	   "the block written after the move still reads (%zd)", r1);
+	byte ^= 0x10;
+	if (pwrite(pfd, &byte, 1, boff) != 1)
+		tap_bail("cannot repair %s", pack);
+	close(pfd);
+	free(whole);
 
 	const char *name = fs.xattr_trusted ? PARTIAL_XATTR_TRUSTED : PARTIAL_XATTR_USER;
 	if (fsetxattr(fd, name, "CPRT garbage", 12, 0) < 0)
