@@ -64,36 +64,6 @@ struct cowfs_partial {
 	struct cowfs_partial *retired; /* an older state of the same node */
 };
 
-#if !defined(HAVE_COWFS_STORE)
-/* Until cowfs-store.c is linked in, a store source cannot be read.  Weak:
- * its definitions replace these. */
-__attribute__((weak)) int cowfs_store_read_block(struct cowfs *fs, const struct store_key *k, void *buf,
-						 size_t *ret_len)
-{
-	(void)fs, (void)k, (void)buf, (void)ret_len;
-	return -ENOSYS;
-}
-
-__attribute__((weak)) int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e, size_t n,
-						  void *buf)
-{
-	(void)fs, (void)e, (void)n, (void)buf;
-	return -ENOSYS;
-}
-
-__attribute__((weak)) int cowfs_store_get_recipe(struct cowfs *fs, const struct store_key *k,
-						 struct store_recipe *ret)
-{
-	(void)fs, (void)k, (void)ret;
-	return -ENOSYS;
-}
-
-__attribute__((weak)) void cowfs_store_file_idle(struct cowfs *fs, struct cowfs_node *n)
-{
-	(void)fs, (void)n;
-}
-#endif
-
 static const char *xattr_name(const struct cowfs *fs)
 {
 	return fs->xattr_trusted ? PARTIAL_XATTR_TRUSTED : PARTIAL_XATTR_USER;

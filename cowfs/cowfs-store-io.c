@@ -58,28 +58,6 @@ static void pool_put(struct cowfs_store *st, int i)
 	pthread_mutex_unlock(&st->pool_lock);
 }
 
-int cowfs_store_read_block(struct cowfs *fs, const struct store_key *k, void *buf, size_t *ret_len)
-{
-	struct cowfs_store *st = fs->store;
-	struct store *s;
-	if (!st)
-		return -EIO;
-	int i = pool_get(st, &s);
-	if (i < 0)
-		return i;
-	struct corral_error err = { 0 };
-	int r = store_get_block(s, k, buf, ret_len, &err);
-	pool_put(st, i);
-	if (r < 0) {
-		char ks[STORE_KEY_STR_MAX];
-		log_error("store %s: block %s: %s", st->dir, store_key_str(k, ks), err.msg);
-		/* Damage or a missing block reads as an I/O error, never as
-		 * other bytes. */
-		return r == -ENOMEM ? r : -EIO;
-	}
-	return 0;
-}
-
 int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e, size_t n, void *buf)
 {
 	struct cowfs_store *st = fs->store;
@@ -94,7 +72,8 @@ int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e
 	pool_put(st, i);
 	if (r < 0) {
 		log_error("store %s: blocks of a recipe: %s", st->dir, err.msg);
-		/* As cowfs_store_read_block: damage is EIO, never other bytes. */
+		/* Damage or a missing block reads as an I/O error, never as
+		 * other bytes. */
 		return r == -ENOMEM ? r : -EIO;
 	}
 	return 0;

@@ -2,7 +2,7 @@
  *
  * Handles.  A store handle serves one thread at a time and cowfs has many
  * workers reading store-backed files: a small pool (cowfs-store-io.c)
- * serves cowfs_store_read_block/get_recipe; the mover thread has a handle
+ * serves cowfs_store_read_blocks/get_recipe; the mover thread has a handle
  * of its own, since its transaction spans a batch.
  *
  * The mover.  cowfs_store_file_idle (a write handle was released) queues
@@ -603,15 +603,19 @@ int cowfs_store_quota_extra(struct cowfs *fs, int64_t *ret)
 
 /* ---- the queue ---- */
 
-
-
+/* Whether n is a regular upper file of a mount on the store whose last
+ * name is gone; *sb its stat. */
+static bool last_name_gone(struct cowfs *fs, struct cowfs_node *n, struct stat *sb)
+{
+	return fs->store && n->type == S_IFREG && node_layer(n) == 0 && n->fds[0] >= 0 &&
+	       layer_stat_fd(n->fds[0], sb) == 0 && sb->st_nlink == 0;
+}
 
 void cowfs_store_node_freed(struct cowfs *fs, struct cowfs_node *n)
 {
 	struct cowfs_store *st = fs->store;
 	struct stat sb;
-	if (!st || n->type != S_IFREG || node_layer(n) != 0 || n->fds[0] < 0 || layer_stat_fd(n->fds[0], &sb) < 0 ||
-	    sb.st_nlink > 0)
+	if (!last_name_gone(fs, n, &sb))
 		return;
 	/* The inode is still held (n->fds[0]): its number cannot be reused
 	 * before this drop is queued, and the mover applies drops before any
@@ -636,8 +640,7 @@ void cowfs_store_unlinked(struct cowfs *fs, struct cowfs_node *n)
 {
 	struct cowfs_store *st = fs->store;
 	struct stat sb;
-	if (!st || n->type != S_IFREG || node_layer(n) != 0 || n->fds[0] < 0 || layer_stat_fd(n->fds[0], &sb) < 0 ||
-	    sb.st_nlink > 0)
+	if (!last_name_gone(fs, n, &sb))
 		return;
 	/* Its last name is gone: it will not move, and the queue's
 	 * reference must not keep it (and its quota) alive until the delay

@@ -22,9 +22,6 @@
 /* Opens the store and starts the mover thread (after mounting). */
 int cowfs_store_start(struct cowfs *fs);
 void cowfs_store_stop(struct cowfs *fs);
-/* A block of a recipe, for the partial reader: reads block k into buf
- * (PARTIAL_BLOCK bytes), *ret_len its length.  Verified by the store. */
-int cowfs_store_read_block(struct cowfs *fs, const struct store_key *k, void *buf, size_t *ret_len);
 /* Blocks e[0..n) of a recipe, for the partial reader: read back to back
  * into buf (their lengths summed), verified by the store. */
 int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e, size_t n, void *buf);

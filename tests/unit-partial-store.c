@@ -1,7 +1,7 @@
 /* unit-partial-store: store-backed partial files (cowfs/cowfs-partial.c,
  * PARTIAL_STORE) on real files and a real block store (store/), without a
  * mount: the test supplies the two reads cowfs-store.c gives the partial
- * reader (cowfs_store_read_block, cowfs_store_get_recipe) straight from
+ * reader (cowfs_store_read_blocks, cowfs_store_get_recipe) straight from
  * the store, as cowfs-store.c does with its pool of handles.
  *
  * partial_adopt_store refuses a file with a writer or written since the
@@ -32,14 +32,6 @@
 
 static struct store *the_store;
 static bool store_broken;
-
-int cowfs_store_read_block(struct cowfs *fs, const struct store_key *k, void *buf, size_t *ret_len)
-{
-	(void)fs;
-	if (store_broken)
-		return -EIO;
-	return store_get_block(the_store, k, buf, ret_len, NULL);
-}
 
 int cowfs_store_read_blocks(struct cowfs *fs, const struct store_recipe_entry *e, size_t n, void *buf)
 {
