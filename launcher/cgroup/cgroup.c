@@ -273,6 +273,24 @@ static int signal_all(struct cgroup *cg, pid_t *first, struct corral_error *err)
 	return (int)n;
 }
 
+int cgroup_freeze(struct cgroup *cg, bool frozen, struct corral_error *err)
+{
+	int r = -EOPNOTSUPP;
+	for (int i = 0; i < cg->nhier; i++) {
+		if (!(cg->hier[i].ctrls & CG_BIT(CG_FREEZER)))
+			continue;
+		int t = cg->hier[i].be->freeze(&cg->hier[i], frozen, err);
+		/* A thaw goes on through every hierarchy whatever fails. */
+		if (t < 0 && frozen)
+			return t;
+		if (r == -EOPNOTSUPP || t < 0)
+			r = t;
+	}
+	if (r == -EOPNOTSUPP)
+		return err_plain(err, EOPNOTSUPP, "the container's cgroup has no freezer");
+	return r;
+}
+
 int cgroup_kill_all(struct cgroup *cg, struct corral_error *err)
 {
 	bool killed = false, frozen[CG_MAX_HIER] = { false };

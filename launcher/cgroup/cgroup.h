@@ -72,6 +72,10 @@ int cgroup_enter_self(struct cgroup *cg, bool infrastructure, struct corral_erro
 int cgroup_stats(struct cgroup *cg, struct cgroup_stats *ret, struct corral_error *err);
 /* Pids in the container's cgroup (caller frees *ret). */
 int cgroup_pids(struct cgroup *cg, pid_t **ret, size_t *ret_count, struct corral_error *err);
+/* Freezes (waiting until every task has stopped, bounded) or thaws every
+ * process of the container: the cut of a snapshot.  -EOPNOTSUPP where no
+ * hierarchy has a freezer. */
+int cgroup_freeze(struct cgroup *cg, bool frozen, struct corral_error *err);
 /* Freezes, SIGKILLs every process, thaws, waits until empty (bounded). */
 int cgroup_kill_all(struct cgroup *cg, struct corral_error *err);
 /* Removes the cgroup directories; -EBUSY while processes remain. */

@@ -5,7 +5,7 @@
  * Module cli (the corral program).  Owns: argument parsing, --help on every
  * level, --json output and exit codes; the other modules hand their
  * errors up in a struct corral_error for it to print.
- * May call: start, container, template, net, security, cgroup, store, common. */
+ * May call: snapshot, start, container, template, net, security, cgroup, store, common. */
 #ifndef CORRAL_CLI_H
 #define CORRAL_CLI_H
 
@@ -46,5 +46,6 @@ int cmd_stats(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 int cmd_host(int argc, char **argv);
 int cmd_store(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
 
 #endif

@@ -1,0 +1,268 @@
+/* corral snapshot: create, list, remove, read (snapshot.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup/cgroup.h"
+#include "cleanup.h"
+#include "container/state.h"
+#include "snapshot/snapshot.h"
+#include "template/template.h"
+
+int snapshot_tag_validate(const char *tag, struct corral_error *err)
+{
+	size_t n = strlen(tag);
+	if (n == 0 || n > SNAPSHOT_TAG_MAX)
+		return err_plain(err, EINVAL, "invalid snapshot tag '%s': 1 to %d characters", tag, SNAPSHOT_TAG_MAX);
+	for (size_t i = 0; i < n; i++) {
+		char c = tag[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+		      c == '-'))
+			return err_plain(err, EINVAL, "invalid snapshot tag '%s': only letters, digits, '_' and '-'",
+					 tag);
+	}
+	return 0;
+}
+
+int snapshot_root_name(char *buf, size_t len, const char *name, const char *tag, struct corral_error *err)
+{
+	int r = name_validate("container", name, err);
+	if (r == 0)
+		r = snapshot_tag_validate(tag, err);
+	if (r < 0)
+		return r;
+	int n = snprintf(buf, len, "snapshot.%s.%s", name, tag);
+	if (n < 0 || (size_t)n >= len)
+		return err_plain(err, ENAMETOOLONG, "snapshot name too long");
+	return 0;
+}
+
+static int open_store(struct store **ret, struct corral_error *err)
+{
+	char dir[PATH_MAX];
+	int r = state_store_dir(dir, sizeof(dir), err);
+	return r < 0 ? r : store_open(dir, STORE_CREATE, ret, err);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void root_release(struct store_root *r)
+{
+	store_root_release(r);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Walks the upper, stores the manifest, commits the root; inside a store
+ * transaction.  The root's entry 0 is the manifest. */
+static int cut(struct store *s, int upper_fd, const char *root_name, struct snapshot_result *res,
+	       struct corral_error *err)
+{
+	struct manifest m = { 0 };
+	struct store_root root = { 0 };
+	root.e = calloc(1, sizeof(*root.e));
+	if (!root.e)
+		return err_set(err, ENOMEM, "snapshot");
+	root.n = 1;
+	root.e[0].label = strdup("manifest");
+	int r = root.e[0].label ? 0 : err_set(err, ENOMEM, "snapshot");
+	if (r == 0)
+		r = snapshot_walk(s, upper_fd, &m, &root, res, err);
+	void *buf = NULL;
+	size_t len = 0;
+	if (r == 0)
+		r = manifest_encode(&m, &buf, &len, err);
+	manifest_release(&m);
+	if (r == 0) {
+		/* The manifest is content like any other: put it as a file. */
+		cleanup_close int mfd = memfd_create("corral-manifest", MFD_CLOEXEC);
+		if (mfd < 0 || write(mfd, buf, len) != (ssize_t)len || lseek(mfd, 0, SEEK_SET) < 0)
+			r = err_set(err, errno ? errno : EIO, "staging the manifest");
+		uint64_t got;
+		if (r == 0)
+			r = store_put_fd(s, mfd, &root.e[0].recipe, &got, err);
+	}
+	free(buf);
+	if (r == 0)
+		r = store_root_commit(s, root_name, &root, err);
+	root_release(&root);
+	return r;
+}
+
+int snapshot_create(const char *name, const char *tag, struct snapshot_result *ret, struct corral_error *err)
+{
+	char root_name[256], upper[PATH_MAX];
+	memset(ret, 0, sizeof(*ret));
+	int r = snapshot_root_name(root_name, sizeof(root_name), name, tag, err);
+	if (r == 0)
+		r = state_path(upper, sizeof(upper), name, "upper", err);
+	if (r < 0)
+		return r;
+	struct container_state st;
+	r = state_load(name, &st, err);
+	if (r < 0)
+		return r;
+	cleanup_close int ufd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ufd < 0)
+		return err_set(err, errno, "opening the upper layer of '%s'", name);
+	struct store *s;
+	r = open_store(&s, err);
+	if (r < 0)
+		return r;
+	struct store_root old;
+	if (store_root_read(s, root_name, &old, NULL) == 0) {
+		store_root_release(&old);
+		store_close(s);
+		return err_plain(err, EEXIST, "container '%s' already has a snapshot '%s'", name, tag);
+	}
+	r = store_begin(s, err);
+	if (r < 0) {
+		store_close(s);
+		return r;
+	}
+	struct cgroup *cg = NULL;
+	if (state_init_alive(&st)) {
+		/* Running: freeze every process (cowfs's daemon too) for the cut;
+		 * cowfs writes through, so syncfs of the frozen upper is the tree
+		 * the tenant sees. */
+		char inst[CORRAL_INSTANCE_NAME_MAX];
+		r = cgroup_open(state_instance_name(name, inst, sizeof(inst)), &cg, err);
+		double t0 = now_ms();
+		if (r == 0) {
+			r = cgroup_freeze(cg, true, err);
+			ret->frozen = true;
+		}
+		if (r == 0 && syncfs(ufd) < 0)
+			r = err_set(err, errno, "syncfs of the upper layer");
+		if (r == 0)
+			r = cut(s, ufd, root_name, ret, err);
+		if (cg) {
+			struct corral_error terr = { 0 };
+			int t = cgroup_freeze(cg, false, &terr);
+			ret->freeze_ms = now_ms() - t0;
+			if (t < 0 && r == 0) {
+				*err = terr;
+				r = t;
+			}
+			cgroup_free(cg);
+		}
+	} else {
+		r = cut(s, ufd, root_name, ret, err);
+	}
+	store_end(s);
+	store_close(s);
+	return r < 0 ? err_wrap(err, "snapshot of '%s'", name) : 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int snapshot_list(const char *name, char ***ret, size_t *ret_n, struct corral_error *err)
+{
+	int r = name_validate("container", name, err);
+	if (r < 0)
+		return r;
+	struct store *s;
+	r = open_store(&s, err);
+	if (r < 0)
+		return r;
+	char **names;
+	size_t n;
+	r = store_root_list(s, &names, &n, err);
+	store_close(s);
+	if (r < 0)
+		return r;
+	char prefix[256];
+	snprintf(prefix, sizeof(prefix), "snapshot.%s.", name);
+	size_t pl = strlen(prefix), k = 0;
+	char **tags = calloc(n ? n : 1, sizeof(*tags));
+	for (size_t i = 0; i < n; i++) {
+		const char *t = names[i] + pl;
+		/* Tags have no '.': "snapshot.a.b.c" is a.b's, never a's. */
+		if (tags && !strncmp(names[i], prefix, pl) && !strchr(t, '.') && *t)
+			tags[k++] = strdup(t);
+		free(names[i]);
+	}
+	free(names);
+	if (!tags)
+		return err_set(err, ENOMEM, "snapshot list");
+	for (size_t i = 0; i < k; i++)
+		if (!tags[i]) {
+			for (size_t j = 0; j < k; j++)
+				free(tags[j]);
+			free(tags);
+			return err_set(err, ENOMEM, "snapshot list");
+		}
+	qsort(tags, k, sizeof(*tags), cmp_str);
+	*ret = tags;
+	*ret_n = k;
+	return 0;
+}
+
+int snapshot_remove(const char *name, const char *tag, struct corral_error *err)
+{
+	char root_name[256];
+	int r = snapshot_root_name(root_name, sizeof(root_name), name, tag, err);
+	if (r < 0)
+		return r;
+	struct store *s;
+	r = open_store(&s, err);
+	if (r < 0)
+		return r;
+	r = store_root_remove(s, root_name, err);
+	store_close(s);
+	if (r == -ENOENT)
+		return err_plain(err, ENOENT, "container '%s' has no snapshot '%s'", name, tag);
+	return r;
+}
+
+int snapshot_read_manifest(struct store *s, const char *name, const char *tag, struct manifest *ret,
+			   struct corral_error *err)
+{
+	char root_name[256];
+	int r = snapshot_root_name(root_name, sizeof(root_name), name, tag, err);
+	if (r < 0)
+		return r;
+	struct store_root root;
+	r = store_root_read(s, root_name, &root, err);
+	if (r == -ENOENT)
+		return err_plain(err, ENOENT, "container '%s' has no snapshot '%s'", name, tag);
+	if (r < 0)
+		return r;
+	if (root.n == 0 || strcmp(root.e[0].label, "manifest")) {
+		store_root_release(&root);
+		return err_plain(err, EINVAL, "snapshot '%s' of '%s' has no manifest", tag, name);
+	}
+	struct store_recipe rec;
+	r = store_get_recipe(s, &root.e[0].recipe, &rec, err);
+	store_root_release(&root);
+	if (r < 0)
+		return err_wrap(err, "manifest of snapshot '%s' of '%s'", tag, name);
+	void *buf = NULL;
+	if (rec.size > 512u * 1024 * 1024)
+		r = err_plain(err, EFBIG, "manifest of snapshot '%s' of '%s' is too large", tag, name);
+	else if (!(buf = malloc(rec.size ? rec.size : 1)))
+		r = err_set(err, ENOMEM, "manifest");
+	if (r == 0)
+		r = store_get_blocks(s, rec.e, rec.n, buf, err);
+	if (r == 0)
+		r = manifest_parse(buf, rec.size, ret, err);
+	if (r < 0)
+		err_wrap(err, "manifest of snapshot '%s' of '%s'", tag, name);
+	free(buf);
+	store_recipe_release(&rec);
+	return r;
+}

@@ -1,0 +1,55 @@
+/* Snapshots of a container's upper layer, kept in the host's block store.
+ *
+ * A snapshot is a store root "snapshot.<container>.<tag>": its first entry
+ * (label "manifest") is the recipe of the tree manifest (manifest.h), the
+ * others name every content recipe the manifest uses (labelled with their
+ * paths), so GC keeps all of them while the snapshot exists.  Tags are
+ * [A-Za-z0-9_-]{1,64}: without '.', so "snapshot.a.b.c" is container
+ * "a.b"'s tag "c" and never container "a"'s.
+ *
+ * Module snapshot (the corral command's snapshot, rollback and clone).
+ * May call: container, cgroup, store, cowfs's partial record, common. */
+#ifndef CORRAL_SNAPSHOT_H
+#define CORRAL_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "snapshot/manifest.h"
+#include "store/store.h"
+
+#define SNAPSHOT_TAG_MAX 64
+/* How deep the walk goes below the upper's root. */
+#define SNAPSHOT_DEPTH_MAX 256
+
+int snapshot_tag_validate(const char *tag, struct corral_error *err);
+/* "snapshot.<name>.<tag>" into buf. */
+int snapshot_root_name(char *buf, size_t len, const char *name, const char *tag, struct corral_error *err);
+
+struct snapshot_result {
+	uint64_t entries, files;
+	uint64_t files_reused;	/* store-backed files whose recipe was reused */
+	uint64_t bytes_put;	/* content read from the upper and put */
+	bool frozen;
+	double freeze_ms;
+};
+
+/* Walks the upper directory (dirfd, stays the caller's) into *ret, putting
+ * content into the store (inside a transaction the caller holds) and
+ * appending every recipe to *root. */
+int snapshot_walk(struct store *s, int upper_fd, struct manifest *ret, struct store_root *root,
+		  struct snapshot_result *res, struct corral_error *err);
+
+/* Snapshots container `name` (stopped, or running: frozen around the cut)
+ * as `tag`; -EEXIST if the tag is taken. */
+int snapshot_create(const char *name, const char *tag, struct snapshot_result *ret, struct corral_error *err);
+/* The container's tags, sorted; free each and the array. */
+int snapshot_list(const char *name, char ***ret, size_t *ret_n, struct corral_error *err);
+int snapshot_remove(const char *name, const char *tag, struct corral_error *err);
+/* Reads and parses a snapshot's manifest. */
+int snapshot_read_manifest(struct store *s, const char *name, const char *tag, struct manifest *ret,
+			   struct corral_error *err);
+
+#endif
