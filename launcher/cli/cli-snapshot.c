@@ -10,7 +10,9 @@
 #include <time.h>
 
 #include "cli.h"
+#include "container/state.h"
 #include "snapshot/snapshot.h"
+#include "start/start.h"
 
 static void snapshot_usage(FILE *out)
 {
@@ -107,4 +109,84 @@ int cmd_snapshot(int argc, char **argv)
 	if (argc < 2 || argc > 3 || argv[1][0] == '-')
 		return cli_usage_error("snapshot", "takes NAME [TAG]");
 	return snapshot_take(argv[1], argc == 3 ? argv[2] : NULL);
+}
+
+static void rollback_usage(FILE *out)
+{
+	fputs("usage: corral rollback NAME TAG [--restart]\n"
+	      "\n"
+	      "Makes container NAME's tree exactly snapshot TAG's (content, metadata,\n"
+	      "deleted template files).  The container must be stopped; --restart stops a\n"
+	      "running one, rolls it back and starts it again.  Metadata only: the time does\n"
+	      "not grow with the amount of data.\n",
+	      out);
+}
+
+int cmd_rollback(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		rollback_usage(stdout);
+		return 0;
+	}
+	bool restart = false;
+	const char *pos[2];
+	int npos = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--restart"))
+			restart = true;
+		else if (argv[i][0] == '-')
+			return cli_usage_error("rollback", "unknown option '%s'", argv[i]);
+		else if (npos < 2)
+			pos[npos++] = argv[i];
+		else
+			return cli_usage_error("rollback", "takes NAME TAG");
+	}
+	if (npos != 2)
+		return cli_usage_error("rollback", "takes NAME TAG");
+	const char *name = pos[0], *tag = pos[1];
+	struct corral_error err = { 0 };
+	struct container_state st;
+	char root_name[256];
+	if (snapshot_root_name(root_name, sizeof(root_name), name, tag, &err) < 0 || state_load(name, &st, &err) < 0)
+		return cli_fail(&err);
+	bool running = state_init_alive(&st) || state_cowfs_alive(&st);
+	if (running && !restart) {
+		err_plain(&err, EBUSY,
+			  "container '%s' is running: stop it first, or use rollback --restart to stop it, "
+			  "roll back and start it again",
+			  name);
+		return cli_fail(&err);
+	}
+	if (running && container_stop(name, 10, &err) < 0)
+		return cli_fail(&err);
+	struct snapshot_rollback_result res;
+	int r = snapshot_rollback_stopped(name, tag, &res, &err);
+	if (r < 0 && !running)
+		return cli_fail(&err);
+	if (running) {
+		/* Started again whatever the rollback did: a failed rollback left
+		 * the old tree whole. */
+		struct corral_error serr = { 0 };
+		struct start_options so = { .cowfs = cli_cowfs() };
+		int code;
+		if (container_start(name, &so, &code, &serr) < 0) {
+			if (r < 0)
+				cli_fail(&err);
+			return cli_fail(&serr);
+		}
+		if (r < 0)
+			return cli_fail(&err);
+	}
+	if (cli_globals.json) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "container", json_object_new_string(name));
+		json_object_object_add(o, "tag", json_object_new_string(tag));
+		json_object_object_add(o, "entries", json_object_new_int64(res.entries));
+		json_object_object_add(o, "restarted", json_object_new_boolean(running));
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		json_object_put(o);
+	} else
+		printf("rolled %s back to %s (%llu entries)%s\n", name, tag, (unsigned long long)res.entries,
+		       running ? ", restarted" : "");
+	return 0;
 }

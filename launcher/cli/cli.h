@@ -47,5 +47,6 @@ int cmd_template(int argc, char **argv);
 int cmd_host(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_rollback(int argc, char **argv);
 
 #endif

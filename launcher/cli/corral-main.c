@@ -44,6 +44,7 @@ static void usage(FILE *out)
 	      "Store:\n"
 	      "  store stats|gc|fsck [--repair]  the host's block store (see corral store --help)\n"
 	      "  snapshot NAME [TAG] | list NAME | rm NAME TAG  snapshots of a container's tree\n"
+	      "  rollback NAME TAG [--restart]  the container's tree becomes the snapshot's\n"
 	      "\n"
 	      "Global options:\n"
 	      "  --root DIR   state directory (default $CORRAL_ROOT or /var/lib/corral)\n"
@@ -90,7 +91,7 @@ static const struct {
 	{ "restart", cmd_restart }, { "kill", cmd_kill }, { "exec", cmd_exec }, { "rm", cmd_rm },
 	{ "list", cmd_list }, { "ps", cmd_list }, { "inspect", cmd_inspect }, { "stats", cmd_stats },
 	{ "template", cmd_template }, { "host", cmd_host }, { "store", cmd_store },
-	{ "snapshot", cmd_snapshot },
+	{ "snapshot", cmd_snapshot }, { "rollback", cmd_rollback },
 };
 
 /* In a build tree, corral finds cowfs and the default-template script

@@ -48,6 +48,13 @@ int snapshot_create(const char *name, const char *tag, struct snapshot_result *r
 /* The container's tags, sorted; free each and the array. */
 int snapshot_list(const char *name, char ***ret, size_t *ret_n, struct corral_error *err);
 int snapshot_remove(const char *name, const char *tag, struct corral_error *err);
+struct snapshot_rollback_result {
+	uint64_t entries;
+};
+/* Replaces the stopped container's upper with the snapshot's tree
+ * (snapshot-rollback.c); the caller makes sure it is stopped. */
+int snapshot_rollback_stopped(const char *name, const char *tag, struct snapshot_rollback_result *ret,
+			      struct corral_error *err);
 /* Reads and parses a snapshot's manifest. */
 int snapshot_read_manifest(struct store *s, const char *name, const char *tag, struct manifest *ret,
 			   struct corral_error *err);
