@@ -234,7 +234,7 @@ static int apply_option(int opt, const char *arg, struct container_config *c, ch
 }
 
 /* Creates the container directory and config; removes it again on failure. */
-static int create_container(struct container_config *c, struct corral_error *err)
+int cli_create_container(struct container_config *c, struct corral_error *err)
 {
 	char dir[PATH_MAX], sub[PATH_MAX + 16], base[PATH_MAX];
 	int r = config_validate(c, err);
@@ -333,7 +333,7 @@ int cmd_create(int argc, char **argv)
 	bool rm = false;
 	config_init(&c);
 	int r = parse_create("create", argc, argv, &c, name, &rm, true);
-	if (r == 0 && create_container(&c, &err) < 0)
+	if (r == 0 && cli_create_container(&c, &err) < 0)
 		r = cli_fail(&err);
 	if (r == 0)
 		printf("%s\n", c.name);
@@ -420,7 +420,7 @@ int cmd_run(int argc, char **argv)
 	fileio_set_durable(false);
 	config_init(&c);
 	int r = parse_create("run", argc, argv, &c, name, &rm, false);
-	if (r == 0 && create_container(&c, &err) < 0)
+	if (r == 0 && cli_create_container(&c, &err) < 0)
 		r = cli_fail(&err);
 	if (r == 0) {
 		/* A pty only with stdin and stdout on a terminal: output into a

@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "container/container-config.h"
 #include "container/state.h"
 #include "snapshot/snapshot.h"
 #include "start/start.h"
@@ -188,5 +190,92 @@ int cmd_rollback(int argc, char **argv)
 	} else
 		printf("rolled %s back to %s (%llu entries)%s\n", name, tag, (unsigned long long)res.entries,
 		       running ? ", restarted" : "");
+	return 0;
+}
+
+static void clone_usage(FILE *out)
+{
+	fputs("usage: corral clone SRC NEW [--snapshot TAG]\n"
+	      "\n"
+	      "Makes container NEW with SRC's configuration (its own name, hostname and\n"
+	      "store root) and SRC's tree as of snapshot TAG, or of a snapshot taken now\n"
+	      "(and removed again once NEW has its tree).  Every block is shared: the\n"
+	      "clone costs metadata only.  NEW is created stopped.\n",
+	      out);
+}
+
+int cmd_clone(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		clone_usage(stdout);
+		return 0;
+	}
+	const char *pos[2], *tag = NULL;
+	int npos = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--snapshot") && i + 1 < argc)
+			tag = argv[++i];
+		else if (argv[i][0] == '-')
+			return cli_usage_error("clone", "unknown option '%s'", argv[i]);
+		else if (npos < 2)
+			pos[npos++] = argv[i];
+		else
+			return cli_usage_error("clone", "takes SRC NEW");
+	}
+	if (npos != 2)
+		return cli_usage_error("clone", "takes SRC NEW");
+	const char *src = pos[0], *name = pos[1];
+	struct corral_error err = { 0 };
+	char cfg[PATH_MAX], root_name[256], tmp_tag[SNAPSHOT_TAG_MAX + 1];
+	if (name_validate("container", name, &err) < 0 || state_path(cfg, sizeof(cfg), src, "config", &err) < 0)
+		return cli_fail(&err);
+	if (tag && snapshot_root_name(root_name, sizeof(root_name), src, tag, &err) < 0)
+		return cli_fail(&err);
+	struct container_config c;
+	if (config_load(cfg, &c, &err) < 0)
+		return cli_fail(&err);
+	bool own_hostname = !strcmp(c.hostname, c.name);
+	snprintf(c.name, sizeof(c.name), "%s", name);
+	if (own_hostname || strlen(name) <= HOSTNAME_MAX_LEN)
+		snprintf(c.hostname, sizeof(c.hostname), "%s", name);
+	c.userns_range_given = false; /* a range of its own */
+	int r = 0;
+	if (!tag) {
+		/* A snapshot for the purpose, removed once NEW's root names the
+		 * recipes. */
+		snprintf(tmp_tag, sizeof(tmp_tag), "clone-%ld-%d", (long)time(NULL), (int)getpid());
+		struct snapshot_result res;
+		r = snapshot_create(src, tmp_tag, &res, &err);
+	}
+	if (r == 0)
+		r = cli_create_container(&c, &err);
+	bool created = r == 0;
+	struct snapshot_rollback_result res;
+	if (r == 0)
+		r = snapshot_build_upper(src, tag ? tag : tmp_tag, name, &res, &err);
+	if (!tag) {
+		struct corral_error rerr = { 0 };
+		int t = snapshot_remove(src, tmp_tag, &rerr);
+		if (t < 0 && r == 0) {
+			err = rerr;
+			r = t;
+		}
+	}
+	if (r < 0) {
+		if (created) {
+			char *rm_argv[] = { "rm", "-f", (char *)name, NULL };
+			cmd_rm(3, rm_argv);
+		}
+		return cli_fail(&err);
+	}
+	if (cli_globals.json) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "container", json_object_new_string(name));
+		json_object_object_add(o, "source", json_object_new_string(src));
+		json_object_object_add(o, "entries", json_object_new_int64(res.entries));
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		json_object_put(o);
+	} else
+		printf("cloned %s to %s (%llu entries)\n", src, name, (unsigned long long)res.entries);
 	return 0;
 }

@@ -48,5 +48,10 @@ int cmd_host(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
+int cmd_clone(int argc, char **argv);
+
+struct container_config;
+/* Makes a container's directories and saves its config (create, clone). */
+int cli_create_container(struct container_config *c, struct corral_error *err);
 
 #endif

@@ -45,6 +45,7 @@ static void usage(FILE *out)
 	      "  store stats|gc|fsck [--repair]  the host's block store (see corral store --help)\n"
 	      "  snapshot NAME [TAG] | list NAME | rm NAME TAG  snapshots of a container's tree\n"
 	      "  rollback NAME TAG [--restart]  the container's tree becomes the snapshot's\n"
+	      "  clone SRC NEW [--snapshot TAG]  a new container sharing SRC's blocks\n"
 	      "\n"
 	      "Global options:\n"
 	      "  --root DIR   state directory (default $CORRAL_ROOT or /var/lib/corral)\n"
@@ -92,6 +93,7 @@ static const struct {
 	{ "list", cmd_list }, { "ps", cmd_list }, { "inspect", cmd_inspect }, { "stats", cmd_stats },
 	{ "template", cmd_template }, { "host", cmd_host }, { "store", cmd_store },
 	{ "snapshot", cmd_snapshot }, { "rollback", cmd_rollback },
+	{ "clone", cmd_clone },
 };
 
 /* In a build tree, corral finds cowfs and the default-template script

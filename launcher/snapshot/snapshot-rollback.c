@@ -200,6 +200,12 @@ static int clear_work(int cdir, struct corral_error *err)
 int snapshot_rollback_stopped(const char *name, const char *tag, struct snapshot_rollback_result *ret,
 			      struct corral_error *err)
 {
+	return snapshot_build_upper(name, tag, name, ret, err);
+}
+
+int snapshot_build_upper(const char *src, const char *tag, const char *name, struct snapshot_rollback_result *ret,
+			 struct corral_error *err)
+{
 	char cpath[PATH_MAX], sdir[PATH_MAX], root_name[256];
 	memset(ret, 0, sizeof(*ret));
 	int r = state_path(cpath, sizeof(cpath), name, NULL, err);
@@ -214,7 +220,7 @@ int snapshot_rollback_stopped(const char *name, const char *tag, struct snapshot
 	if (r < 0)
 		return r;
 	struct manifest m = { 0 };
-	r = snapshot_read_manifest(s, name, tag, &m, err);
+	r = snapshot_read_manifest(s, src, tag, &m, err);
 	cleanup_close int cdir = -1, stage = -1;
 	if (r == 0 && (cdir = open(cpath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		r = err_set(err, errno, "opening %s", cpath);
@@ -259,5 +265,7 @@ int snapshot_rollback_stopped(const char *name, const char *tag, struct snapshot
 		r = clear_work(cdir, err);
 	manifest_release(&m);
 	store_close(s);
+	if (r < 0 && strcmp(src, name))
+		return err_wrap(err, "the tree of '%s' from snapshot '%s' of '%s'", name, tag, src);
 	return r < 0 ? err_wrap(err, "rollback of '%s' to '%s'", name, tag) : 0;
 }

@@ -55,6 +55,10 @@ struct snapshot_rollback_result {
  * (snapshot-rollback.c); the caller makes sure it is stopped. */
 int snapshot_rollback_stopped(const char *name, const char *tag, struct snapshot_rollback_result *ret,
 			      struct corral_error *err);
+/* The same for container `name`'s upper from snapshot `tag` of container
+ * `src` (a clone: name is a new, stopped container). */
+int snapshot_build_upper(const char *src, const char *tag, const char *name, struct snapshot_rollback_result *ret,
+			 struct corral_error *err);
 /* Reads and parses a snapshot's manifest. */
 int snapshot_read_manifest(struct store *s, const char *name, const char *tag, struct manifest *ret,
 			   struct corral_error *err);
