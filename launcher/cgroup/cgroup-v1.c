@@ -75,8 +75,11 @@ static int v1_enter_self(struct cg_hier *h, bool infrastructure, bool shared, st
 {
 	(void)shared;
 	/* A hierarchy that only counts processes is skipped for the cowfs
-	 * daemon, so the container's pids limit counts its own tasks. */
-	if (infrastructure && h->ctrls == CG_BIT(CG_PIDS))
+	 * daemon, so the container's pids limit counts its own tasks; so is
+	 * one that only freezes: a FUSE server frozen with its clients never
+	 * answers the request a client waits on, and the freeze never
+	 * completes (corral snapshot of a running container). */
+	if (infrastructure && (h->ctrls == CG_BIT(CG_PIDS) || h->ctrls == CG_BIT(CG_FREEZER)))
 		return 0;
 	/* Moving the calling thread through "tasks" skips the global
 	 * threadgroup lock, whose writer waits for an RCU grace period

@@ -190,7 +190,7 @@ static int compose(struct walk *w, int fd, const struct stat *st, const struct p
 static int file_recipe(struct walk *w, int dirfd, const char *name, int pfd, const struct stat *st,
 		       const char *rel, struct store_key *ret)
 {
-	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_NOATIME | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	struct stat st2;
 	if (fd < 0)
 		return err_set(w->err, errno, "opening '%s'", rel);
