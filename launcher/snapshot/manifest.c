@@ -10,6 +10,8 @@
 #include "snapshot/manifest.h"
 
 static const char MAGIC[4] = { 'C', 'S', 'N', 'M' };
+/* The smallest entry: a one-byte path, no target, no xattr. */
+#define MIN_ENTRY (2 + 1 + 3 * 4 + 2 * (8 + 4) + 3 * 8 + 4 + 16 + 4 + 2 + 4)
 
 void manifest_entry_release(struct manifest_entry *e)
 {
@@ -242,19 +244,20 @@ static int parse_entry(struct rd *r, struct manifest *m, struct manifest_entry *
 	size_t tl = get_le(r, 2);
 	if (tl)
 		e->target = get_str(r, tl, oom);
-	e->nxattrs = get_le(r, 4);
+	/* e->nxattrs counts allocated slots only (release walks them). */
+	uint32_t nx = get_le(r, 4);
 	if (r->bad)
 		return -EINVAL;
 	/* Each xattr takes 6 bytes at least: bound the count by what is left. */
-	if (e->nxattrs > MANIFEST_XATTRS_MAX || e->nxattrs > r->left / 6)
+	if (nx > MANIFEST_XATTRS_MAX || nx > r->left / 6)
 		return -EINVAL;
-	if (e->nxattrs) {
-		e->xattrs = calloc(e->nxattrs, sizeof(*e->xattrs));
+	if (nx) {
+		e->xattrs = calloc(nx, sizeof(*e->xattrs));
 		if (!e->xattrs) {
 			*oom = true;
-			e->nxattrs = 0;
 			return -ENOMEM;
 		}
+		e->nxattrs = nx;
 	}
 	for (uint32_t k = 0; k < e->nxattrs; k++) {
 		size_t nl = get_le(r, 2);
@@ -317,8 +320,8 @@ int manifest_parse(const void *buf, size_t len, struct manifest *ret, struct cor
 	if (sum != XXH3_64bits(buf, len - 8))
 		return err_plain(err, EBADMSG, "snapshot manifest checksum mismatch (damaged)");
 	uint64_t n = get_le(&r, 8);
-	/* An entry takes 100 bytes at least. */
-	if (n == 0 || n > r.left / 100 + 1)
+	/* An entry takes MIN_ENTRY bytes at least: bound the count. */
+	if (n == 0 || n > r.left / MIN_ENTRY)
 		return err_plain(err, EINVAL, "snapshot manifest: bad entry count %llu", (unsigned long long)n);
 	for (uint64_t i = 0; i < n; i++) {
 		struct manifest_entry e = { 0 };
