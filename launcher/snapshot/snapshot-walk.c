@@ -187,23 +187,20 @@ static int compose(struct walk *w, int fd, const struct stat *st, const struct p
 }
 
 /* The recipe of a regular file's content (fd: O_PATH, st: its stat). */
-static int file_recipe(struct walk *w, int dirfd, const char *name, int pfd, const struct stat *st,
+/* The record of fd's file: its length, 0 for none, or -errno. */
+static ssize_t read_record(int fd, uint8_t buf[PARTIAL_RECORD_MAX])
+{
+	ssize_t rl = fgetxattr(fd, PARTIAL_XATTR, buf, PARTIAL_RECORD_MAX);
+	if (rl < 0)
+		return errno == ENODATA || errno == ENOTSUP ? 0 : -errno;
+	return rl == 0 ? -EINVAL : rl;
+}
+
+/* One try at the recipe of fd's content, given its record (rl bytes). */
+static int recipe_once(struct walk *w, int fd, const struct stat *st, const uint8_t *rbuf, ssize_t rl,
 		       const char *rel, struct store_key *ret)
 {
-	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_NOATIME | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	struct stat st2;
-	if (fd < 0)
-		return err_set(w->err, errno, "opening '%s'", rel);
-	if (fstat(fd, &st2) < 0)
-		return err_set(w->err, errno, "stat of '%s'", rel);
-	if (st2.st_ino != st->st_ino || st2.st_dev != st->st_dev || !S_ISREG(st2.st_mode))
-		return err_plain(w->err, EAGAIN, "'%s' was replaced during the snapshot", rel);
-	(void)pfd;
-	uint8_t rbuf[PARTIAL_RECORD_MAX];
-	ssize_t rl = fgetxattr(fd, PARTIAL_XATTR, rbuf, sizeof(rbuf));
-	if (rl < 0 && errno != ENODATA && errno != ENOTSUP)
-		return err_set(w->err, errno, "reading the partial record of '%s'", rel);
-	if (rl >= 0) {
+	if (rl > 0) {
 		struct partial_record rec;
 		int r = partial_record_parse(rbuf, (size_t)rl, &rec);
 		if (r < 0)
@@ -230,6 +227,37 @@ static int file_recipe(struct walk *w, int dirfd, const char *name, int pfd, con
 		return err_wrap(w->err, "storing '%s'", rel);
 	w->res->bytes_put += got;
 	return 0;
+}
+
+/* The recipe of a regular file's content (st: its stat).  In a running
+ * container the tenant is frozen but cowfs's mover is not: it may turn a
+ * file store-backed (record written, then the data punched) while we read
+ * it.  Such a move keeps the content, so a record that changed during the
+ * read just means reading again by the new record. */
+static int file_recipe(struct walk *w, int dirfd, const char *name, const struct stat *st, const char *rel,
+		       struct store_key *ret)
+{
+	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_NOATIME | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	struct stat st2;
+	if (fd < 0)
+		return err_set(w->err, errno, "opening '%s'", rel);
+	if (fstat(fd, &st2) < 0)
+		return err_set(w->err, errno, "stat of '%s'", rel);
+	if (st2.st_ino != st->st_ino || st2.st_dev != st->st_dev || !S_ISREG(st2.st_mode))
+		return err_plain(w->err, EAGAIN, "'%s' was replaced during the snapshot", rel);
+	uint8_t before[PARTIAL_RECORD_MAX], after[PARTIAL_RECORD_MAX];
+	for (int tries = 0; tries < 8; tries++) {
+		ssize_t rl = read_record(fd, before);
+		if (rl < 0)
+			return err_set(w->err, (int)-rl, "reading the partial record of '%s'", rel);
+		int r = recipe_once(w, fd, st, before, rl, rel, ret);
+		if (r < 0)
+			return r;
+		ssize_t rl2 = read_record(fd, after);
+		if (rl2 == rl && !memcmp(before, after, (size_t)rl))
+			return 0;
+	}
+	return err_plain(w->err, EAGAIN, "'%s' kept changing during the snapshot", rel);
 }
 
 static int walk_dir(struct walk *w, int dirfd, const char *rel, unsigned depth);
@@ -287,7 +315,7 @@ static int walk_entry(struct walk *w, int dirfd, const char *name, const char *r
 		e.size = (uint64_t)st.st_size;
 		e.flags = MANIFEST_HAS_RECIPE;
 		w->res->files++;
-		r = file_recipe(w, dirfd, name, fd, &st, rel, &e.recipe);
+		r = file_recipe(w, dirfd, name, &st, rel, &e.recipe);
 		if (r == 0)
 			r = root_add(w, &e.recipe, rel);
 	}
