@@ -261,6 +261,7 @@ int cmd_clone(int argc, char **argv)
 			r = t;
 		}
 	}
+	config_release(&c);
 	if (r < 0) {
 		if (created) {
 			char *rm_argv[] = { "rm", "-f", (char *)name, NULL };

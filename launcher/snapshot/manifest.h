@@ -27,7 +27,9 @@
  * every path and link checked; bad data is -EINVAL/-EBADMSG/
  * -EPROTONOSUPPORT with a message, never a crash (tests/fuzz-manifest.c).
  *
- * Module snapshot.  May call: store, common. */
+ * Module snapshot (see snapshot.h).
+ * May call: container, template, cgroup, store, common, cowfs (only its
+ * partial-file record: cowfs/cowfs-partial-record.h). */
 #ifndef CORRAL_SNAPSHOT_MANIFEST_H
 #define CORRAL_SNAPSHOT_MANIFEST_H
 

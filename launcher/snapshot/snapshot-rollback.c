@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "container/container-config.h"
 #include "container/state.h"
 #include "cowfs/cowfs-partial-record.h"
 #include "fileio.h"
@@ -215,6 +216,21 @@ int snapshot_build_upper(const char *src, const char *tag, const char *name, str
 		r = state_store_root(root_name, sizeof(root_name), name, err);
 	if (r < 0)
 		return r;
+	/* The new upper's files are store-backed: a container kept out of
+	 * the store would refuse to start with them. */
+	char cfgpath[PATH_MAX];
+	struct container_config cfg;
+	r = state_path(cfgpath, sizeof(cfgpath), name, "config", err);
+	if (r == 0)
+		r = config_load(cfgpath, &cfg, err);
+	if (r < 0)
+		return r;
+	bool store_backed = cfg.store;
+	config_release(&cfg);
+	if (!store_backed)
+		return err_plain(err, ENOTSUP,
+				 "container '%s' keeps its files out of the block store (store = no): "
+				 "rollback and clone need a store-backed container", name);
 	struct store *s;
 	r = store_open(sdir, STORE_CREATE, &s, err);
 	if (r < 0)

@@ -8,7 +8,8 @@
  * "a.b"'s tag "c" and never container "a"'s.
  *
  * Module snapshot (the corral command's snapshot, rollback and clone).
- * May call: container, cgroup, store, cowfs's partial record, common. */
+ * May call: container, template, cgroup, store, common, cowfs (only its
+ * partial-file record: cowfs/cowfs-partial-record.h). */
 #ifndef CORRAL_SNAPSHOT_H
 #define CORRAL_SNAPSHOT_H
 
