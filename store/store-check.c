@@ -282,19 +282,9 @@ out:
 int store_stats(struct store *s, struct store_stats *ret, struct corral_error *err)
 {
 	struct store_stats st = { 0 };
-	cleanup_free uint32_t *packs = NULL;
-	size_t n;
-	int r = store_pack_list(s, &packs, &n);
+	int r = store_packs_size(s, &st.packs, &st.stored_bytes);
 	if (r < 0)
 		return err_set(err, -r, "list the store's packs");
-	st.packs = n;
-	for (size_t i = 0; i < n; i++) {
-		char name[32];
-		struct stat sb;
-		snprintf(name, sizeof(name), "%08x.pack", packs[i]);
-		if (fstatat(s->packsfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
-			st.stored_bytes += sb.st_size;
-	}
 	r = store_index_lock(s, false);
 	if (r < 0)
 		return err_set(err, -r, "lock the store index");

@@ -221,7 +221,7 @@ static int choose(struct gc *g)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		char name[32];
-		snprintf(name, sizeof(name), "%08x.pack", packs[i]);
+		store_pack_name(packs[i], name);
 		int fd = openat(s->packsfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		struct stat st;
 		if (fd < 0 || fstat(fd, &st) < 0) {
@@ -321,7 +321,7 @@ static int empty_pack(struct gc *g, struct cand *c, uint8_t *buf)
 	if (r == 0) {
 		store_pack_fd_forget(s, c->no);
 		char name[32];
-		snprintf(name, sizeof(name), "%08x.pack", c->no);
+		store_pack_name(c->no, name);
 		if (unlinkat(s->packsfd, name, 0) < 0)
 			r = -errno;
 	}
@@ -449,20 +449,8 @@ locked:
 	store_index_unlock(s);
 	flock(s->gc_lock_fd, LOCK_UN);
 done:
-	if (r == 0) {
-		cleanup_free uint32_t *after = NULL;
-		size_t na;
-		if (store_pack_list(s, &after, &na) == 0) {
-			res.packs_after = na;
-			for (size_t i = 0; i < na; i++) {
-				char name[32];
-				struct stat st;
-				snprintf(name, sizeof(name), "%08x.pack", after[i]);
-				if (fstatat(s->packsfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-					res.bytes_after += st.st_size;
-			}
-		}
-	}
+	if (r == 0)
+		(void)store_packs_size(s, &res.packs_after, &res.bytes_after);
 	gc_release(&g);
 	flock(s->gc_run_fd, LOCK_UN);
 	if (r == 0 && ret)

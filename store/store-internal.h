@@ -156,6 +156,11 @@ int store_pack_scan(struct store *s, int fd, uint32_t no, uint64_t from, const s
 		    uint64_t *ret_end, uint64_t *ret_torn);
 /* The pack numbers in packs/, sorted. */
 int store_pack_list(struct store *s, uint32_t **ret, size_t *ret_n);
+/* "%08x.pack" of pack `no`. */
+void store_pack_name(uint32_t no, char buf[32]);
+/* How many packs there are and their bytes on disk (a pack removed
+ * meanwhile counts nothing). */
+int store_packs_size(struct store *s, uint64_t *ret_n, uint64_t *ret_bytes);
 /* A read descriptor for pack `no` (cached by the handle; do not close). */
 int store_pack_fd(struct store *s, uint32_t no);
 void store_pack_fd_forget(struct store *s, uint32_t no);

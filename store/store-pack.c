@@ -24,7 +24,7 @@
 #include "fileio.h"
 #include "store-internal.h"
 
-static void pack_name(uint32_t no, char buf[32])
+void store_pack_name(uint32_t no, char buf[32])
 {
 	snprintf(buf, 32, "%08x.pack", no);
 }
@@ -65,6 +65,25 @@ int store_pack_list(struct store *s, uint32_t **ret, size_t *ret_n)
 	return 0;
 }
 
+int store_packs_size(struct store *s, uint64_t *ret_n, uint64_t *ret_bytes)
+{
+	cleanup_free uint32_t *packs = NULL;
+	size_t n;
+	int r = store_pack_list(s, &packs, &n);
+	if (r < 0)
+		return r;
+	*ret_n = n;
+	*ret_bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		char name[32];
+		struct stat sb;
+		store_pack_name(packs[i], name);
+		if (fstatat(s->packsfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+			*ret_bytes += (uint64_t)sb.st_size;
+	}
+	return 0;
+}
+
 void store_pack_fd_forget(struct store *s, uint32_t no)
 {
 	for (int i = 0; i < STORE_RFD_CACHE; i++)
@@ -82,7 +101,7 @@ int store_pack_fd(struct store *s, uint32_t no)
 		if (s->rfd[i].fd >= 0 && s->rfd[i].no == no)
 			return s->rfd[i].fd;
 	char name[32];
-	pack_name(no, name);
+	store_pack_name(no, name);
 	cleanup_close int fd = openat(s->packsfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
@@ -140,7 +159,7 @@ int store_pack_own(struct store *s)
 		if (fdatasync(fd) < 0)
 			return -errno;
 		char name[32];
-		pack_name(no, name);
+		store_pack_name(no, name);
 		store_crash_point(s, "pack-create");
 		if (linkat(AT_FDCWD, proc, s->packsfd, name, AT_SYMLINK_FOLLOW) < 0) {
 			if (errno == EEXIST)
