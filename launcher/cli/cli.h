@@ -5,7 +5,7 @@
  * Module cli (the corral program).  Owns: argument parsing, --help on every
  * level, --json output and exit codes; the other modules hand their
  * errors up in a struct corral_error for it to print.
- * May call: snapshot, start, container, template, net, security, cgroup, store, common. */
+ * May call: backup, snapshot, start, container, template, net, security, cgroup, store, common. */
 #ifndef CORRAL_CLI_H
 #define CORRAL_CLI_H
 
