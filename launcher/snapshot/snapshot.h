@@ -42,6 +42,11 @@ struct snapshot_result {
  * appending every recipe to *root. */
 int snapshot_walk(struct store *s, int upper_fd, struct manifest *ret, struct store_root *root,
 		  struct snapshot_result *res, struct corral_error *err);
+/* The same, reading lazily copied-up template files (PARTIAL_LOWER partial
+ * files) from lower_fd, the template's rootfs (stays the caller's; -1:
+ * such files are an error, as with snapshot_walk). */
+int snapshot_walk_layers(struct store *s, int upper_fd, int lower_fd, struct manifest *ret, struct store_root *root,
+			 struct snapshot_result *res, struct corral_error *err);
 
 /* Snapshots container `name` (stopped, or running: frozen around the cut)
  * as `tag`; -EEXIST if the tag is taken. */
