@@ -7,7 +7,7 @@
 # its containers "$PFX-<something>": cgroups, veths and processes live in
 # host-wide namespaces, so the prefix (unique per test run) is what tells
 # this run's objects from anyone else's.  On exit every container under
-# $T/root* is removed with `corral rm -f`; whatever is still left after that
+# $T/root* is removed with `corral rm -f --snapshots`; whatever is still left after that
 # (processes, cgroups, mounts) is killed or removed and reported.
 
 CORRAL=${CORRAL:-$TOP_SRCDIR/launcher/corral}
@@ -244,13 +244,13 @@ leaks() {
 	return 1
 }
 
-# check_no_leaks DESCRIPTION: removes every container (rm -f) and checks
+# check_no_leaks DESCRIPTION: removes every container (rm -f --snapshots) and checks
 # that nothing is left.
 check_no_leaks() {
 	local n r out rc=0
 	for r in "$T"/root*; do
 		for n in $(ls "$r/containers" 2>/dev/null); do
-			out=$("$CORRAL" --root "$r" rm -f "$n" 2>&1) || { rc=1; diag "rm -f $n: $out"; }
+			out=$("$CORRAL" --root "$r" rm -f --snapshots "$n" 2>&1) || { rc=1; diag "rm -f $n: $out"; }
 		done
 		[ -z "$(ls "$r/containers" 2>/dev/null)" ] || rc=1
 	done
@@ -269,7 +269,7 @@ _launcher_cleanup() {
 	local n r p d out
 	for r in "$T"/root*; do
 		for n in $(ls "$r/containers" 2>/dev/null); do
-			"$CORRAL" --root "$r" rm -f "$n" >/dev/null 2>&1
+			"$CORRAL" --root "$r" rm -f --snapshots "$n" >/dev/null 2>&1
 		done
 	done
 	out=$(leaks) && return 0

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -253,6 +254,54 @@ int snapshot_remove(const char *name, const char *tag, struct corral_error *err)
 	if (r == -ENOENT)
 		return err_plain(err, ENOENT, "container '%s' has no snapshot '%s'", name, tag);
 	return r;
+}
+
+static void tags_free(char **tags, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(tags[i]);
+	free(tags);
+}
+
+int snapshot_count(const char *name, size_t *ret, struct corral_error *err)
+{
+	char dir[PATH_MAX];
+	*ret = 0;
+	int r = name_validate("container", name, err);
+	if (r == 0)
+		r = state_store_dir(dir, sizeof(dir), err);
+	if (r < 0)
+		return r;
+	struct stat st;
+	if (lstat(dir, &st) < 0)
+		return errno == ENOENT ? 0 : err_set(err, errno, "stat of %s", dir);
+	char **tags;
+	r = snapshot_list(name, &tags, ret, err);
+	if (r == 0)
+		tags_free(tags, *ret);
+	return r;
+}
+
+int snapshot_remove_all(const char *name, size_t *ret_n, struct corral_error *err)
+{
+	size_t n;
+	*ret_n = 0;
+	int r = snapshot_count(name, &n, err);
+	if (r < 0 || n == 0)
+		return r;
+	char **tags;
+	r = snapshot_list(name, &tags, &n, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		r = snapshot_remove(name, tags[i], err);
+		if (r == -ENOENT)	/* removed meanwhile by another command */
+			r = 0;
+		else if (r == 0)
+			(*ret_n)++;
+	}
+	tags_free(tags, n);
+	return r < 0 ? err_wrap(err, "removing the snapshots of '%s'", name) : 0;
 }
 
 int snapshot_read_manifest(struct store *s, const char *name, const char *tag, struct manifest *ret,

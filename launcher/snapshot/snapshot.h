@@ -54,6 +54,12 @@ int snapshot_create(const char *name, const char *tag, struct snapshot_result *r
 /* The container's tags, sorted; free each and the array. */
 int snapshot_list(const char *name, char ***ret, size_t *ret_n, struct corral_error *err);
 int snapshot_remove(const char *name, const char *tag, struct corral_error *err);
+/* How many snapshots container `name` has (0 when the host has no store
+ * yet: nothing is created to answer). */
+int snapshot_count(const char *name, size_t *ret, struct corral_error *err);
+/* Removes every snapshot of `name` (corral rm --snapshots); *ret_n: how
+ * many.  Their blocks go at the next store gc. */
+int snapshot_remove_all(const char *name, size_t *ret_n, struct corral_error *err);
 struct snapshot_rollback_result {
 	uint64_t entries;
 };
