@@ -69,7 +69,10 @@ cg_dir() {
 # cg_procs NAME: pids in the container's cgroups (the pids and memory
 # controllers: the cowfs daemon may be left out of the former).
 cg_procs() {
-	cat "$(cg_dir pids "$1")/cgroup.procs" "$(cg_dir memory "$1")/cgroup.procs" 2>/dev/null | sort -un
+	local p m
+	p=$(cg_dir pids "$1") m=$(cg_dir memory "$1")
+	# On v2 with the freezer, the container's processes are in tasks/.
+	cat "$p/cgroup.procs" "$m/cgroup.procs" "$p/tasks/cgroup.procs" "$m/tasks/cgroup.procs" 2>/dev/null | sort -un
 }
 
 # starttime PID: field 22 of /proc/PID/stat ("" if gone or a zombie: a
