@@ -18,6 +18,7 @@
 #include "start/rootfs.h"
 #include "start/start.h"
 #include "container/state.h"
+#include "snapshot/snapshot.h"
 #include "store/store.h"
 #include "template/template.h"
 #include "container/userns-range.h"
@@ -254,7 +255,17 @@ int cli_create_container(struct container_config *c, struct corral_error *err)
 	snprintf(dir, sizeof(dir), "%s/containers", state_root());
 	if ((r = mkdir_p(dir, 0700, err)) < 0)
 		return r;
+	/* Snapshots left under this name (a removal that crashed, an older
+	 * corral) belong to another container: a new one never gets them. */
+	size_t nsnap;
+	if ((r = snapshot_count(c->name, &nsnap, err)) < 0)
+		return r;
 	state_path(dir, sizeof(dir), c->name, NULL, NULL);
+	if (nsnap && access(dir, F_OK) < 0)
+		return err_plain(err, EEXIST,
+				 "%zu snapshot%s of an earlier container %s %s still in the block store: "
+				 "`corral rm --snapshots %s` removes them (`corral snapshot list %s` names them)",
+				 nsnap, nsnap == 1 ? "" : "s", c->name, nsnap == 1 ? "is" : "are", c->name, c->name);
 	if (mkdir(dir, 0700) < 0) {
 		if (errno == EEXIST)
 			return err_plain(err, EEXIST, "container %s already exists", c->name);
@@ -368,22 +379,46 @@ static int forget_store_root(const char *name, struct corral_error *err)
 	return 0;
 }
 
-static int remove_container(const char *name, bool force, struct corral_error *err)
+struct rm_options {
+	bool force;
+	bool snapshots;	/* --snapshots: its snapshots go with it */
+};
+
+static int remove_container(const char *name, const struct rm_options *o, struct corral_error *err)
 {
 	char dir[PATH_MAX], rootfs[PATH_MAX];
 	struct container_state st;
+	size_t nsnap = 0, gone;
 	state_path(dir, sizeof(dir), name, NULL, NULL);
-	if (access(dir, F_OK) < 0)
-		return err_plain(err, ENOENT, "no such container: %s", name);
+	int r = snapshot_count(name, &nsnap, err);
+	if (r < 0)
+		return r;
+	if (access(dir, F_OK) < 0) {
+		/* Snapshots left by a removal that crashed after the tree
+		 * went: rm --snapshots still removes them. */
+		if (o->snapshots && nsnap)
+			return snapshot_remove_all(name, &gone, err);
+		return err_plain(err, ENOENT, "no such container: %s%s", name,
+				 nsnap ? " (it has snapshots left: rm --snapshots removes them)" : "");
+	}
+	/* As LXC does: the snapshots are the container's, and never go
+	 * unasked (a container made later with the name must not find them). */
+	if (nsnap && !o->snapshots)
+		return err_plain(err, EBUSY,
+				 "container %s has %zu snapshot%s: remove %s with `corral snapshot rm`, or use "
+				 "rm --snapshots to remove %s with the container",
+				 name, nsnap, nsnap == 1 ? "" : "s", nsnap == 1 ? "it" : "them",
+				 nsnap == 1 ? "it" : "them");
+	bool force = o->force;
 	state_load(name, &st, NULL);
 	if (state_init_alive(&st)) {
 		if (!force)
 			return err_plain(err, EBUSY, "container %s is running: stop it first, or use rm -f", name);
-		int r = container_stop(name, 0, err);
+		r = container_stop(name, 0, err);
 		if (r < 0)
 			return r;
 	}
-	int r = container_teardown(name, err);
+	r = container_teardown(name, err);
 	if (r < 0)
 		return r;
 	state_path(rootfs, sizeof(rootfs), name, "rootfs", NULL);
@@ -398,6 +433,12 @@ static int remove_container(const char *name, bool force, struct corral_error *e
 	 * never loses the root its files read from. */
 	if (r == 0)
 		r = forget_store_root(name, err);
+	/* After the tree (a failed removal keeps them); every snapshot of the
+	 * name, those taken while we removed it too.  A crash in between
+	 * leaves them to a later rm --snapshots: create refuses the name
+	 * until then. */
+	if (r == 0 && o->snapshots)
+		r = snapshot_remove_all(name, &gone, err);
 	return r;
 }
 
@@ -434,7 +475,8 @@ int cmd_run(int argc, char **argv)
 		else
 			r = code;
 		struct corral_error rerr = { 0 };
-		if (remove_container(name, true, &rerr) < 0)
+		struct rm_options ro = { .force = true };
+		if (remove_container(name, &ro, &rerr) < 0)
 			cli_fail(&rerr);
 	}
 	config_release(&c);
@@ -614,21 +656,29 @@ static int do_rm(const char *name, void *arg, struct corral_error *err)
 {
 	if (name_validate("container", name, err) < 0)
 		return -EINVAL;
-	return remove_container(name, *(bool *)arg, err);
+	return remove_container(name, arg, err);
 }
 
 int cmd_rm(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
-		printf("usage: corral rm [-f] NAME...\n\nRemoves containers and their own layer. "
-		       "-f stops running ones first.\n");
+		printf("usage: corral rm [-f] [--snapshots] NAME...\n\nRemoves containers and their own layer. "
+		       "-f stops running ones first.\nA container with snapshots is refused unless --snapshots, "
+		       "which removes them\ntoo (their blocks go at the next `corral store gc`).\n");
 		return 0;
 	}
-	bool force = false;
+	struct rm_options o = { 0 };
 	int first = 1;
-	if (argc > 1 && (!strcmp(argv[1], "-f") || !strcmp(argv[1], "--force"))) {
-		force = true;
-		first = 2;
+	for (; first < argc && argv[first][0] == '-'; first++) {
+		if (!strcmp(argv[first], "-f") || !strcmp(argv[first], "--force"))
+			o.force = true;
+		else if (!strcmp(argv[first], "--snapshots"))
+			o.snapshots = true;
+		else if (!strcmp(argv[first], "--")) {
+			first++;
+			break;
+		} else
+			return cli_usage_error("rm", "unknown option '%s'", argv[first]);
 	}
-	return each_name("rm", argc, argv, first, do_rm, &force);
+	return each_name("rm", argc, argv, first, do_rm, &o);
 }

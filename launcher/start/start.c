@@ -391,14 +391,8 @@ static int container_dirs(const char *name, char *upper, char *work, char *rootf
  * and then find everything already gone. */
 static int teardown_lock(const char *name)
 {
-	char path[PATH_MAX];
-	if (state_path(path, sizeof(path), name, "lock", NULL) < 0)
-		return -1;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
-			;
-	return fd;
+	int fd = state_lock_container(name);
+	return fd < 0 ? -1 : fd;
 }
 
 /* container_teardown, with the instance name already known. */
@@ -584,6 +578,17 @@ static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const stru
 	r = state_secure_container(c->name, err);
 	if (r < 0)
 		return r;
+	/* What a crashed rollback left (its staging tree, whichever upper it
+	 * holds, is not the container's): removed before the root is mounted,
+	 * under the lock a rollback holds. */
+	{
+		cleanup_close int lock = state_lock_container(c->name);
+		if (lock < 0)
+			return err_set(err, -lock, "locking container %s", c->name);
+		r = state_clean_leftovers(c->name, err);
+		if (r < 0)
+			return r;
+	}
 	r = template_rootfs(state_root(), c->template_name, base, sizeof(base), err);
 	if (r < 0)
 		return r;
