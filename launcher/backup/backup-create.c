@@ -359,8 +359,11 @@ int backup_create(const struct backup_options *o, struct backup_result *res, str
 		}
 		res->took_snapshot = true;
 	}
-	if (o->since && !strcmp(o->since, "last"))
+	if (o->since && !strcmp(o->since, "last")) {
 		r = backup_last_tag(name, res->tag, res->since, err);
+		if (r == -ENOENT && o->last_or_full)
+			r = 0; /* the first backup of a container: full */
+	}
 	if (r == 0 && !strcmp(res->since, res->tag))
 		r = err_plain(err, EINVAL, "a backup of '%s' cannot be incremental to itself ('%s')", res->tag, name);
 	if (r == 0)
