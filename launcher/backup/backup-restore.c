@@ -16,7 +16,12 @@
  *
  * CORRAL_TEST_FAIL_AT=blocks|root|create|upper makes pass 2 fail at that
  * point (after the blocks, the root commit, the container's creation, the
- * upper's build): tests/launcher-backup.test checks nothing is left. */
+ * upper's build): tests/launcher-backup.test checks nothing is left.
+ *
+ * Not atomic against a crash in pass 2 (as corral clone is not): a kill -9
+ * after the root's commit leaves the snapshot without its container, and
+ * one during the container's creation a container without its tree;
+ * blocks put before a crash and never named are freed by store gc. */
 #include "config.h"
 
 #include <errno.h>
@@ -534,7 +539,9 @@ int backup_restore(const struct backup_restore_options *o, struct backup_info *r
 	} else if (r == 0) {
 		r = snapshot_rollback_stopped(target, h->tag, &rr, err);
 	}
-	if (r == 0 && fail_at("upper"))
+	/* (After a rollback nothing is left to fail: only a full restore has
+	 * a point here.) */
+	if (r == 0 && !bstream_header_incremental(h) && fail_at("upper"))
 		r = injected("upper", err);
 	if (r < 0) {
 		/* Undo pass 2: the half container, then the root. */

@@ -43,7 +43,8 @@ static void backup_usage(FILE *out)
 	      "last, a full stream for one without an earlier backup), reports the ones\n"
 	      "that fail and goes on (exit status 1 if any failed).\n"
 	      "--format oci-layer writes the snapshot's changes as an OCI image layer tar\n"
-	      "instead.  Progress goes to stderr when it is a terminal.\n",
+	      "instead.  Progress goes to stderr when it is a terminal; with --json and\n"
+	      "-o -, the summary goes to stderr too (stdout is the stream).\n",
 	      out);
 }
 
