@@ -414,8 +414,7 @@ static int apply_stream(struct scan *sc, int fd, const char *root_name, struct c
 				r = store_put_recipe(sc->s, &rec, &local, err);
 			if (r == 0 && bkeymap_put(&recipes, &k, &local, rec.size) < 0)
 				r = err_set(err, ENOMEM, "restore");
-			if (r == 0 || rec.e)
-				store_recipe_release(&rec);
+			store_recipe_release(&rec);
 		}
 	}
 	if (r == 0 && memcmp(rd.end_hash, sc->end_hash, 16))
