@@ -355,7 +355,7 @@ int backup_create(const struct backup_options *o, struct backup_result *res, str
 		}
 		if (r < 0) {
 			store_close(s);
-			return r;
+			return err_wrap(err, "backup of '%s'", name);
 		}
 		res->took_snapshot = true;
 	}

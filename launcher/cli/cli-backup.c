@@ -491,18 +491,20 @@ int cmd_verify(int argc, char **argv)
 static int restore_create(void *ctx, struct container_config *c, struct corral_error *err)
 {
 	(void)ctx;
-	return cli_create_container(c, err);
+	/* The one snapshot the restore committed under this name. */
+	return cli_create_container(c, 1, err);
 }
 
 static void restore_remove(void *ctx, const char *name)
 {
 	(void)ctx;
-	char *rm_argv[] = { "rm", "-f", (char *)name, NULL };
+	/* A full restore's new container: its one snapshot is the restore's. */
+	char *rm_argv[] = { "rm", "-f", "--snapshots", (char *)name, NULL };
 	/* Its messages would speak of a container the user never asked for. */
 	int saved = dup(STDOUT_FILENO), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (saved >= 0 && null >= 0)
 		dup2(null, STDOUT_FILENO);
-	cmd_rm(3, rm_argv);
+	cmd_rm(4, rm_argv);
 	if (saved >= 0) {
 		fflush(stdout);
 		dup2(saved, STDOUT_FILENO);

@@ -235,7 +235,7 @@ static int apply_option(int opt, const char *arg, struct container_config *c, ch
 }
 
 /* Creates the container directory and config; removes it again on failure. */
-int cli_create_container(struct container_config *c, struct corral_error *err)
+int cli_create_container(struct container_config *c, size_t own_snapshots, struct corral_error *err)
 {
 	char dir[PATH_MAX], sub[PATH_MAX + 16], base[PATH_MAX];
 	int r = config_validate(c, err);
@@ -261,7 +261,7 @@ int cli_create_container(struct container_config *c, struct corral_error *err)
 	if ((r = snapshot_count(c->name, &nsnap, err)) < 0)
 		return r;
 	state_path(dir, sizeof(dir), c->name, NULL, NULL);
-	if (nsnap && access(dir, F_OK) < 0)
+	if (nsnap > own_snapshots && access(dir, F_OK) < 0)
 		return err_plain(err, EEXIST,
 				 "%zu snapshot%s of an earlier container %s %s still in the block store: "
 				 "`corral rm --snapshots %s` removes them (`corral snapshot list %s` names them)",
@@ -344,7 +344,7 @@ int cmd_create(int argc, char **argv)
 	bool rm = false;
 	config_init(&c);
 	int r = parse_create("create", argc, argv, &c, name, &rm, true);
-	if (r == 0 && cli_create_container(&c, &err) < 0)
+	if (r == 0 && cli_create_container(&c, 0, &err) < 0)
 		r = cli_fail(&err);
 	if (r == 0)
 		printf("%s\n", c.name);
@@ -461,7 +461,7 @@ int cmd_run(int argc, char **argv)
 	fileio_set_durable(false);
 	config_init(&c);
 	int r = parse_create("run", argc, argv, &c, name, &rm, false);
-	if (r == 0 && cli_create_container(&c, &err) < 0)
+	if (r == 0 && cli_create_container(&c, 0, &err) < 0)
 		r = cli_fail(&err);
 	if (r == 0) {
 		/* A pty only with stdin and stdout on a terminal: output into a
