@@ -280,6 +280,19 @@ static int load_config(struct scan *sc, struct corral_error *err)
 		return err_plain(err, EPERM, "the container's config has bind mounts of the sender's host paths (%s): "
 				 "restore with --allow-mounts to keep them", list);
 	}
+	/* A stream may come from anywhere: it never widens what the container
+	 * may do on this host unless the operator says so. */
+	capmask_t extra = c->caps & ~caps_default();
+	if ((extra || c->seccomp != SECCOMP_DEFAULT) && !sc->o->allow_privileges) {
+		char caps[1024] = "";
+		if (extra)
+			caps_format(extra, caps, sizeof(caps));
+		return err_plain(err, EPERM,
+				 "the container's config gives it more than corral's defaults (%s%s%s): restore "
+				 "with --allow-privileges to keep that",
+				 extra ? "capabilities " : "", caps,
+				 c->seccomp != SECCOMP_DEFAULT ? (extra ? ", seccomp unconfined" : "seccomp unconfined") : "");
+	}
 	return 0;
 }
 

@@ -17,7 +17,7 @@
  * fails.
  *
  * Module backup (backups, restores and exports of snapshots).
- * May call: snapshot, container, template, cgroup, store, common. */
+ * May call: snapshot, container, template, security, cgroup, store, common. */
 #ifndef CORRAL_BACKUP_H
 #define CORRAL_BACKUP_H
 
@@ -89,6 +89,8 @@ struct backup_restore_options {
 	int fd;			/* a regular file (read twice) or a pipe (spooled) */
 	const char *as;		/* the container's name, or NULL: the stream's */
 	bool allow_mounts;	/* accept a config with bind mounts (host paths of the sender) */
+	bool allow_privileges;	/* accept a config with capabilities beyond the default
+				 * set or seccomp unconfined */
 	/* Makes the container (its directories and config) and removes it
 	 * again: the CLI's, as `corral create` and `corral rm -f` do it. */
 	int (*create)(void *ctx, struct container_config *c, struct corral_error *err);

@@ -517,7 +517,7 @@ static void restore_remove(void *ctx, const char *name)
 int cmd_restore(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
-		fputs("usage: corral [--json] restore FILE|- [--as NAME] [--allow-mounts]\n"
+		fputs("usage: corral [--json] restore FILE|- [--as NAME] [--allow-mounts] [--allow-privileges]\n"
 		      "\n"
 		      "Restores a backup stream: checks all of it first (checksums, structure, the\n"
 		      "template here has the stream's digest, the target) and changes nothing if\n"
@@ -525,7 +525,9 @@ int cmd_restore(int argc, char **argv)
 		      "snapshot (same tag) and creates the container, stopped (--as NAME: under\n"
 		      "another name).  An incremental stream rolls the stopped container, which\n"
 		      "holds its base, forward to the new snapshot.  A config with bind mounts\n"
-		      "(host paths of the sending host) is refused without --allow-mounts.\n",
+		      "(host paths of the sending host) is refused without --allow-mounts; one\n"
+		      "with capabilities beyond the default set or seccomp unconfined, without\n"
+		      "--allow-privileges.\n",
 		      stdout);
 		return 0;
 	}
@@ -536,6 +538,8 @@ int cmd_restore(int argc, char **argv)
 			o.as = argv[++i];
 		else if (!strcmp(argv[i], "--allow-mounts"))
 			o.allow_mounts = true;
+		else if (!strcmp(argv[i], "--allow-privileges"))
+			o.allow_privileges = true;
 		else if (!strcmp(argv[i], "-") || argv[i][0] != '-') {
 			if (in)
 				return cli_usage_error("restore", "takes one FILE or -");
