@@ -49,6 +49,7 @@ int cmd_store(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_clone(int argc, char **argv);
+int cmd_export_layer(int argc, char **argv);
 
 struct container_config;
 /* Makes a container's directories and saves its config (create, clone). */

@@ -94,6 +94,7 @@ static const struct {
 	{ "template", cmd_template }, { "host", cmd_host }, { "store", cmd_store },
 	{ "snapshot", cmd_snapshot }, { "rollback", cmd_rollback },
 	{ "clone", cmd_clone },
+	{ "export-layer", cmd_export_layer }, /* hidden: backup --format oci-layer */
 };
 
 /* In a build tree, corral finds cowfs and the default-template script
