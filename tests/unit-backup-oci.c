@@ -5,7 +5,9 @@
  * out, whiteouts -- also one that is a hard link of another -- an opaque
  * directory and an opaque root, a 200-character path, a socket skipped).
  * Refusals name the path and write nothing: ".wh." as the last or a middle
- * component, the literal opaque marker name, an xattr name with '='.  A
+ * component, the literal opaque marker name, xattr names libarchive would
+ * %-escape ('=', '%', non-ASCII).  Non-UTF-8 and UTF-8 file names keep
+ * their bytes.  A
  * recipe that disagrees with the manifest, and an unwritable output, are
  * errors, and what was written then does not read as a whole tar. */
 #include "config.h"
@@ -13,6 +15,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +144,8 @@ static void check_refused(const char *what, const char *bad_path, const struct x
 
 int main(void)
 {
+	/* As corral-export runs. */
+	setlocale(LC_CTYPE, "C.UTF-8");
 	if (!mkdtemp(dir))
 		tap_bail("mkdtemp");
 	struct corral_error err = { 0 };
@@ -261,7 +266,11 @@ int main(void)
 	check_refused("the opaque marker's name", "a/.wh..wh..opq", NULL, "'/a/.wh..wh..opq'");
 	check_refused("a .wh. directory above", ".wh.x/f", NULL, "'/.wh.x/f'");
 	check_refused("an xattr name with '='", "a/f", (struct xa[]){ { "user.k=v", "1" }, { 0 } },
-		      "'/a/f': an xattr name with '='");
+		      "'/a/f': xattr name 'user.k=v' cannot be exported");
+	check_refused("an xattr name with a non-ASCII byte", "a/f", (struct xa[]){ { "user.\xff", "1" }, { 0 } },
+		      "'/a/f': xattr name 'user.\xff' cannot be exported");
+	check_refused("an xattr name with '%'", "a/f", (struct xa[]){ { "user.%41", "1" }, { 0 } },
+		      "'/a/f': xattr name 'user.%41' cannot be exported");
 	{
 		/* A private xattr is left out, never refused, whatever its name. */
 		struct manifest pm = { 0 };
@@ -270,6 +279,26 @@ int main(void)
 		r = write_layer(&pm, "private.tar", &res, &size, &err);
 		ok(r == 0, "a private xattr with '=' in its name is left out, not refused");
 		manifest_release(&pm);
+	}
+
+	{
+		/* Names are the tenant's bytes, UTF-8 or not. */
+		const char *names[] = { "caf\xc3\xa9", "bad\xff\xfe", "new\nline" };
+		struct manifest nm = { 0 };
+		add(&nm, ".", S_IFDIR | 0755, 0, NULL);
+		for (int i = 0; i < 3; i++)
+			add(&nm, names[i], S_IFREG | 0644, 0, NULL);
+		r = write_layer(&nm, "names.tar", &res, &size, &err);
+		struct archive *na = r == 0 ? open_layer("names.tar") : NULL;
+		int same = 0;
+		struct archive_entry *ne;
+		while (na && archive_read_next_header(na, &ne) == ARCHIVE_OK)
+			if (same < 3 && !strcmp(archive_entry_pathname(ne), names[same]))
+				same++;
+		if (na)
+			archive_read_free(na);
+		ok(r == 0 && same == 3, "UTF-8, non-UTF-8 and newline names keep their bytes (%d of 3)", same);
+		manifest_release(&nm);
 	}
 
 	/* A recipe that disagrees with the manifest's size. */

@@ -95,12 +95,16 @@ int backup_oci_tar_check(const struct manifest *m, struct corral_error *err)
 			const char *n = e->xattrs[x].name;
 			if (xattr_is_private(n))
 				continue;
+			/* libarchive writes these bytes of a SCHILY.xattr key
+			 * %-escaped, and the consumer would set the escaped
+			 * name: refuse rather than export another name. */
 			for (const unsigned char *p = (const unsigned char *)n; *p; p++)
-				if (*p == '=' || *p < 0x20 || *p == 0x7f)
+				if (*p <= ' ' || *p >= 0x7f || *p == '=' || *p == '%')
 					return err_plain(err, EINVAL,
-							 "'/%s': an xattr name with '=' or a control character "
-							 "cannot be exported in an OCI layer (pax record key)",
-							 e->path);
+							 "'/%s': xattr name '%s' cannot be exported in an OCI "
+							 "layer as it is (a space, '=', '%%', a control or a "
+							 "non-ASCII byte)",
+							 e->path, n);
 		}
 	}
 	return 0;

@@ -15,8 +15,9 @@
 /* Checks that every entry of m can be written as an OCI layer entry
  * without changing its meaning: a name beginning with ".wh." would be read
  * as a whiteout by the consumer (a tenant's file turned into a deletion),
- * an xattr name holding '=' or a control character cannot be a pax
- * record's key, a hard link must name an earlier entry.  -EINVAL with the
+ * an xattr name with a space, '=', '%', a control or non-ASCII byte would
+ * reach the consumer %-escaped (libarchive's pax key), a hard link must
+ * name an earlier entry.  -EINVAL with the
  * entry's path in err.  backup_oci_tar_write() checks first too: nothing
  * is written for a manifest that fails. */
 int backup_oci_tar_check(const struct manifest *m, struct corral_error *err);

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <locale.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,6 +61,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "corral-export: refusing to write a tar to a terminal\n");
 		return ENOTTY;
 	}
+	/* UTF-8 names then go into the pax records as UTF-8; other bytes are
+	 * written as they are (hdrcharset=BINARY).  Either way the name's
+	 * bytes are kept. */
+	setlocale(LC_CTYPE, "C.UTF-8");
 	state_set_root(argv[i]);
 	struct corral_error err = { 0 };
 	struct backup_oci_result res;
