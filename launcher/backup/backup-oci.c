@@ -129,8 +129,12 @@ int backup_oci_layer(const char *name, const char *tag, int out_fd, struct backu
 	int code = WEXITSTATUS(status);
 	if (code != 0)
 		return err_plain(err, code < 125 ? code : EIO, "%s", msg[0] ? msg : "corral-export failed without a reason");
+	/* --stats: the last line (read_stderr made the lines one). */
 	unsigned long long entries, bytes;
-	if (sscanf(msg, "entries=%llu bytes=%llu", &entries, &bytes) != 2)
+	const char *stats = strstr(msg, "entries=");
+	while (stats && strstr(stats + 1, "entries="))
+		stats = strstr(stats + 1, "entries=");
+	if (!stats || sscanf(stats, "entries=%llu bytes=%llu", &entries, &bytes) != 2)
 		return err_plain(err, EIO, "corral-export succeeded but did not report its result ('%s')", msg);
 	ret->entries = entries;
 	ret->bytes = bytes;
