@@ -26,25 +26,7 @@ extern char **environ;
 
 int backup_oci_helper_path(char *buf, size_t len, struct corral_error *err)
 {
-	const char *env = getenv("CORRAL_EXPORT");
-	if (env && *env) {
-		if ((size_t)snprintf(buf, len, "%s", env) >= len)
-			return err_plain(err, ENAMETOOLONG, "CORRAL_EXPORT is too long");
-		return 0;
-	}
-	/* Beside the corral binary: the build tree's launcher/, or the
-	 * installed bindir (both are bin_PROGRAMS). */
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return err_set(err, errno ? errno : ENOENT, "cannot find corral-export (reading /proc/self/exe)");
-	exe[n] = '\0';
-	char *slash = strrchr(exe, '/');
-	if (slash)
-		*slash = '\0';
-	if ((size_t)snprintf(buf, len, "%s/corral-export", slash ? exe : ".") >= len)
-		return err_plain(err, ENAMETOOLONG, "the path of corral-export is too long");
-	return 0;
+	return child_companion_path(buf, len, "corral-export", "CORRAL_EXPORT", err);
 }
 
 /* The helper's stderr, whole up to the buffer's size (its message is one
