@@ -265,10 +265,12 @@ int main(void)
 	check_refused("a .wh. name", "a/.wh.passwd", NULL, "'/a/.wh.passwd': a name beginning with \".wh.\"");
 	check_refused("the opaque marker's name", "a/.wh..wh..opq", NULL, "'/a/.wh..wh..opq'");
 	check_refused("a .wh. directory above", ".wh.x/f", NULL, "'/.wh.x/f'");
+	check_refused("a .wh. name with a terminal escape: escaped in the message", "a/.wh.\x1b[2J", NULL,
+		      "'/a/.wh.\\x1b[2J'");
 	check_refused("an xattr name with '='", "a/f", (struct xa[]){ { "user.k=v", "1" }, { 0 } },
 		      "'/a/f': xattr name 'user.k=v' cannot be exported");
 	check_refused("an xattr name with a non-ASCII byte", "a/f", (struct xa[]){ { "user.\xff", "1" }, { 0 } },
-		      "'/a/f': xattr name 'user.\xff' cannot be exported");
+		      "'/a/f': xattr name 'user.\\xff' cannot be exported");
 	check_refused("an xattr name with '%'", "a/f", (struct xa[]){ { "user.%41", "1" }, { 0 } },
 		      "'/a/f': xattr name 'user.%41' cannot be exported");
 	{

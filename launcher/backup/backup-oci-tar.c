@@ -74,8 +74,24 @@ static const char *base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
+/* The tenant's bytes for a message the operator reads on a terminal:
+ * anything but printable ASCII as \xHH, cut to fit. */
+static const char *printable(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p && o + 5 < len; p++) {
+		if (*p >= ' ' && *p < 0x7f && *p != '\\')
+			buf[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 int backup_oci_tar_check(const struct manifest *m, struct corral_error *err)
 {
+	char pb[512], nb[300];
 	for (size_t i = 0; i < m->n; i++) {
 		const struct manifest_entry *e = &m->e[i];
 		if (i == 0 && strcmp(e->path, "."))
@@ -88,7 +104,7 @@ int backup_oci_tar_check(const struct manifest *m, struct corral_error *err)
 						 "'/%s': a name beginning with \"" WH_PREFIX "\" cannot be "
 						 "exported in an OCI layer (it would read as a whiteout); rename "
 						 "or remove it in the container",
-						 e->path);
+						 printable(e->path, pb, sizeof(pb)));
 		if (e->link && (e->link > i || m->e[e->link - 1].link))
 			return err_plain(err, EINVAL, "'/%s': hard link to a later or linked entry", e->path);
 		for (uint32_t x = 0; x < e->nxattrs; x++) {
@@ -104,7 +120,8 @@ int backup_oci_tar_check(const struct manifest *m, struct corral_error *err)
 							 "'/%s': xattr name '%s' cannot be exported in an OCI "
 							 "layer as it is (a space, '=', '%%', a control or a "
 							 "non-ASCII byte)",
-							 e->path, n);
+							 printable(e->path, pb, sizeof(pb)),
+							 printable(n, nb, sizeof(nb)));
 		}
 	}
 	return 0;
