@@ -161,9 +161,11 @@ static json_object *result_json(const char *name, const struct backup_result *re
 	return o;
 }
 
-static void print_json(json_object *o)
+/* To stdout, or to stderr when stdout carries the stream (-o -). */
+static void print_json(json_object *o, const char *out)
 {
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+	fprintf(out && !strcmp(out, "-") ? stderr : stdout, "%s\n",
+		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 	json_object_put(o);
 }
 
@@ -261,7 +263,7 @@ static int backup_all(struct backup_options *o, const char *dir)
 	}
 	free(names);
 	if (arr)
-		print_json(arr);
+		print_json(arr, NULL);
 	if (failed)
 		fprintf(stderr, "corral: backup --all: %d of %zu containers failed\n", failed, n);
 	return failed ? 1 : 0;
@@ -316,7 +318,7 @@ static int backup_oci(const char *name, const char *tag_arg, const char *out)
 		json_object_object_add(o, "format", json_object_new_string("oci-layer"));
 		json_object_object_add(o, "entries", json_object_new_int64((int64_t)res.entries));
 		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)res.bytes));
-		print_json(o);
+		print_json(o, out);
 	} else {
 		fprintf(strcmp(out, "-") ? stdout : stderr, "OCI layer of %s at %s: %llu entries, %llu bytes\n", name,
 			tag, (unsigned long long)res.entries, (unsigned long long)res.bytes);
@@ -389,13 +391,7 @@ int cmd_backup(int argc, char **argv)
 		return cli_fail(&err);
 	if (cli_globals.json) {
 		/* With -o -, stdout is the stream: the summary goes to stderr. */
-		json_object *j = result_json(name, &res, final);
-		if (!strcmp(out, "-")) {
-			fprintf(stderr, "%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY));
-			json_object_put(j);
-		} else {
-			print_json(j);
-		}
+		print_json(result_json(name, &res, final), out);
 	} else if (strcmp(out, "-")) {
 		print_result(name, &res, final);
 	}
@@ -470,7 +466,7 @@ int cmd_verify(int argc, char **argv)
 	if (r < 0)
 		return cli_fail(&err);
 	if (cli_globals.json) {
-		print_json(info_json(&info));
+		print_json(info_json(&info), NULL);
 	} else {
 		char hex[33];
 		bstream_hex(info.h.template_digest, 16, hex);
@@ -561,7 +557,7 @@ int cmd_restore(int argc, char **argv)
 	if (cli_globals.json) {
 		json_object *j = info_json(&info);
 		json_object_object_add(j, "restored_as", json_object_new_string(info.target));
-		print_json(j);
+		print_json(j, NULL);
 	} else {
 		printf("restored %s as %s at %s%s%s (%llu entries, %llu blocks, %llu from the base)\n",
 		       info.h.container, info.target, info.h.tag, info.h.since_tag[0] ? " since " : "",
