@@ -185,6 +185,7 @@ static int send_recipe(struct body *b, const struct manifest_entry *e, uint64_t 
 		return err_wrap(err, "the recipe of '%s'", e->path);
 	for (size_t j = 0; j < rec.n && r == 0; j++) {
 		const struct store_recipe_entry *re = &rec.e[j];
+		*done += re->len;
 		if (bkeymap_get(&b->sent, &re->key))
 			continue;
 		struct bkeymap_slot *bs = bkeymap_get(&b->base, &re->key);
@@ -206,7 +207,6 @@ static int send_recipe(struct body *b, const struct manifest_entry *e, uint64_t 
 		}
 		if (r == 0 && bkeymap_put(&b->sent, &re->key, NULL, 0) < 0)
 			r = err_set(err, ENOMEM, "backup");
-		*done += re->len;
 		if (r == 0 && b->o->progress)
 			b->o->progress(b->o->progress_ctx, *done, b->res->total_bytes);
 	}
@@ -359,8 +359,11 @@ int backup_create(const struct backup_options *o, struct backup_result *res, str
 		}
 		res->took_snapshot = true;
 	}
-	if (o->since && !strcmp(o->since, "last"))
+	if (o->since && !strcmp(o->since, "last")) {
 		r = backup_last_tag(name, res->tag, res->since, err);
+		if (r == -ENOENT && o->last_or_full)
+			r = 0; /* the first backup of a container: full */
+	}
 	if (r == 0 && !strcmp(res->since, res->tag))
 		r = err_plain(err, EINVAL, "a backup of '%s' cannot be incremental to itself ('%s')", res->tag, name);
 	if (r == 0)

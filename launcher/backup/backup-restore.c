@@ -292,6 +292,10 @@ static int target_check(struct scan *sc, struct corral_error *err)
 	uint8_t d[16];
 	char want[33], have[33];
 	bstream_hex(h->template_digest, 16, want);
+	/* The built-in default template is made on first use, as create
+	 * makes it; any other must have been imported here. */
+	if (!strcmp(h->template_name, TEMPLATE_DEFAULT) && (r = template_ensure_default(state_root(), err)) < 0)
+		return err_wrap(err, "prepare the default template");
 	r = template_digest(state_root(), h->template_name, d, err);
 	if (r == -ENOENT)
 		return err_plain(err, ENOENT, "the stream needs template '%s' (digest %s), which this host does not have",
@@ -307,26 +311,28 @@ static int target_check(struct scan *sc, struct corral_error *err)
 	if (r < 0)
 		return r;
 	bool exists = access(cdir, F_OK) == 0;
+	if (!bstream_header_incremental(h) && exists)
+		return err_plain(err, EEXIST, "container '%s' already exists (restore --as NAME gives another name)",
+				 target);
+	if (bstream_header_incremental(h)) {
+		if (!exists)
+			return err_plain(err, ENOENT, "the stream is incremental to '%s' of '%s': restore that first "
+					 "(no container '%s' here)", h->since_tag, h->container, target);
+		struct container_state st;
+		r = state_load(target, &st, err);
+		if (r < 0)
+			return r;
+		if (state_init_alive(&st) || state_cowfs_alive(&st))
+			return err_plain(err, EBUSY, "container '%s' is running: stop it before an incremental restore",
+					 target);
+	}
 	r = root_exists(sc->s, target, h->tag, err);
 	if (r < 0)
 		return r;
 	if (r == 1)
 		return err_plain(err, EEXIST, "container '%s' already has a snapshot '%s'", target, h->tag);
-	if (!bstream_header_incremental(h)) {
-		if (exists)
-			return err_plain(err, EEXIST, "container '%s' already exists (restore --as NAME gives another name)",
-					 target);
+	if (!bstream_header_incremental(h))
 		return load_config(sc, err);
-	}
-	if (!exists)
-		return err_plain(err, ENOENT, "the stream is incremental to '%s' of '%s': restore that first "
-				 "(no container '%s' here)", h->since_tag, h->container, target);
-	struct container_state st;
-	r = state_load(target, &st, err);
-	if (r < 0)
-		return r;
-	if (state_init_alive(&st) || state_cowfs_alive(&st))
-		return err_plain(err, EBUSY, "container '%s' is running: stop it before an incremental restore", target);
 	uint8_t id[16];
 	r = backup_snapshot_id(sc->s, target, h->since_tag, id, err);
 	if (r < 0)

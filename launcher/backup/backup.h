@@ -39,6 +39,7 @@ struct backup_options {
 	const char *name;
 	const char *snapshot;	/* an existing tag, or NULL: take backup-<UTC time> */
 	const char *since;	/* NULL, a tag, or "last" */
+	bool last_or_full;	/* with "last": a full backup if there is no earlier one */
 	int level;		/* zstd level */
 	int out_fd;
 	backup_progress_fn progress;	/* may be NULL */

@@ -39,8 +39,9 @@ static void backup_usage(FILE *out)
 	      "carried (the receiver must have restored TAG's stream); --since last uses\n"
 	      "the newest other backup-* snapshot.  -o FILE is written whole or not at all\n"
 	      "(temp file, fsync, rename); -o - writes to stdout (not a terminal).\n"
-	      "--all writes DIR/NAME.TAG" BACKUP_SUFFIX " for every container, reports the\n"
-	      "ones that fail and goes on (exit status 1 if any failed).\n"
+	      "--all writes DIR/NAME.TAG" BACKUP_SUFFIX " for every container (with --since\n"
+	      "last, a full stream for one without an earlier backup), reports the ones\n"
+	      "that fail and goes on (exit status 1 if any failed).\n"
 	      "--format oci-layer writes the snapshot's changes as an OCI image layer tar\n"
 	      "instead.  Progress goes to stderr when it is a terminal.\n",
 	      out);
@@ -324,8 +325,11 @@ int cmd_backup(int argc, char **argv)
 		fprintf(stderr, "corral: backup: refusing to write a backup stream to a terminal (use -o FILE, or a pipe)\n");
 		return 1;
 	}
-	if (all)
+	if (all) {
+		/* A container backed up for the first time gets a full stream. */
+		o.last_or_full = true;
 		return backup_all(&o, out);
+	}
 	if (!strcmp(format, "oci-layer")) {
 		if (o.since)
 			return cli_usage_error("backup", "--format oci-layer has no --since (the layer is the whole delta)");
