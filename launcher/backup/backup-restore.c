@@ -16,7 +16,12 @@
  *
  * CORRAL_TEST_FAIL_AT=blocks|root|create|upper makes pass 2 fail at that
  * point (after the blocks, the root commit, the container's creation, the
- * upper's build): tests/launcher-backup.test checks nothing is left. */
+ * upper's build): tests/launcher-backup.test checks nothing is left.
+ *
+ * Not atomic against a crash in pass 2 (as corral clone is not): a kill -9
+ * after the root's commit leaves the snapshot without its container, and
+ * one during the container's creation a container without its tree;
+ * blocks put before a crash and never named are freed by store gc. */
 #include "config.h"
 
 #include <errno.h>
@@ -409,8 +414,7 @@ static int apply_stream(struct scan *sc, int fd, const char *root_name, struct c
 				r = store_put_recipe(sc->s, &rec, &local, err);
 			if (r == 0 && bkeymap_put(&recipes, &k, &local, rec.size) < 0)
 				r = err_set(err, ENOMEM, "restore");
-			if (r == 0 || rec.e)
-				store_recipe_release(&rec);
+			store_recipe_release(&rec);
 		}
 	}
 	if (r == 0 && memcmp(rd.end_hash, sc->end_hash, 16))
@@ -534,7 +538,9 @@ int backup_restore(const struct backup_restore_options *o, struct backup_info *r
 	} else if (r == 0) {
 		r = snapshot_rollback_stopped(target, h->tag, &rr, err);
 	}
-	if (r == 0 && fail_at("upper"))
+	/* (After a rollback nothing is left to fail: only a full restore has
+	 * a point here.) */
+	if (r == 0 && !bstream_header_incremental(h) && fail_at("upper"))
 		r = injected("upper", err);
 	if (r < 0) {
 		/* Undo pass 2: the half container, then the root. */

@@ -43,7 +43,8 @@ static void backup_usage(FILE *out)
 	      "last, a full stream for one without an earlier backup), reports the ones\n"
 	      "that fail and goes on (exit status 1 if any failed).\n"
 	      "--format oci-layer writes the snapshot's changes as an OCI image layer tar\n"
-	      "instead.  Progress goes to stderr when it is a terminal.\n",
+	      "instead.  Progress goes to stderr when it is a terminal; with --json and\n"
+	      "-o -, the summary goes to stderr too (stdout is the stream).\n",
 	      out);
 }
 
@@ -89,6 +90,43 @@ static int open_temp(const char *path, char *tmp, size_t len, struct corral_erro
 		return err_plain(err, ENAMETOOLONG, "%s: name too long", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	return fd < 0 ? err_set(err, errno, "creating %s", tmp) : fd;
+}
+
+/* Where -o FILE goes.  A new or regular file is written beside its real
+ * path and renamed over it (*direct false; `real` the path to rename to);
+ * anything else that exists (a fifo, a device such as /dev/null) is
+ * written in place, never replaced (*direct true, the fd returned), and a
+ * terminal is refused. */
+static int open_output(const char *path, char *real, size_t real_len, char *tmp, size_t tmp_len, bool *direct,
+		       struct corral_error *err)
+{
+	struct stat st;
+	*direct = false;
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT)
+			return err_set(err, errno, "%s", path);
+		snprintf(real, real_len, "%s", path);
+		return open_temp(real, tmp, tmp_len, err);
+	}
+	if (S_ISDIR(st.st_mode))
+		return err_plain(err, EISDIR, "%s is a directory", path);
+	if (S_ISREG(st.st_mode)) {
+		char r[PATH_MAX];
+		if (!realpath(path, r))
+			return err_set(err, errno, "%s", path);
+		snprintf(real, real_len, "%s", r);
+		return open_temp(real, tmp, tmp_len, err);
+	}
+	int fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, errno, "opening %s", path);
+	if (isatty(fd)) {
+		close(fd);
+		return err_plain(err, EINVAL, "refusing to write a backup stream to a terminal (%s)", path);
+	}
+	*direct = true;
+	snprintf(real, real_len, "%s", path);
+	return fd;
 }
 
 /* fsync, rename over `path`, fsync its directory. */
@@ -159,11 +197,14 @@ static int backup_to(struct backup_options *o, const char *path, bool dir_mode, 
 		return r;
 	}
 	char tmp[PATH_MAX], target[PATH_MAX];
-	if (dir_mode)
+	bool direct = false;
+	int fd;
+	if (dir_mode) {
 		snprintf(target, sizeof(target), "%s/%s", path, o->name);
-	else
-		snprintf(target, sizeof(target), "%s", path);
-	int fd = open_temp(target, tmp, sizeof(tmp), err);
+		fd = open_temp(target, tmp, sizeof(tmp), err);
+	} else {
+		fd = open_output(path, target, sizeof(target), tmp, sizeof(tmp), &direct, err);
+	}
 	if (fd < 0)
 		return fd;
 	o->out_fd = fd;
@@ -172,12 +213,12 @@ static int backup_to(struct backup_options *o, const char *path, bool dir_mode, 
 		fputc('\n', stderr);
 	if (r == 0 && dir_mode)
 		snprintf(target, sizeof(target), "%s/%s.%s" BACKUP_SUFFIX, path, o->name, res->tag);
-	if (r == 0)
+	if (r == 0 && !direct)
 		r = commit_temp(fd, tmp, target, err);
 	close(fd);
-	if (r < 0)
+	if (r < 0 && !direct)
 		unlink(tmp);
-	else
+	else if (r == 0)
 		snprintf(final, final_len, "%s", target);
 	return r;
 }
@@ -248,14 +289,19 @@ static int backup_oci(const char *name, const char *tag_arg, const char *out)
 	if (!strcmp(out, "-")) {
 		r = backup_oci_layer(name, tag, STDOUT_FILENO, &res, &err);
 	} else {
-		int fd = open_temp(out, tmp, sizeof(tmp), &err);
-		if (fd < 0)
+		char real[PATH_MAX];
+		bool direct;
+		int fd = open_output(out, real, sizeof(real), tmp, sizeof(tmp), &direct, &err);
+		if (fd < 0) {
+			if (!tag_arg)
+				snapshot_remove(name, tag, NULL);
 			return cli_fail(&err);
+		}
 		r = backup_oci_layer(name, tag, fd, &res, &err);
-		if (r == 0)
-			r = commit_temp(fd, tmp, out, &err);
+		if (r == 0 && !direct)
+			r = commit_temp(fd, tmp, real, &err);
 		close(fd);
-		if (r < 0)
+		if (r < 0 && !direct)
 			unlink(tmp);
 	}
 	if (r < 0) {
