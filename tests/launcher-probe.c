@@ -32,9 +32,16 @@
  *                                name.  Each TIOCSTI that works pushes
  *                                "corral-tiocsti-marker\n".
  *
+ *   launcher-probe ping ADDR     one ICMP echo to the IPv4 ADDR through an
+ *                                unprivileged ICMP socket (no CAP_NET_RAW:
+ *                                net.ipv4.ping_group_range must allow it):
+ *                                "ok" once the reply is in, ETIMEDOUT after
+ *                                3 s, or the errno name of the socket call
+ *
  * OPs: keyctl, add_key, bpf, unshare-user, unshare-mnt, unshare-net, mount,
  * finit_module, init_module, mknod-blk PATH, clone3, open-read PATH,
- * open-write PATH, ptrace PID, setgroups GID, tty DEV:RDEV. */
+ * open-write PATH, ptrace PID, setgroups GID, tty DEV:RDEV, raw-socket
+ * (an ICMP raw socket: needs CAP_NET_RAW), ping ADDR. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <grp.h>
@@ -46,7 +53,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
@@ -149,6 +160,36 @@ static int tty_probe(const char *arg)
 	return 0;
 }
 
+static int ping_probe(const char *addr)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	if (inet_pton(AF_INET, addr, &to.sin_addr) != 1) {
+		fprintf(stderr, "launcher-probe: ping: bad address %s\n", addr);
+		return 2;
+	}
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
+	if (fd < 0)
+		return report(fd);
+	/* The kernel fills in the identifier and the checksum. */
+	struct icmphdr echo = { .type = ICMP_ECHO };
+	echo.un.echo.sequence = htons(1);
+	if (sendto(fd, &echo, sizeof(echo), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+		return report(-1);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	for (;;) {
+		int n = poll(&p, 1, 3000);
+		if (n == 0) {
+			printf("ETIMEDOUT\n");
+			return 0;
+		}
+		if (n < 0)
+			return report(-1);
+		struct icmphdr reply;
+		if (recv(fd, &reply, sizeof(reply), 0) >= (ssize_t)sizeof(reply) && reply.type == ICMP_ECHOREPLY)
+			return report(0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *op = argc > 1 ? argv[1] : "";
@@ -234,6 +275,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(op, "tty"))
 		return tty_probe(arg);
+	if (!strcmp(op, "raw-socket"))
+		return report(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP));
+	if (!strcmp(op, "ping"))
+		return ping_probe(arg);
 	if (!strcmp(op, "forks"))
 		return forks(atoi(arg) > 0 ? atoi(arg) : 1);
 	fprintf(stderr, "usage: launcher-probe OP [ARG] (see the source)\n");

@@ -432,8 +432,14 @@ static void cleanup(void)
 			net_link_delete(sk, T.br2, NULL, NULL);
 		net_nl_closep(&sk);
 	}
-	if (T.br1[0])
-		net_nat_disable(T.br1, NULL);
+	if (T.br1[0]) {
+		net_nft_bridge_remove(T.br1, NULL);
+		net_dns_stop(T.br1);
+	}
+	if (T.br2[0]) {
+		net_nft_bridge_remove(T.br2, NULL);
+		net_dns_stop(T.br2);
+	}
 	if (T.old_forward == 0 && read_forward() == 1) {
 		FILE *f = fopen("/proc/sys/net/ipv4/ip_forward", "we");
 		if (f) {
@@ -474,8 +480,8 @@ static void test_pure(void)
 	struct net_config cfg;
 	memset(&cfg, 0x55, sizeof(cfg));
 	net_config_init(&cfg);
-	ok(cfg.mode == NET_NONE && !strcmp(cfg.bridge, "corral0") && !strcmp(cfg.subnet, "10.88.0.0/16") &&
-	   !cfg.nat && !cfg.address[0] && !cfg.host_veth[0], "config defaults: none, corral0, 10.88.0.0/16");
+	ok(cfg.mode == NET_NONE && !strcmp(cfg.bridge, "corral0") && !strcmp(cfg.subnet, "10.77.0.0/16") &&
+	   !cfg.nat && !cfg.address[0] && !cfg.host_veth[0], "config defaults: none, corral0, 10.77.0.0/16");
 
 	struct net_subnet sn;
 	char gw[INET_ADDRSTRLEN];
@@ -635,10 +641,10 @@ int main(void)
 		close(nsfd);
 
 	/* NAT: an nft table of the bridge's own, and forwarding on. */
-	char table[64], cmd[160];
+	char table[64], cmd[320];
 	net_nat_table_name(T.br1, table, sizeof(table));
-	snprintf(cmd, sizeof(cmd), "nft list table ip %s 2>/dev/null | grep -q 'ip saddr %s.*masquerade'",
-		 table, T.net1);
+	snprintf(cmd, sizeof(cmd), "nft list table ip %s 2>/dev/null | grep -q 'ip saddr @nat_nets .*masquerade' && "
+		 "nft list set ip %s nat_nets 2>/dev/null | grep -q 'elements = { %s'", table, table, T.net1);
 	ok(system(cmd) == 0, "NAT: nft table %s masquerades %s", table, T.net1);
 	ok(read_forward() == 1, "NAT: net.ipv4.ip_forward is on");
 

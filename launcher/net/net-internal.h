@@ -31,6 +31,8 @@ struct nl_sock;
 #define NET_ALIAS_MAX 256	/* the kernel's IFALIASZ, from <linux/if.h> */
 _Static_assert(sizeof(NET_ALIAS_PREFIX) + NET_NAME_MAX <= NET_ALIAS_MAX, "alias fits IFALIASZ");
 
+/* Parses a canonical dotted quad; -EINVAL otherwise. */
+int net_ip_parse(const char *s, uint32_t *ret);
 /* Formats ip as dotted quad into buf (INET_ADDRSTRLEN bytes). */
 void net_ip_format(uint32_t ip, char *buf);
 
@@ -51,11 +53,20 @@ void net_host_veth_alias(const char *container, char *ret, size_t size);
  * only if the address was free.
  *
  * net_lease_acquire returns the lease this container already holds in the
- * subnet (after a crash), else the lowest free address after the gateway;
+ * subnet (after a crash), else the lowest free address after the gateway,
+ * or with want != 0 exactly that address (EADDRINUSE naming the holder);
  * *ret_created says whether a new file was made (only those may be dropped
  * by an undo).  EADDRNOTAVAIL when every address is leased. */
-int net_lease_acquire(const char *state_root, const struct net_subnet *sn, const char *container,
+int net_lease_acquire(const char *state_root, const struct net_subnet *sn, uint32_t want, const char *container,
 		      uint32_t *ret_ip, bool *ret_created, struct corral_error *err);
+/* The address leased to container in any subnet: 1 and *ret_ip, or 0. */
+int net_lease_lookup(const char *state_root, const char *container, uint32_t *ret_ip);
+/* The bridge's lifecycle lock (<state_root>/net/bridge-<bridge>.lock),
+ * taken exclusively: held from making sure the bridge exists to the
+ * container's veth being on it, and from a veth's removal to the removal
+ * of the emptied bridge, so that no start attaches to a bridge being
+ * deleted.  Returns the descriptor (close to unlock). */
+int net_bridge_lock(const char *state_root, const char *bridge, struct corral_error *err);
 /* Removes the lease of ip if it names container. */
 int net_lease_drop(const char *state_root, uint32_t ip, const char *container, struct corral_error *err);
 /* Removes every lease (and leftover temp file) naming container.  A missing
@@ -92,15 +103,52 @@ int net_link_up(struct nl_sock *sk, const char *name, struct corral_error *err);
  * network namespace is never changed. */
 int net_netns_configure(int netns_fd, uint32_t ip, const struct net_subnet *sn, struct corral_error *err);
 
+/* Is the bridge empty?  Returns 0 if ports remain (or no bridge), 1 if
+ * empty but not made by corral (left alone), 2 if empty and deleted. */
+int net_bridge_release(struct nl_sock *sk, const char *bridge, struct corral_error *err);
+/* Refuses a subnet that overlaps a host route (main table, IPv4, not the
+ * default route) through any interface but the bridge. */
+int net_subnet_check_routes(struct nl_sock *sk, const struct net_subnet *sn, int bridge_ifindex,
+			    struct corral_error *err);
+/* The alias that marks a bridge corral created. */
+#define NET_BRIDGE_ALIAS "corral:bridge"
+
 /* ---- net-nat.c ---- */
 
-/* The nft table holding a bridge's masquerade rule ("corral_<bridge>"). */
+/* Runs /usr/sbin/<name> (or /sbin, ...) with argv, stdin /dev/null; its
+ * output goes into err on failure, into out_buf (if given) on success. */
+int net_run(const char *name, const char *package, char *const argv[], char *out_buf, size_t out_size,
+	    struct corral_error *err);
+/* The bridge's nft table ("corral_<bridge>"). */
 void net_nat_table_name(const char *bridge, char *ret, size_t size);
-/* Sets net.ipv4.ip_forward and (re)creates the bridge's table atomically
- * with one rule: masquerade from the subnet to anywhere outside it. */
-int net_nat_enable(const char *bridge, const struct net_subnet *sn, struct corral_error *err);
-/* Removes the bridge's table if present.  ip_forward is left as it is:
- * other users of the host may rely on it. */
-int net_nat_disable(const char *bridge, struct corral_error *err);
+/* Creates or refreshes the bridge's table (see net-nat.c); with nat the
+ * subnet is masqueraded; nat or ports turn on net.ipv4.ip_forward (left
+ * on), ports turn on route_localnet on the bridge. */
+int net_nft_bridge_setup(const char *bridge, const struct net_subnet *sn, bool nat, bool ports,
+			 struct corral_error *err);
+/* Publishes ports to ip; EADDRINUSE naming the address that holds one. */
+int net_nft_ports_add(const char *bridge, uint32_t ip, const struct net_port *ports, int n,
+		      struct corral_error *err);
+/* Withdraws those of the ports that point at ip. */
+void net_nft_ports_remove(const char *bridge, uint32_t ip, const struct net_port *ports, int n);
+/* Removes the bridge's table if present. */
+int net_nft_bridge_remove(const char *bridge, struct corral_error *err);
+
+/* ---- net-dns.c ---- */
+
+/* The bridge's DNS: one dnsmasq per bridge, answering on the bridge's
+ * addresses from a directory of host-owned hosts files (one per container)
+ * that it watches with inotify, and forwarding every other name to the
+ * host's resolvers.  Everything lives in NET_DNS_DIR/<bridge>/. */
+#define NET_DNS_DIR "/run/corral-dns"
+/* Starts the bridge's dnsmasq unless it runs. */
+int net_dns_start(const char *bridge, struct corral_error *err);
+/* Stops it (if it runs) and removes the bridge's directory. */
+void net_dns_stop(const char *bridge);
+/* Publishes "ip names" for the container, and its resolv.conf. */
+int net_dns_add(const char *bridge, const char *container, uint32_t ip, uint32_t gateway, const char *names,
+		struct corral_error *err);
+/* Withdraws both. */
+void net_dns_remove(const char *bridge, const char *container);
 
 #endif

@@ -200,6 +200,72 @@ static int bridge_create(struct nl_sock *sk, const char *bridge, struct corral_e
 	return 0;
 }
 
+static void route_cache_freep(struct nl_cache **c)
+{
+	if (*c)
+		nl_cache_free(*c);
+}
+#define cleanup_nl_cache __attribute__((cleanup(route_cache_freep)))
+
+struct overlap_scan {
+	const struct net_subnet *sn;
+	int bridge_ifindex;
+	char found[128];	/* the first overlapping route, "" if none */
+};
+
+static void overlap_visit(struct nl_object *obj, void *arg)
+{
+	struct overlap_scan *scan = arg;
+	struct rtnl_route *route = (struct rtnl_route *)obj;
+	if (scan->found[0] || rtnl_route_get_family(route) != AF_INET ||
+	    rtnl_route_get_table(route) != RT_TABLE_MAIN || rtnl_route_get_type(route) != RTN_UNICAST)
+		return;
+	struct nl_addr *dst = rtnl_route_get_dst(route);
+	unsigned plen = dst ? (unsigned)nl_addr_get_prefixlen(dst) : 0;
+	if (!dst || plen == 0 || nl_addr_get_len(dst) != 4)
+		return;	/* the default route overlaps everything: not a conflict */
+	/* A route through the bridge itself is one of its subnets: many may
+	 * share the bridge, as long as they do not share an interface. */
+	for (int i = 0; i < rtnl_route_get_nnexthops(route); i++) {
+		struct rtnl_nexthop *nh = rtnl_route_nexthop_n(route, i);
+		if (nh && rtnl_route_nh_get_ifindex(nh) == scan->bridge_ifindex)
+			return;
+	}
+	uint32_t be;
+	memcpy(&be, nl_addr_get_binary_addr(dst), 4);
+	uint32_t net = ntohl(be);
+	unsigned p = plen < scan->sn->prefix ? plen : scan->sn->prefix;
+	uint32_t mask = p ? ~UINT32_C(0) << (32 - p) : 0;
+	if ((net & mask) != (scan->sn->network & mask))
+		return;
+	char text[INET_ADDRSTRLEN], dev[IF_NAMESIZE] = "?";
+	net_ip_format(net, text);
+	if (rtnl_route_get_nnexthops(route) > 0) {
+		struct rtnl_nexthop *nh = rtnl_route_nexthop_n(route, 0);
+		if (!nh || !if_indextoname((unsigned)rtnl_route_nh_get_ifindex(nh), dev))
+			snprintf(dev, sizeof(dev), "?");
+	}
+	snprintf(scan->found, sizeof(scan->found), "%s/%u dev %s", text, plen, dev);
+}
+
+int net_subnet_check_routes(struct nl_sock *sk, const struct net_subnet *sn, int bridge_ifindex,
+			    struct corral_error *err)
+{
+	cleanup_nl_cache struct nl_cache *cache = NULL;
+	int r = rtnl_route_alloc_cache(sk, AF_INET, 0, &cache);
+	if (r < 0)
+		return net_nl_error(err, r, "read the host's routes");
+	struct overlap_scan scan = { .sn = sn, .bridge_ifindex = bridge_ifindex };
+	nl_cache_foreach(cache, overlap_visit, &scan);
+	if (scan.found[0]) {
+		char net[INET_ADDRSTRLEN];
+		net_ip_format(sn->network, net);
+		return err_plain(err, EADDRINUSE, "subnet %s/%u overlaps the host's route %s: "
+				 "choose another with --subnet", net, sn->prefix, scan.found);
+	}
+	return 0;
+}
+
 int net_bridge_ensure(struct nl_sock *sk, const char *bridge, const struct net_subnet *sn,
 		      int *ret_ifindex, unsigned *ret_mtu, struct corral_error *err)
 {
@@ -210,6 +276,17 @@ int net_bridge_ensure(struct nl_sock *sk, const char *bridge, const struct net_s
 		if (r < 0)
 			return r;
 		r = rtnl_link_get_kernel(sk, 0, bridge, &l);
+		/* The mark that says corral made it, so that the last
+		 * container's teardown may delete it (net_bridge_release). */
+		cleanup_link struct rtnl_link *change = rtnl_link_alloc();
+		if (r >= 0 && !change)
+			r = -NLE_NOMEM;
+		if (r >= 0) {
+			rtnl_link_set_ifalias(change, NET_BRIDGE_ALIAS);
+			r = rtnl_link_change(sk, l, change, 0);
+		}
+		if (r < 0)
+			return net_nl_error(err, r, "mark bridge %s as corral's", bridge);
 	}
 	if (r < 0)
 		return net_nl_error(err, r, "look up bridge %s", bridge);
@@ -220,6 +297,9 @@ int net_bridge_ensure(struct nl_sock *sk, const char *bridge, const struct net_s
 				 type ? type : "a physical device");
 
 	int ifindex = rtnl_link_get_ifindex(l);
+	r = net_subnet_check_routes(sk, sn, ifindex, err);
+	if (r < 0)
+		return r;
 	r = addr_add(sk, ifindex, bridge, sn->gateway, sn, err);
 	if (r < 0)
 		return r;
@@ -308,6 +388,47 @@ int net_link_delete(struct nl_sock *sk, const char *name, const char *alias, str
 	if (r < 0)
 		return net_nl_error(err, r, "delete interface %s", name);
 	return 1;
+}
+
+struct port_count {
+	int master;
+	int n;
+};
+
+static void port_visit(struct nl_object *obj, void *arg)
+{
+	struct port_count *pc = arg;
+	if (rtnl_link_get_master((struct rtnl_link *)obj) == pc->master)
+		pc->n++;
+}
+
+int net_bridge_release(struct nl_sock *sk, const char *bridge, struct corral_error *err)
+{
+	cleanup_link struct rtnl_link *l = NULL;
+	int r = rtnl_link_get_kernel(sk, 0, bridge, &l);
+	if (nle_is_missing(r))
+		return 0;
+	if (r < 0)
+		return net_nl_error(err, r, "look up bridge %s", bridge);
+	const char *type = rtnl_link_get_type(l);
+	if (!type || strcmp(type, "bridge"))
+		return 0;
+
+	cleanup_nl_cache struct nl_cache *cache = NULL;
+	r = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache);
+	if (r < 0)
+		return net_nl_error(err, r, "list the ports of bridge %s", bridge);
+	struct port_count pc = { .master = rtnl_link_get_ifindex(l) };
+	nl_cache_foreach(cache, port_visit, &pc);
+	if (pc.n > 0)
+		return 0;
+	const char *alias = rtnl_link_get_ifalias(l);
+	if (!alias || strcmp(alias, NET_BRIDGE_ALIAS))
+		return 1;	/* empty, but not ours to delete */
+	r = rtnl_link_delete(sk, l);
+	if (r < 0 && !nle_is_missing(r))
+		return net_nl_error(err, r, "delete bridge %s", bridge);
+	return 2;
 }
 
 static int default_route_add(struct nl_sock *sk, int ifindex, uint32_t gateway, struct corral_error *err)
