@@ -200,7 +200,8 @@ static void port_holder(const char *table, const struct net_port *p, char *ret, 
 	if (net_run("nft", "nftables", argv, out, sizeof(out), NULL) < 0)
 		return;
 	/* "... { tcp . 8080 : 10.77.0.2 . 80 } ..." */
-	char *colon = strstr(out, " : ");
+	char *elements = strstr(out, "elements = {");
+	char *colon = elements ? strstr(elements, " : ") : NULL;
 	if (!colon)
 		return;
 	colon += 3;
