@@ -499,6 +499,33 @@ static void test_pure(void)
 	ok(net_subnet_parse("10.0.0.0/", &sn, &e) == -EINVAL && net_subnet_parse("10.0.0.0/1x", &sn, &e) == -EINVAL &&
 	   net_subnet_parse("/16", &sn, &e) == -EINVAL, "empty or junk prefix, empty address rejected");
 
+	/* --ip against the subnet, -p. */
+	ok(net_ip_validate("10.77.0.9", "10.77.0.0/24", &e) == 0, "--ip 10.77.0.9 in 10.77.0.0/24");
+	ok(net_ip_validate("10.78.0.9", "10.77.0.0/24", &e) == -EINVAL && strstr(e.msg, "outside the subnet"),
+	   "--ip outside: %s", e.msg);
+	ok(net_ip_validate("10.77.0.0", "10.77.0.0/24", &e) == -EINVAL && strstr(e.msg, "network address"),
+	   "--ip network: %s", e.msg);
+	ok(net_ip_validate("10.77.0.1", "10.77.0.0/24", &e) == -EINVAL && strstr(e.msg, "gateway"),
+	   "--ip gateway: %s", e.msg);
+	ok(net_ip_validate("10.77.0.255", "10.77.0.0/24", &e) == -EINVAL && strstr(e.msg, "broadcast"),
+	   "--ip broadcast: %s", e.msg);
+	ok(net_ip_validate("10.77.0.09", "10.77.0.0/24", &e) == -EINVAL &&
+	   net_ip_validate("10.77.0", "10.77.0.0/24", &e) == -EINVAL &&
+	   net_ip_validate("fd00::1", "10.77.0.0/24", &e) == -EINVAL, "--ip: non-canonical, short, IPv6 refused: %s",
+	   e.msg);
+	struct net_port port;
+	char pt[32];
+	ok(net_port_parse("8080:80", &port, &e) == 0 && port.host == 8080 && port.container == 80 && !port.udp &&
+	   (net_port_format(&port, pt, sizeof(pt)), !strcmp(pt, "8080:80/tcp")), "-p 8080:80 is tcp");
+	ok(net_port_parse("53:5353/udp", &port, &e) == 0 && port.udp && port.host == 53 && port.container == 5353 &&
+	   net_port_parse("1:65535/tcp", &port, &e) == 0, "-p 53:5353/udp, 1:65535/tcp");
+	ok(net_port_parse("0:80", &port, &e) == -ERANGE && net_port_parse("80:65536", &port, &e) == -ERANGE,
+	   "-p: port 0 and 65536 refused: %s", e.msg);
+	ok(net_port_parse("80", &port, &e) == -EINVAL && net_port_parse("80:", &port, &e) == -EINVAL &&
+	   net_port_parse("a:80", &port, &e) == -EINVAL && net_port_parse("80:80/sctp", &port, &e) == -EINVAL &&
+	   net_port_parse("-1:80", &port, &e) == -EINVAL && net_port_parse("80:+80", &port, &e) == -EINVAL,
+	   "-p: junk refused: %s", e.msg);
+
 	char a1[IFNAMSIZ], a2[IFNAMSIZ], b[IFNAMSIZ];
 	net_host_veth_name("web", a1);
 	net_host_veth_name("web", a2);

@@ -266,6 +266,9 @@ int cli_create_container(struct container_config *c, struct corral_error *err)
 	int r = config_validate(c, err);
 	if (r < 0)
 		return r;
+	/* Taken now: refused at once (a start checks again, under the lease). */
+	if (c->net.mode == NET_BRIDGE && c->net.ip[0] && (r = net_ip_check_free(STATE_NET_DIR, c->net.ip, err)) < 0)
+		return r;
 	if (!strcmp(c->template_name, TEMPLATE_DEFAULT)) {
 		r = template_ensure_default(state_root(), err);
 		if (r < 0)

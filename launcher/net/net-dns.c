@@ -11,7 +11,10 @@
  * costs one rename and no signal.  A container only ever points its
  * resolver at the bridge (its resolv.conf, a read-only bind of a host-owned
  * file of its own): whatever it writes in its own /etc changes its own
- * resolution, never anyone else's.
+ * resolution, never anyone else's.  dnsmasq answers the bridge's names
+ * only and refuses the rest: no forwarding, so a container without --nat
+ * gets no DNS path to the outside; a --nat container's resolv.conf lists
+ * the host's resolvers after the bridge (glibc moves on after REFUSED).
  *
  *   NET_DNS_DIR/<bridge>/pid            dnsmasq's pid file
  *   NET_DNS_DIR/<bridge>/hosts/<name>   "<address> <names>" of a container
@@ -146,10 +149,14 @@ int net_dns_start(const char *bridge, struct corral_error *err)
 	snprintf(a_hosts, sizeof(a_hosts), "--hostsdir=%s", hosts);
 	/* No configuration file, no /etc/hosts of the host, no DHCP; only
 	 * the bridge's addresses (--bind-dynamic: also those a later subnet
-	 * adds to it).  Other names go to the host's resolvers. */
+	 * adds to it).  No upstream servers either (--no-resolv): other names
+	 * are REFUSED, so that a container without --nat has no path to the
+	 * outside through the host's resolvers (a DNS tunnel); the resolver
+	 * of a --nat container tries the host's next (net_dns_add). */
 	char *const argv[] = {
 		(char *)"dnsmasq", (char *)"--conf-file=/dev/null", a_pid, a_if, (char *)"--except-interface=lo",
-		(char *)"--bind-dynamic", (char *)"--no-hosts", a_hosts, (char *)"--local-ttl=1", NULL,
+		(char *)"--bind-dynamic", (char *)"--no-hosts", (char *)"--no-resolv", a_hosts,
+		(char *)"--local-ttl=1", NULL,
 	};
 	r = net_run("dnsmasq", "dnsmasq-base", argv, NULL, 0, err);
 	if (r < 0)
@@ -175,8 +182,30 @@ void net_dns_stop(const char *bridge)
 		remove_tree(path, NULL);
 }
 
+/* Appends up to two "nameserver" lines of the host's /etc/resolv.conf
+ * (glibc reads three), IPv4 and not loopback: what a --nat container can
+ * reach through its masquerade. */
+static void host_nameservers(char *buf, size_t size)
+{
+	FILE *f = fopen("/etc/resolv.conf", "re");
+	char line[256];
+	int n = 0;
+	buf[0] = '\0';
+	while (f && n < 2 && fgets(line, sizeof(line), f)) {
+		char addr[64];
+		uint32_t ip;
+		if (sscanf(line, "nameserver %63s", addr) != 1 || net_ip_parse(addr, &ip) < 0 || (ip >> 24) == 127)
+			continue;
+		size_t len = strlen(buf);
+		snprintf(buf + len, size - len, "nameserver %s\n", addr);
+		n++;
+	}
+	if (f)
+		fclose(f);
+}
+
 int net_dns_add(const char *bridge, const char *container, uint32_t ip, uint32_t gateway, const char *names,
-		struct corral_error *err)
+		bool nat, struct corral_error *err)
 {
 	char path[512], addr[INET_ADDRSTRLEN], line[512];
 	net_ip_format(ip, addr);
@@ -198,9 +227,12 @@ int net_dns_add(const char *bridge, const char *container, uint32_t ip, uint32_t
 	if (r < 0)
 		return err_wrap(err, "publish the names of %s", container);
 
-	char gw[INET_ADDRSTRLEN], conf[128];
+	char gw[INET_ADDRSTRLEN], conf[512];
 	net_ip_format(gateway, gw);
-	snprintf(conf, sizeof(conf), "# written by corral: the DNS of bridge %s\nnameserver %s\n", bridge, gw);
+	n = snprintf(conf, sizeof(conf), "# written by corral: the DNS of bridge %s%s\nnameserver %s\n", bridge,
+		     nat ? ", then the host's resolvers" : "", gw);
+	if (nat)
+		host_nameservers(conf + n, sizeof(conf) - (size_t)n);
 	dns_path(path, sizeof(path), bridge, "resolv", container);
 	r = file_write_atomic(path, conf, strlen(conf), 0644, err);
 	if (r < 0)

@@ -138,8 +138,7 @@ int net_nft_bridge_remove(const char *bridge, struct corral_error *err);
 
 /* The bridge's DNS: one dnsmasq per bridge, answering on the bridge's
  * addresses from a directory of host-owned hosts files (one per container)
- * that it watches with inotify, and forwarding every other name to the
- * host's resolvers.  Everything lives in NET_DNS_DIR/<bridge>/. */
+ * that it watches with inotify; other names are refused (no forwarding).  Everything lives in NET_DNS_DIR/<bridge>/. */
 #define NET_DNS_DIR "/run/corral-dns"
 /* Starts the bridge's dnsmasq unless it runs. */
 int net_dns_start(const char *bridge, struct corral_error *err);
@@ -147,7 +146,7 @@ int net_dns_start(const char *bridge, struct corral_error *err);
 void net_dns_stop(const char *bridge);
 /* Publishes "ip names" for the container, and its resolv.conf. */
 int net_dns_add(const char *bridge, const char *container, uint32_t ip, uint32_t gateway, const char *names,
-		struct corral_error *err);
+		bool nat, struct corral_error *err);
 /* Withdraws both. */
 void net_dns_remove(const char *bridge, const char *container);
 

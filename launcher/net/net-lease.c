@@ -403,6 +403,21 @@ int net_lease_acquire(const char *state_root, const struct net_subnet *sn, uint3
 	return 0;
 }
 
+int net_ip_check_free(const char *state_root, const char *ip, struct corral_error *err)
+{
+	uint32_t a;
+	if (net_ip_parse(ip, &a) < 0)
+		return err_plain(err, EINVAL, "--ip \"%s\": expected an IPv4 address", ip);
+	cleanup_close int dirfd = lease_dir_open(state_root, false, NULL);
+	if (dirfd < 0)
+		return 0;
+	char holder[LEASE_MAX + 1];
+	lease_holder(dirfd, ip, holder, sizeof(holder));
+	if (holder[0])
+		return err_plain(err, EADDRINUSE, "address %s is taken by container %s", ip, holder);
+	return 0;
+}
+
 int net_lease_lookup(const char *state_root, const char *container, uint32_t *ret_ip)
 {
 	cleanup_close int dirfd = lease_dir_open(state_root, false, NULL);

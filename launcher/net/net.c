@@ -189,7 +189,7 @@ static int setup_bridge(const char *state_root, const char *container, pid_t pid
 	if (r == 0)
 		r = net_dns_start(cfg->bridge, err);
 	if (r == 0)
-		r = net_dns_add(cfg->bridge, container, ip, sn.gateway, cfg->dns_names, err);
+		r = net_dns_add(cfg->bridge, container, ip, sn.gateway, cfg->dns_names, cfg->nat, err);
 	if (r < 0) {
 		if (ports) {
 			net_dns_remove(cfg->bridge, container);

@@ -86,6 +86,9 @@ void net_port_format(const struct net_port *p, char *buf, size_t size);
 /* --ip against the subnet: a host address, not the network, gateway or
  * broadcast address. */
 int net_ip_validate(const char *ip, const char *subnet, struct corral_error *err);
+/* EADDRINUSE naming the container that leases ip now (state_root as for
+ * net_setup_host). */
+int net_ip_check_free(const char *state_root, const char *ip, struct corral_error *err);
 
 int net_mode_parse(const char *s, enum net_mode *ret, struct corral_error *err);
 const char *net_mode_name(enum net_mode m);
