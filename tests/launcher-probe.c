@@ -38,6 +38,9 @@
  *                                "ok" once the reply is in, ETIMEDOUT after
  *                                3 s, or the errno name of the socket call
  *
+ *   launcher-probe udp-echo PORT answers "pong" to every datagram on the UDP
+ *                                PORT (all addresses), for ever
+ *
  * OPs: keyctl, add_key, bpf, unshare-user, unshare-mnt, unshare-net, mount,
  * finit_module, init_module, mknod-blk PATH, clone3, open-read PATH,
  * open-write PATH, ptrace PID, setgroups GID, tty DEV:RDEV, raw-socket
@@ -190,6 +193,23 @@ static int ping_probe(const char *addr)
 	}
 }
 
+static int udp_echo(int port)
+{
+	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof(me)) < 0) {
+		perror("launcher-probe: udp-echo");
+		return 2;
+	}
+	for (;;) {
+		char buf[512];
+		struct sockaddr_in from;
+		socklen_t len = sizeof(from);
+		if (recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len) >= 0)
+			sendto(fd, "pong", 4, 0, (struct sockaddr *)&from, len);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *op = argc > 1 ? argv[1] : "";
@@ -279,6 +299,8 @@ int main(int argc, char **argv)
 		return report(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP));
 	if (!strcmp(op, "ping"))
 		return ping_probe(arg);
+	if (!strcmp(op, "udp-echo"))
+		return udp_echo(atoi(arg));
 	if (!strcmp(op, "forks"))
 		return forks(atoi(arg) > 0 ? atoi(arg) : 1);
 	fprintf(stderr, "usage: launcher-probe OP [ARG] (see the source)\n");
