@@ -204,23 +204,25 @@ static void host_nameservers(char *buf, size_t size)
 		fclose(f);
 }
 
-int net_dns_add(const char *bridge, const char *container, uint32_t ip, uint32_t gateway, const char *names,
-		bool nat, struct corral_error *err)
+int net_dns_add(const char *bridge, const char *container, uint32_t ip, const struct in6_addr *ip6, uint32_t gateway,
+		const char *names, bool nat, struct corral_error *err)
 {
-	char path[512], addr[INET_ADDRSTRLEN], line[512];
-	net_ip_format(ip, addr);
-	int n = snprintf(line, sizeof(line), "%s", addr);
-	bool any = false;
+	char path[512], addr[INET6_ADDRSTRLEN], list[300] = "", line[1024];
+	size_t ln = 0;
 	for (const char *p = names ? names : ""; *p;) {
 		size_t len = strcspn(p, " ");
-		if (dns_name_ok(p, len) && (size_t)n + len + 2 < sizeof(line)) {
-			n += snprintf(line + n, sizeof(line) - (size_t)n, " %.*s", (int)len, p);
-			any = true;
-		}
+		if (dns_name_ok(p, len) && ln + len + 2 < sizeof(list))
+			ln += (size_t)snprintf(list + ln, sizeof(list) - ln, " %.*s", (int)len, p);
 		p += len;
 		p += strspn(p, " ");
 	}
-	snprintf(line + n, sizeof(line) - (size_t)n, "\n");
+	bool any = ln > 0;
+	net_ip_format(ip, addr);
+	int n = snprintf(line, sizeof(line), "%s%s\n", addr, list);
+	if (ip6) {
+		net_ip6_format(ip6, addr, sizeof(addr));
+		snprintf(line + n, sizeof(line) - (size_t)n, "%s%s\n", addr, list);
+	}
 	if (dns_path(path, sizeof(path), bridge, "hosts", container) < 0)
 		return err_plain(err, ENAMETOOLONG, "hosts file of %s: path too long", container);
 	int r = any ? file_write_atomic(path, line, strlen(line), 0644, err) : 0;

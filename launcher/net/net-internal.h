@@ -20,6 +20,17 @@
 
 struct nl_sock;
 
+/* IPv6 on the bridge: a unique local prefix (RFC 4193) of the host,
+ * fdXX:XXXX:XXXX::/48 with 40 random bits, chosen at first use and kept in
+ * <state_root>/net/ula; each IPv4 subnet gets a /64 of it (16 bits of a
+ * hash of the subnet), and every address is the IPv4 one in the last 32
+ * bits: the IPv4 lease is the IPv6 lease, and the gateway is the IPv4
+ * gateway's.  No NAT66 and no published IPv6 ports. */
+struct net_v6 {
+	struct in6_addr gateway;
+	struct in6_addr address;
+};
+
 /* ---- net-lease.c ---- */
 
 /* net_subnet_parse and struct net_subnet: public, in net.h. */
@@ -67,6 +78,11 @@ int net_lease_lookup(const char *state_root, const char *container, uint32_t *re
  * of the emptied bridge, so that no start attaches to a bridge being
  * deleted.  Returns the descriptor (close to unlock). */
 int net_bridge_lock(const char *state_root, const char *bridge, struct corral_error *err);
+/* Fills v6 for ip in sn from the host's ULA prefix (made at first use).
+ * Returns 0, or 1 without IPv6 in the kernel (v6 left alone). */
+int net_v6_for(const char *state_root, const struct net_subnet *sn, uint32_t ip, struct net_v6 *v6,
+	       struct corral_error *err);
+void net_ip6_format(const struct in6_addr *a, char *buf, size_t size);
 /* Removes the lease of ip if it names container. */
 int net_lease_drop(const char *state_root, uint32_t ip, const char *container, struct corral_error *err);
 /* Removes every lease (and leftover temp file) naming container.  A missing
@@ -87,7 +103,7 @@ void net_nl_closep(struct nl_sock **sk);
  * change as ports come and go), adds the gateway address, sets it up;
  * returns its ifindex and MTU. */
 int net_bridge_ensure(struct nl_sock *sk, const char *bridge, const struct net_subnet *sn,
-		      int *ret_ifindex, unsigned *ret_mtu, struct corral_error *err);
+		      const struct net_v6 *v6, int *ret_ifindex, unsigned *ret_mtu, struct corral_error *err);
 /* One RTM_NEWLINK: the host side `host` (up, enslaved to bridge_ifindex)
  * and its peer "eth0" created directly inside netns_fd, both with the
  * bridge's MTU (0: kernel default); then the owner alias on `host`. */
@@ -101,7 +117,8 @@ int net_link_up(struct nl_sock *sk, const char *name, struct corral_error *err);
 /* In a short-lived child that setns()es into netns_fd: lo and eth0 up,
  * ip/prefix on eth0, default route via the gateway.  The caller's own
  * network namespace is never changed. */
-int net_netns_configure(int netns_fd, uint32_t ip, const struct net_subnet *sn, struct corral_error *err);
+int net_netns_configure(int netns_fd, uint32_t ip, const struct net_subnet *sn, const struct net_v6 *v6,
+			struct corral_error *err);
 
 /* Is the bridge empty?  Returns 0 if ports remain (or no bridge), 1 if
  * empty but not made by corral (left alone), 2 if empty and deleted. */
@@ -145,8 +162,8 @@ int net_dns_start(const char *bridge, struct corral_error *err);
 /* Stops it (if it runs) and removes the bridge's directory. */
 void net_dns_stop(const char *bridge);
 /* Publishes "ip names" for the container, and its resolv.conf. */
-int net_dns_add(const char *bridge, const char *container, uint32_t ip, uint32_t gateway, const char *names,
-		bool nat, struct corral_error *err);
+int net_dns_add(const char *bridge, const char *container, uint32_t ip, const struct in6_addr *ip6, uint32_t gateway,
+		const char *names, bool nat, struct corral_error *err);
 /* Withdraws both. */
 void net_dns_remove(const char *bridge, const char *container);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -456,6 +457,105 @@ int net_bridge_lock(const char *state_root, const char *bridge, struct corral_er
 		}
 	}
 	return fd;
+}
+
+void net_ip6_format(const struct in6_addr *a, char *buf, size_t size)
+{
+	if (!inet_ntop(AF_INET6, a, buf, (socklen_t)size) && size)
+		buf[0] = '\0';
+}
+
+/* Parses the ULA file's content; true if it is an fd00::/8 /48. */
+static bool ula_parse(const char *text, struct in6_addr *ret)
+{
+	char buf[64];
+	size_t n = strcspn(text, "/\n");
+	if (n >= sizeof(buf))
+		return false;
+	memcpy(buf, text, n);
+	buf[n] = '\0';
+	if (inet_pton(AF_INET6, buf, ret) != 1 || ret->s6_addr[0] != 0xfd)
+		return false;
+	for (int i = 6; i < 16; i++)
+		if (ret->s6_addr[i])
+			return false;
+	return true;
+}
+
+/* The host's ULA /48, chosen at first use: the first writer's link(2)
+ * wins, everyone else reads it. */
+static int ula_get(const char *state_root, struct in6_addr *ret, struct corral_error *err)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/net", state_root);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return err_set(err, errno, "create %s", dir);
+	cleanup_close int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return err_set(err, errno, "open %s", dir);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		cleanup_close int fd = openat(dirfd, "ula", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			char text[64];
+			ssize_t n = read(fd, text, sizeof(text) - 1);
+			text[n > 0 ? n : 0] = '\0';
+			if (!ula_parse(text, ret))
+				return err_plain(err, EINVAL, "%s/ula: not a unique local /48 (fdXX:XXXX:XXXX::/48)", dir);
+			return 0;
+		}
+		if (errno != ENOENT)
+			return err_set(err, errno, "open %s/ula", dir);
+		uint8_t g[5];
+		if (getrandom(g, sizeof(g), 0) != (ssize_t)sizeof(g))
+			return err_set(err, errno ? errno : EIO, "choose a unique local IPv6 prefix");
+		char text[64], tmp[64];
+		int len = snprintf(text, sizeof(text), "fd%02x:%02x%02x:%02x%02x::/48\n", g[0], g[1], g[2], g[3], g[4]);
+		snprintf(tmp, sizeof(tmp), ".ula.%ld", (long)getpid());
+		int r = file_commit_at(dirfd, tmp, text, (size_t)len, 0644, 0, NULL, NULL);
+		if (r < 0)
+			return err_set(err, -r, "write %s/%s", dir, tmp);
+		if (linkat(dirfd, tmp, dirfd, "ula", 0) < 0 && errno != EEXIST) {
+			int e = errno;
+			unlinkat(dirfd, tmp, 0);
+			return err_set(err, e, "create %s/ula", dir);
+		}
+		unlinkat(dirfd, tmp, 0);
+	}
+	return err_plain(err, EIO, "%s/ula: could not be read back", dir);
+}
+
+int net_v6_for(const char *state_root, const struct net_subnet *sn, uint32_t ip, struct net_v6 *v6,
+	       struct corral_error *err)
+{
+	/* No IPv6 in the kernel, or turned off for new interfaces (the
+	 * bridge would refuse the address): IPv4 only. */
+	char off = '0';
+	cleanup_close int fd = open("/proc/sys/net/ipv6/conf/default/disable_ipv6", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || (read(fd, &off, 1) == 1 && off == '1'))
+		return 1;
+	struct in6_addr ula;
+	int r = ula_get(state_root, &ula, err);
+	if (r < 0)
+		return r;
+	/* The /64 of the subnet: 16 bits of FNV-1a over its address and
+	 * prefix length. */
+	uint32_t h = UINT32_C(2166136261);
+	uint8_t key[5] = { (uint8_t)(sn->network >> 24), (uint8_t)(sn->network >> 16), (uint8_t)(sn->network >> 8),
+			   (uint8_t)sn->network, (uint8_t)sn->prefix };
+	for (size_t i = 0; i < sizeof(key); i++) {
+		h ^= key[i];
+		h *= UINT32_C(16777619);
+	}
+	uint16_t sid = (uint16_t)(h ^ (h >> 16));
+	ula.s6_addr[6] = (uint8_t)(sid >> 8);
+	ula.s6_addr[7] = (uint8_t)sid;
+	v6->gateway = ula;
+	v6->address = ula;
+	for (int i = 0; i < 4; i++) {
+		v6->gateway.s6_addr[12 + i] = (uint8_t)(sn->gateway >> (24 - 8 * i));
+		v6->address.s6_addr[12 + i] = (uint8_t)(ip >> (24 - 8 * i));
+	}
+	return 0;
 }
 
 int net_lease_drop(const char *state_root, uint32_t ip, const char *container, struct corral_error *err)

@@ -175,6 +175,30 @@ static int addr_add(struct nl_sock *sk, int ifindex, const char *ifname, uint32_
 	return 0;
 }
 
+/* Adds ip6/64 to ifindex, without duplicate address detection (the
+ * address is derived from a lease: unique by construction, and usable at
+ * once); an address already there is fine. */
+static int addr6_add(struct nl_sock *sk, int ifindex, const char *ifname, const struct in6_addr *ip6,
+		     struct corral_error *err)
+{
+	char text[INET6_ADDRSTRLEN];
+	inet_ntop(AF_INET6, ip6, text, sizeof(text));
+	cleanup_rtnl_addr struct rtnl_addr *a = rtnl_addr_alloc();
+	cleanup_nl_addr struct nl_addr *local = nl_addr_build(AF_INET6, ip6, sizeof(*ip6));
+	if (!a || !local)
+		return err_set(err, ENOMEM, "add %s/64 to %s", text, ifname);
+	nl_addr_set_prefixlen(local, 64);
+	rtnl_addr_set_ifindex(a, ifindex);
+	rtnl_addr_set_family(a, AF_INET6);
+	rtnl_addr_set_flags(a, IFA_F_NODAD);
+	int r = rtnl_addr_set_local(a, local);
+	if (r >= 0)
+		r = rtnl_addr_add(sk, a, NLM_F_EXCL);
+	if (r < 0 && r != -NLE_EXIST)
+		return net_nl_error(err, r, "add %s/64 to %s", text, ifname);
+	return 0;
+}
+
 static int bridge_create(struct nl_sock *sk, const char *bridge, struct corral_error *err)
 {
 	unsigned char mac[6];
@@ -267,7 +291,7 @@ int net_subnet_check_routes(struct nl_sock *sk, const struct net_subnet *sn, int
 }
 
 int net_bridge_ensure(struct nl_sock *sk, const char *bridge, const struct net_subnet *sn,
-		      int *ret_ifindex, unsigned *ret_mtu, struct corral_error *err)
+		      const struct net_v6 *v6, int *ret_ifindex, unsigned *ret_mtu, struct corral_error *err)
 {
 	cleanup_link struct rtnl_link *l = NULL;
 	int r = rtnl_link_get_kernel(sk, 0, bridge, &l);
@@ -303,6 +327,11 @@ int net_bridge_ensure(struct nl_sock *sk, const char *bridge, const struct net_s
 	r = addr_add(sk, ifindex, bridge, sn->gateway, sn, err);
 	if (r < 0)
 		return r;
+	if (v6) {
+		r = addr6_add(sk, ifindex, bridge, &v6->gateway, err);
+		if (r < 0)
+			return r;
+	}
 	if (!(rtnl_link_get_flags(l) & IFF_UP)) {
 		r = link_up_index(sk, ifindex, bridge, err);
 		if (r < 0)
@@ -431,21 +460,29 @@ int net_bridge_release(struct nl_sock *sk, const char *bridge, struct corral_err
 	return 2;
 }
 
-static int default_route_add(struct nl_sock *sk, int ifindex, uint32_t gateway, struct corral_error *err)
+static int default_route_add(struct nl_sock *sk, int ifindex, uint32_t gateway, const struct in6_addr *gw6,
+			     struct corral_error *err)
 {
-	char text[INET_ADDRSTRLEN];
-	net_ip_format(gateway, text);
+	static const struct in6_addr any6;
+	char text[INET6_ADDRSTRLEN];
+	int family = gw6 ? AF_INET6 : AF_INET;
+	if (gw6)
+		inet_ntop(AF_INET6, gw6, text, sizeof(text));
+	else
+		net_ip_format(gateway, text);
 
 	cleanup_route struct rtnl_route *route = rtnl_route_alloc();
-	cleanup_nl_addr struct nl_addr *dst = ipv4_addr(0, 0);
-	cleanup_nl_addr struct nl_addr *gw = ipv4_addr(gateway, 32);
+	cleanup_nl_addr struct nl_addr *dst = gw6 ? nl_addr_build(AF_INET6, &any6, sizeof(any6)) : ipv4_addr(0, 0);
+	cleanup_nl_addr struct nl_addr *gw = gw6 ? nl_addr_build(AF_INET6, gw6, sizeof(*gw6)) : ipv4_addr(gateway, 32);
+	if (gw6 && dst)
+		nl_addr_set_prefixlen(dst, 0);
 	struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
 	if (!route || !dst || !gw || !nh) {
 		if (nh)
 			rtnl_route_nh_free(nh);
 		return err_set(err, ENOMEM, "add default route via %s", text);
 	}
-	rtnl_route_set_family(route, AF_INET);
+	rtnl_route_set_family(route, (uint8_t)family);
 	rtnl_route_set_table(route, RT_TABLE_MAIN);
 	rtnl_route_set_protocol(route, RTPROT_STATIC);
 	rtnl_route_set_scope(route, RT_SCOPE_UNIVERSE);
@@ -465,7 +502,8 @@ static int default_route_add(struct nl_sock *sk, int ifindex, uint32_t gateway, 
 }
 
 /* Runs in the helper child, already inside the container's netns. */
-static int netns_configure_inside(uint32_t ip, const struct net_subnet *sn, struct corral_error *err)
+static int netns_configure_inside(uint32_t ip, const struct net_subnet *sn, const struct net_v6 *v6,
+				  struct corral_error *err)
 {
 	cleanup_nl_sock struct nl_sock *sk = NULL;
 	int r = net_nl_open(&sk, err);
@@ -486,16 +524,25 @@ static int netns_configure_inside(uint32_t ip, const struct net_subnet *sn, stru
 	r = addr_add(sk, ifindex, "eth0", ip, sn, err);
 	if (r < 0)
 		return r;
+	if (v6) {
+		r = addr6_add(sk, ifindex, "eth0", &v6->address, err);
+		if (r < 0)
+			return r;
+	}
 	r = link_up_index(sk, ifindex, "eth0", err);
 	if (r < 0)
 		return r;
-	return default_route_add(sk, ifindex, sn->gateway, err);
+	r = default_route_add(sk, ifindex, sn->gateway, NULL, err);
+	if (r == 0 && v6)
+		r = default_route_add(sk, ifindex, 0, &v6->gateway, err);
+	return r;
 }
 
 struct netns_job {
 	int netns_fd;
 	uint32_t ip;
 	const struct net_subnet *sn;
+	const struct net_v6 *v6;
 };
 
 /* Runs in the helper child. */
@@ -504,13 +551,14 @@ static int netns_configure_child(void *arg, struct corral_error *err)
 	const struct netns_job *job = arg;
 	if (setns(job->netns_fd, CLONE_NEWNET) < 0)
 		return err_set(err, errno, "enter the container's network namespace");
-	return netns_configure_inside(job->ip, job->sn, err);
+	return netns_configure_inside(job->ip, job->sn, job->v6, err);
 }
 
-int net_netns_configure(int netns_fd, uint32_t ip, const struct net_subnet *sn, struct corral_error *err)
+int net_netns_configure(int netns_fd, uint32_t ip, const struct net_subnet *sn, const struct net_v6 *v6,
+			struct corral_error *err)
 {
 	/* A child rather than setns() on the caller: the caller's network
 	 * namespace, and every socket it opens later, stays the host's. */
-	struct netns_job job = { .netns_fd = netns_fd, .ip = ip, .sn = sn };
+	struct netns_job job = { .netns_fd = netns_fd, .ip = ip, .sn = sn, .v6 = v6 };
 	return child_run(netns_configure_child, &job, "the netns helper", err);
 }

@@ -147,9 +147,17 @@ static int setup_bridge(const char *state_root, const char *container, pid_t pid
 	if (lock < 0)
 		return lock;
 
+	/* IPv6: the subnet's /64 of the host's ULA prefix (none without
+	 * IPv6 in the kernel); the address follows the IPv4 lease. */
+	struct net_v6 v6;
+	r = net_v6_for(state_root, &sn, 0, &v6, err);
+	if (r < 0)
+		return err_wrap(err, "IPv6 prefix");
+	const struct net_v6 *v6p = r == 0 ? &v6 : NULL;
+
 	int bridge_ifindex;
 	unsigned mtu;
-	r = net_bridge_ensure(sk, cfg->bridge, &sn, &bridge_ifindex, &mtu, err);
+	r = net_bridge_ensure(sk, cfg->bridge, &sn, v6p, &bridge_ifindex, &mtu, err);
 	if (r < 0) {
 		err_wrap(err, "bridge %s", cfg->bridge);
 		bridge_cleanup(sk, cfg->bridge);
@@ -177,7 +185,10 @@ static int setup_bridge(const char *state_root, const char *container, pid_t pid
 	r = net_veth_create(sk, host, alias, bridge_ifindex, mtu, nsfd, err);
 	bool veth = r == 0;
 	if (r == 0) {
-		r = net_netns_configure(nsfd, ip, &sn, err);
+		if (v6p)
+			for (int i = 0; i < 4; i++)
+				v6.address.s6_addr[12 + i] = (uint8_t)(ip >> (24 - 8 * i));
+		r = net_netns_configure(nsfd, ip, &sn, v6p, err);
 		if (r < 0)
 			err_wrap(err, "configure the container's eth0");
 	}
@@ -189,7 +200,8 @@ static int setup_bridge(const char *state_root, const char *container, pid_t pid
 	if (r == 0)
 		r = net_dns_start(cfg->bridge, err);
 	if (r == 0)
-		r = net_dns_add(cfg->bridge, container, ip, sn.gateway, cfg->dns_names, cfg->nat, err);
+		r = net_dns_add(cfg->bridge, container, ip, v6p ? &v6.address : NULL, sn.gateway, cfg->dns_names, cfg->nat,
+				 err);
 	if (r < 0) {
 		if (ports) {
 			net_dns_remove(cfg->bridge, container);
@@ -210,6 +222,12 @@ static int setup_bridge(const char *state_root, const char *container, pid_t pid
 	snprintf(cfg->address, sizeof(cfg->address), "%s/%u", addr, sn.prefix);
 	snprintf(cfg->gateway, sizeof(cfg->gateway), "%s", gw);
 	snprintf(cfg->host_veth, sizeof(cfg->host_veth), "%s", host);
+	cfg->address6[0] = '\0';
+	if (v6p) {
+		char a6[INET6_ADDRSTRLEN];
+		net_ip6_format(&v6.address, a6, sizeof(a6));
+		snprintf(cfg->address6, sizeof(cfg->address6), "%s/64", a6);
+	}
 	return 0;
 }
 

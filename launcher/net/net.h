@@ -59,6 +59,7 @@ struct net_config {
 	char address[48];	/* CIDR of the container's eth0 */
 	char gateway[48];
 	char host_veth[16];	/* host side name, e.g. "vc<hash>" */
+	char address6[56];	/* CIDR of eth0's IPv6 (ULA) address, "" without IPv6 */
 };
 
 /* A parsed IPv4 subnet (addresses in host byte order).  Invariant:
