@@ -39,8 +39,14 @@ static const char create_options_help[] =
 	"  --disk-quota SIZE        disk space of the container's own layer\n"
 	"  --disk-inodes N          files in the container's own layer\n"
 	"  --network MODE           none (default: loopback only), host or bridge\n"
-	"  --subnet CIDR            bridge subnet (default 10.88.0.0/16)\n"
-	"  --nat                    bridge: masquerade outgoing traffic\n"
+	"  --subnet CIDR            bridge subnet (default " NET_DEFAULT_SUBNET "; refused if it\n"
+	"                           overlaps a host route through another interface)\n"
+	"  --bridge NAME            bridge: the host bridge (default corral0)\n"
+	"  --ip ADDR                bridge: a fixed address in the subnet\n"
+	"  -p, --publish HOST:CONTAINER[/tcp|/udp]\n"
+	"                           bridge: forward the host's port to the container's\n"
+	"  --nat                    bridge: masquerade outgoing traffic (turns on the host's\n"
+	"                           net.ipv4.ip_forward)\n"
 	"  --cap-add CAP, --cap-drop CAP   adjust the capability set (ALL allowed)\n"
 	"  --seccomp PROFILE        default or unconfined\n"
 	"  --userns                 map container root to an unprivileged host uid range\n"
@@ -62,7 +68,7 @@ enum {
 	OPT_CPUSET_CPUS, OPT_CPUSET_MEMS, OPT_PIDS, OPT_RBPS, OPT_WBPS, OPT_RIOPS, OPT_WIOPS,
 	OPT_DISK, OPT_INODES, OPT_NETWORK, OPT_SUBNET, OPT_NAT, OPT_CAP_ADD, OPT_CAP_DROP,
 	OPT_SECCOMP, OPT_USERNS, OPT_USERNS_RANGE, OPT_MOUNT, OPT_NAME, OPT_RM, OPT_DETACH,
-	OPT_CONSOLE_SIZE, OPT_SHARE_BASE, OPT_NO_STORE,
+	OPT_CONSOLE_SIZE, OPT_SHARE_BASE, OPT_NO_STORE, OPT_BRIDGE, OPT_IP, OPT_PUBLISH = 'p',
 };
 
 static const struct option create_longopts[] = {
@@ -84,6 +90,9 @@ static const struct option create_longopts[] = {
 	{ "network", required_argument, NULL, OPT_NETWORK },
 	{ "subnet", required_argument, NULL, OPT_SUBNET },
 	{ "nat", no_argument, NULL, OPT_NAT },
+	{ "bridge", required_argument, NULL, OPT_BRIDGE },
+	{ "ip", required_argument, NULL, OPT_IP },
+	{ "publish", required_argument, NULL, OPT_PUBLISH },
 	{ "cap-add", required_argument, NULL, OPT_CAP_ADD },
 	{ "cap-drop", required_argument, NULL, OPT_CAP_DROP },
 	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
@@ -182,6 +191,23 @@ static int apply_option(int opt, const char *arg, struct container_config *c, ch
 	case OPT_NAT:
 		c->net.nat = true;
 		break;
+	case OPT_BRIDGE:
+		if (strlen(arg) >= sizeof(c->net.bridge))
+			return err_plain(err, EINVAL, "bridge name '%s' is too long (at most %zu characters)", arg,
+					 sizeof(c->net.bridge) - 1);
+		snprintf(c->net.bridge, sizeof(c->net.bridge), "%s", arg);
+		break;
+	case OPT_IP:
+		if (strlen(arg) >= sizeof(c->net.ip))
+			return err_plain(err, EINVAL, "--ip '%s': expected an IPv4 address", arg);
+		snprintf(c->net.ip, sizeof(c->net.ip), "%s", arg);
+		break;
+	case OPT_PUBLISH:
+		if (c->net.nports >= NET_PORTS_MAX)
+			return err_plain(err, E2BIG, "at most %d --publish options", NET_PORTS_MAX);
+		if ((r = net_port_parse(arg, &c->net.ports[c->net.nports], err)) == 0)
+			c->net.nports++;
+		break;
 	case OPT_CAP_ADD:
 	case OPT_CAP_DROP:
 		if ((r = caps_parse(arg, &caps, err)) == 0) {
@@ -240,6 +266,9 @@ int cli_create_container(struct container_config *c, size_t own_snapshots, struc
 	char dir[PATH_MAX], sub[PATH_MAX + 16], base[PATH_MAX];
 	int r = config_validate(c, err);
 	if (r < 0)
+		return r;
+	/* Taken now: refused at once (a start checks again, under the lease). */
+	if (c->net.mode == NET_BRIDGE && c->net.ip[0] && (r = net_ip_check_free(STATE_NET_DIR, c->net.ip, err)) < 0)
 		return r;
 	if (!strcmp(c->template_name, TEMPLATE_DEFAULT)) {
 		r = template_ensure_default(state_root(), err);
@@ -305,7 +334,7 @@ static int parse_create(const char *cmd, int argc, char **argv, struct container
 	int opt;
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+h", create_longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+hp:", create_longopts, NULL)) != -1) {
 		if (opt == '?' || opt == ':')
 			return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
 		if (apply_option(opt, optarg, c, name, CORRAL_NAME_MAX + 1, rm, &err) < 0)

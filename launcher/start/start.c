@@ -271,6 +271,27 @@ struct spawn {
 	unsigned long long cowfs_start;
 };
 
+/* Bridge mode: the configuration with one more read-only bind, of the
+ * host-owned resolv.conf naming the bridge's DNS (net_resolv_conf_path,
+ * written by net_setup_host before the child goes on) over
+ * /etc/resolv.conf, bound as --mount binds are (never through a symlink
+ * of the container's tree: a symlinked /etc/resolv.conf fails the
+ * start).  Without room for one more bind the container keeps its own. */
+static const struct container_config *with_resolv_conf(const struct start_ctx *ctx, struct container_config *copy)
+{
+	const struct container_config *c = ctx->c;
+	if (c->net.mode != NET_BRIDGE || c->nmounts >= CONFIG_MAX_MOUNTS)
+		return c;
+	*copy = *c;
+	struct bind_mount *m = &copy->mounts[copy->nmounts];
+	if (net_resolv_conf_path(&c->net, ctx->inst, m->source, sizeof(m->source), NULL) < 0)
+		return c;
+	snprintf(m->target, sizeof(m->target), "/etc/resolv.conf");
+	m->readonly = true;
+	copy->nmounts++;
+	return copy;
+}
+
 /* Clones the container's init and drives its setup. */
 static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int log_fd, bool tty,
 			   const struct pty_relay *relay, struct spawn *ret, struct corral_error *err)
@@ -315,6 +336,8 @@ static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int 
 		seccomp_program_release(&prog);
 		return err_set(err, e, "enter %s", rootfs);
 	}
+	/* The child's copy of the configuration (see with_resolv_conf). */
+	struct container_config bridged;
 	cleanup_child struct child ch = CHILD_INIT;
 	pid_t pid = child_start(&ch, flags, "clone the container's namespaces", err);
 	if (pid != 0 && (cwd < 0 || fchdir(cwd) < 0))
@@ -327,7 +350,7 @@ static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int 
 		close(go_wr);
 		if (console_parent >= 0)
 			close(console_parent);
-		struct child_args a = { .c = c, .cg = ctx->cg, .view = view, .go_fd = go_rd, .err_fd = ch.fd,
+		struct child_args a = { .c = with_resolv_conf(ctx, &bridged), .cg = ctx->cg, .view = view, .go_fd = go_rd, .err_fd = ch.fd,
 					.log_fd = log_fd, .null_fd = null_fd, .console_sock = console_child,
 					.relay = relay, .seccomp = &prog, .tty = tty };
 		child_setup(&a);
@@ -345,6 +368,9 @@ static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int 
 		r = setup_user_ns(pid, c, err);
 	if (r == 0 && c->net.mode == NET_BRIDGE) {
 		struct net_config net = c->net;
+		/* The names the bridge's DNS answers for it. */
+		snprintf(net.dns_names, sizeof(net.dns_names), "%s %s", c->hostname[0] ? c->hostname : c->name,
+			 c->name);
 		r = mkdir_p(STATE_NET_DIR, 0700, err);
 		if (r == 0)
 			r = net_setup_host(STATE_NET_DIR, ctx->inst, pid, &net, err);
