@@ -222,6 +222,10 @@ int snapshot_create(const char *name, const char *tag, struct snapshot_result *r
 			passes = 1;	/* the tenant raced it: one frozen pass */
 		else
 			pause_between_passes();
+		/* What pass 1 put into the store (on the upper's filesystem,
+		 * as a rule) is written back now, not by the frozen syncfs. */
+		if (running)
+			(void)syncfs(ufd);
 	}
 	ret->passes = passes;
 	struct cgroup *cg = NULL;
