@@ -358,7 +358,13 @@ static bool ident_same(const struct ident *id, const struct stat *st)
  *    that was queried by stat is followed by a fine-grained, strictly later
  *    one, even within the same jiffy;
  *  - a write whose ctime stamp came before st but whose data is still being
- *    copied is waited for by write_barrier() (inode lock) before the read;
+ *    copied is waited for by write_barrier() (inode lock) before the read.
+ *    The tenant's writes reach the upper only through cowfs, which opens
+ *    upper files without O_DIRECT (cowfs-ops-file.c): buffered writes, which
+ *    hold the lock exclusively.  An O_DIRECT overwrite of the upper (only
+ *    the host could make one) takes it shared and would not be waited for;
+ *  - xattrs: ext4 stamps ctime after writing the value, under the inode
+ *    lock, so a value read after st that is older than st's ctime cannot be;
  *  - a store through a shared mapping (a passthrough mapping of the upper
  *    file included) into a page already dirty does not fault, so it would
  *    stamp nothing: fdatasync() after st writes such pages back, which
@@ -592,7 +598,10 @@ static int walk_child(struct walk *w, int dirfd, const char *name, const char *r
  * walks a directory whose ino, ctime and mtime are those of pass 1 by
  * pass 1's names, in pass 1's order: adding, removing or renaming an entry
  * stamps the directory's ctime and mtime, so its entries are the same (and
- * readdir would list them in that order: the directory did not change). */
+ * readdir would list them in that order: the directory did not change).
+ * Pass 1's stat of the directory comes before its readdir, and readdir
+ * takes the directory's lock shared, so a change in flight at the stat
+ * (create, unlink and rename hold it exclusively) is whole in the listing. */
 static int walk_dir(struct walk *w, int dirfd, const char *rel, unsigned depth, size_t index, const struct stat *st)
 {
 	if (w->prev) {
