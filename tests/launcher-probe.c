@@ -40,6 +40,13 @@
  *
  *   launcher-probe udp-echo PORT answers "pong" to every datagram on the UDP
  *                                PORT (all addresses), for ever
+ *   launcher-probe mmap-write FILE DIR
+ *                                maps FILE (8 KiB or more) shared, stores "first-store"
+ *                                at offset 5000 (the second page: dirty), creates
+ *                                DIR/mapped, waits for DIR/go, stores
+ *                                "second-store" at the same place (no msync,
+ *                                no munmap), creates DIR/stored, and keeps
+ *                                the mapping until DIR/go is removed
  *
  * OPs: keyctl, add_key, bpf, unshare-user, unshare-mnt, unshare-net, mount,
  * finit_module, init_module, mknod-blk PATH, clone3, open-read PATH,
@@ -53,6 +60,7 @@
 #include <linux/keyctl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +69,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
@@ -210,6 +219,46 @@ static int udp_echo(int port)
 	}
 }
 
+static int touch_in(const char *dir, const char *name)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	return fd < 0 ? -1 : close(fd);
+}
+
+static bool exists_in(const char *dir, const char *name)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return access(p, F_OK) == 0;
+}
+
+/* A store into a page of a shared mapping that was already dirty: it
+ * faults only if the page was written back (write-protected) meanwhile. */
+static int mmap_write(const char *file, const char *dir)
+{
+	int fd = open(file, O_RDWR | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < 8192)
+		return report(-1);
+	char *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return report(-1);
+	memcpy(p + 5000, "first-store", 11);
+	if (touch_in(dir, "mapped") < 0)
+		return report(-1);
+	while (!exists_in(dir, "go"))
+		usleep(10000);
+	memcpy(p + 5000, "second-store", 12);
+	if (touch_in(dir, "stored") < 0)
+		return report(-1);
+	while (exists_in(dir, "go"))
+		usleep(10000);
+	munmap(p, (size_t)st.st_size);
+	return report(0);
+}
+
 int main(int argc, char **argv)
 {
 	const char *op = argc > 1 ? argv[1] : "";
@@ -301,6 +350,8 @@ int main(int argc, char **argv)
 		return ping_probe(arg);
 	if (!strcmp(op, "udp-echo"))
 		return udp_echo(atoi(arg));
+	if (!strcmp(op, "mmap-write") && argc > 3)
+		return mmap_write(argv[2], argv[3]);
 	if (!strcmp(op, "forks"))
 		return forks(atoi(arg) > 0 ? atoi(arg) : 1);
 	fprintf(stderr, "usage: launcher-probe OP [ARG] (see the source)\n");

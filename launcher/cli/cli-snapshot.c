@@ -24,8 +24,9 @@ static void snapshot_usage(FILE *out)
 	      "\n"
 	      "Takes a snapshot of container NAME's tree (its changes to the template) into\n"
 	      "the block store, stopped or running (a running container is frozen for the\n"
-	      "cut; the freeze time is printed).  TAG ([A-Za-z0-9_-]{1,64}) defaults to the\n"
-	      "UTC time, e.g. 20260102T030405Z.  rm removes the snapshot; its blocks are\n"
+	      "cut; the freeze time is printed: a first pass reads the tree unfrozen, the\n"
+	      "frozen second pass reads again only what changed since).  TAG\n"
+	      "([A-Za-z0-9_-]{1,64}) defaults to the UTC time, e.g. 20260102T030405Z.  rm removes the snapshot; its blocks are\n"
 	      "freed by `corral store gc` when nothing else uses them.\n",
 	      out);
 }
@@ -52,8 +53,12 @@ static int snapshot_take(const char *name, const char *tag_arg)
 		json_object_object_add(o, "files_reused", json_object_new_int64(res.files_reused));
 		json_object_object_add(o, "bytes_put", json_object_new_int64(res.bytes_put));
 		json_object_object_add(o, "frozen", json_object_new_boolean(res.frozen));
-		if (res.frozen)
+		json_object_object_add(o, "passes", json_object_new_int(res.passes));
+		json_object_object_add(o, "entries_reused", json_object_new_int64(res.entries_reused));
+		if (res.frozen) {
 			json_object_object_add(o, "freeze_ms", json_object_new_double(res.freeze_ms));
+			json_object_object_add(o, "bytes_put_frozen", json_object_new_int64(res.bytes_put_frozen));
+		}
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 		json_object_put(o);
 		return 0;
@@ -61,7 +66,11 @@ static int snapshot_take(const char *name, const char *tag_arg)
 	printf("snapshot %s of %s: %llu entries, %llu files (%llu reused from the store), %llu bytes read\n", tag_arg,
 	       name, (unsigned long long)res.entries, (unsigned long long)res.files,
 	       (unsigned long long)res.files_reused, (unsigned long long)res.bytes_put);
-	if (res.frozen)
+	if (res.frozen && res.passes == 2)
+		printf("frozen for %.1f ms (second pass: %llu of %llu entries unchanged since the first, %llu bytes "
+		       "read frozen)\n", res.freeze_ms, (unsigned long long)res.entries_reused,
+		       (unsigned long long)res.entries, (unsigned long long)res.bytes_put_frozen);
+	else if (res.frozen)
 		printf("frozen for %.1f ms\n", res.freeze_ms);
 	return 0;
 }

@@ -44,6 +44,29 @@ struct walk {
 	int lower_fd;		/* the template's rootfs, or -1 */
 	void *inodes;		/* tsearch tree of struct ino_seen */
 	uint8_t *block;		/* STORE_BLOCK_SIZE */
+	struct snapshot_pass *rec;	/* pass 1: the identities recorded */
+	const struct snapshot_pass *prev;	/* pass 2: pass 1's result */
+	size_t *by_path;	/* pass 2: prev's entry indices, sorted by path */
+};
+
+/* What identifies an entry's state (snapshot.h, the two-pass snapshot). */
+struct ident {
+	dev_t dev;
+	ino_t ino;
+	mode_t mode;
+	nlink_t nlink;
+	off_t size;
+	struct timespec mtime, ctime;
+	bool valid;		/* false: changed while read, never reused */
+	char **names;		/* directories: the entries walked, in order */
+	size_t nnames;
+};
+
+struct snapshot_pass {
+	struct manifest m;
+	struct ident *ids;	/* one per entry of m */
+	size_t cap;
+	uint64_t reused;
 };
 
 struct ino_seen {
@@ -290,13 +313,69 @@ static int recipe_once(struct walk *w, int fd, const struct stat *st, const uint
 	return 0;
 }
 
+/* Waits for a write(2) in flight on fd's inode: ext4, xfs and btrfs hold
+ * the inode's lock exclusively across a buffered write (timestamps first,
+ * then the data), and take it shared for an O_DIRECT read, so such a read
+ * returns only once the write is whole.  false: it could not be done (the
+ * file is then never reused by pass 2). */
+static bool write_barrier(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) < 0)
+		return false;
+	void *buf = NULL;
+	bool ok = posix_memalign(&buf, 4096, 4096) == 0 && pread(fd, buf, 4096, 0) >= 0;
+	free(buf);
+	return fcntl(fd, F_SETFL, fl) == 0 && ok;
+}
+
+static bool ts_eq(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+/* Whether st is the state id recorded (snapshot.h: the two-pass snapshot). */
+static bool ident_same(const struct ident *id, const struct stat *st)
+{
+	return id->valid && id->dev == st->st_dev && id->ino == st->st_ino && id->mode == st->st_mode &&
+	       id->nlink == st->st_nlink && id->size == st->st_size && ts_eq(id->mtime, st->st_mtim) &&
+	       ts_eq(id->ctime, st->st_ctim);
+}
+
 /* The recipe of a regular file's content (st: its stat).  In a running
  * container the tenant is frozen but cowfs's mover is not: it may turn a
  * file store-backed (record written, then the data punched) while we read
  * it.  Such a move keeps the content, so a record that changed during the
- * read just means reading again by the new record. */
+ * read just means reading again by the new record.
+ *
+ * Pass 1 of a two-pass snapshot (w->rec) reads while the tenant runs, and
+ * pass 2 reuses what it read if the file's ctime (with ino, size, mode,
+ * nlink, mtime) is still that of st, taken before anything of the file was
+ * read.  That holds because every change of content after st moves ctime:
+ *  - write(2), truncate, fallocate, setxattr stamp ctime (file_modified(),
+ *    setattr), and with multigrain timestamps (Linux 6.13+, ext4, xfs,
+ *    btrfs, tmpfs: Documentation/filesystems/multigrain-ts.rst) a ctime
+ *    that was queried by stat is followed by a fine-grained, strictly later
+ *    one, even within the same jiffy;
+ *  - a write whose ctime stamp came before st but whose data is still being
+ *    copied is waited for by write_barrier() (inode lock) before the read.
+ *    The tenant's writes reach the upper only through cowfs, which opens
+ *    upper files without O_DIRECT (cowfs-ops-file.c): buffered writes, which
+ *    hold the lock exclusively.  An O_DIRECT overwrite of the upper (only
+ *    the host could make one) takes it shared and would not be waited for;
+ *  - xattrs: ext4 stamps ctime after writing the value, under the inode
+ *    lock, so a value read after st that is older than st's ctime cannot be;
+ *  - a store through a shared mapping (a passthrough mapping of the upper
+ *    file included) into a page already dirty does not fault, so it would
+ *    stamp nothing: fdatasync() after st writes such pages back, which
+ *    write-protects them, so the next store faults into ->page_mkwrite,
+ *    which stamps ctime (file_update_time()).
+ * A change during the read shows as a different stat after it (*stable =
+ * false: pass 2 reads the file again).  Where it does not hold (coarse
+ * timestamps, a filesystem without that locking) snapshot.c does not use
+ * two passes. */
 static int file_recipe(struct walk *w, int dirfd, const char *name, const struct stat *st, const char *rel,
-		       struct store_key *ret)
+		       struct store_key *ret, bool *stable)
 {
 	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_NOATIME | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	struct stat st2;
@@ -306,6 +385,13 @@ static int file_recipe(struct walk *w, int dirfd, const char *name, const struct
 		return err_set(w->err, errno, "stat of '%s'", rel);
 	if (st2.st_ino != st->st_ino || st2.st_dev != st->st_dev || !S_ISREG(st2.st_mode))
 		return err_plain(w->err, EAGAIN, "'%s' was replaced during the snapshot", rel);
+	*stable = true;
+	if (w->rec) {
+		if (st2.st_blocks > 0 && fdatasync(fd) < 0)
+			*stable = false;
+		if (!write_barrier(fd))
+			*stable = false;
+	}
 	uint8_t before[PARTIAL_RECORD_MAX], after[PARTIAL_RECORD_MAX];
 	for (int tries = 0; tries < 8; tries++) {
 		ssize_t rl = read_record(fd, before);
@@ -315,18 +401,104 @@ static int file_recipe(struct walk *w, int dirfd, const char *name, const struct
 		if (r < 0)
 			return r;
 		ssize_t rl2 = read_record(fd, after);
-		if (rl2 == rl && !memcmp(before, after, (size_t)rl))
+		if (rl2 == rl && !memcmp(before, after, (size_t)rl)) {
+			struct stat st3;
+			if (w->rec) {
+				struct ident id = { .dev = st->st_dev, .ino = st->st_ino, .mode = st->st_mode,
+						    .nlink = st->st_nlink, .size = st->st_size,
+						    .mtime = st->st_mtim, .ctime = st->st_ctim, .valid = true };
+				if (fstat(fd, &st3) < 0 || !ident_same(&id, &st3))
+					*stable = false;
+			}
 			return 0;
+		}
+		*stable = false;
 	}
 	return err_plain(w->err, EAGAIN, "'%s' kept changing during the snapshot", rel);
 }
 
-static int walk_dir(struct walk *w, int dirfd, const char *rel, unsigned depth);
+/* Pass 2: the index of prev's entry for rel, or -1. */
+static ssize_t prev_lookup(const struct walk *w, const char *rel)
+{
+	size_t lo = 0, hi = w->prev->m.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(rel, w->prev->m.e[w->by_path[mid]].path);
+		if (c == 0)
+			return (ssize_t)w->by_path[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+/* Pass 2: pass 1's entry for rel whose xattrs, target and recipe still
+ * hold for the inode st (the first entry of its inode in pass 1, which is
+ * the one that has them), or NULL. */
+static const struct manifest_entry *prev_reusable(const struct walk *w, const char *rel, const struct stat *st)
+{
+	if (!w->prev)
+		return NULL;
+	ssize_t p = prev_lookup(w, rel);
+	if (p < 0)
+		return NULL;
+	size_t q = w->prev->m.e[p].link ? (size_t)(w->prev->m.e[p].link - 1) : (size_t)p;
+	if (q >= w->prev->m.n || !ident_same(&w->prev->ids[q], st) || !ident_same(&w->prev->ids[p], st))
+		return NULL;
+	return &w->prev->m.e[q];
+}
+
+static int copy_reused(struct walk *w, const struct manifest_entry *src, struct manifest_entry *e)
+{
+	if (src->target && !(e->target = strdup(src->target)))
+		return err_set(w->err, ENOMEM, "manifest");
+	if (!src->nxattrs)
+		return 0;
+	if (!(e->xattrs = calloc(src->nxattrs, sizeof(*e->xattrs))))
+		return err_set(w->err, ENOMEM, "manifest");
+	for (uint32_t i = 0; i < src->nxattrs; i++) {
+		struct manifest_xattr *x = &e->xattrs[i];
+		x->name = strdup(src->xattrs[i].name);
+		x->value = malloc(src->xattrs[i].len ? src->xattrs[i].len : 1);
+		e->nxattrs = i + 1;
+		if (!x->name || !x->value)
+			return err_set(w->err, ENOMEM, "manifest");
+		memcpy(x->value, src->xattrs[i].value, src->xattrs[i].len);
+		x->len = src->xattrs[i].len;
+	}
+	return 0;
+}
+
+/* Pass 1: records st as the state of the entry about to be added. */
+static int record_ident(struct walk *w, const struct stat *st)
+{
+	struct snapshot_pass *rp = w->rec;
+	if (rp->m.n == rp->cap) {
+		size_t cap = rp->cap ? rp->cap * 2 : 64;
+		struct ident *ni = realloc(rp->ids, cap * sizeof(*ni));
+		if (!ni)
+			return err_set(w->err, ENOMEM, "snapshot");
+		rp->ids = ni;
+		rp->cap = cap;
+	}
+	rp->ids[rp->m.n] = (struct ident){ .dev = st->st_dev, .ino = st->st_ino, .mode = st->st_mode,
+					   .nlink = st->st_nlink, .size = st->st_size, .mtime = st->st_mtim,
+					   .ctime = st->st_ctim, .valid = true };
+	return 0;
+}
+
+static int walk_dir(struct walk *w, int dirfd, const char *rel, unsigned depth, size_t index, const struct stat *st);
 
 /* One entry `name` of dirfd (rel: its manifest path). */
 static int walk_entry(struct walk *w, int dirfd, const char *name, const char *rel, unsigned depth)
 {
 	cleanup_close int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	/* Pass 1 races the tenant: a name gone since readdir changed its
+	 * directory, which pass 2 then lists again. */
+	if (fd < 0 && w->rec && errno == ENOENT)
+		return 0;
 	if (fd < 0)
 		return err_set(w->err, errno, "opening '%s'", rel);
 	struct stat st;
@@ -340,6 +512,8 @@ static int walk_entry(struct walk *w, int dirfd, const char *name, const char *r
 	};
 	e.path = strdup(rel);
 	int r = e.path ? 0 : err_set(w->err, ENOMEM, "manifest");
+	if (r == 0 && w->rec)
+		r = record_ident(w, &st);
 	if (r == 0 && !S_ISDIR(st.st_mode) && st.st_nlink > 1) {
 		struct ino_seen *k = malloc(sizeof(*k));
 		if (!k)
@@ -355,9 +529,15 @@ static int walk_entry(struct walk *w, int dirfd, const char *name, const char *r
 				e.link = (*found)->index;
 		}
 	}
-	if (r == 0 && !e.link)
+	/* Pass 2: what pass 1 read of an unchanged entry is reused. */
+	const struct manifest_entry *src = r == 0 && !e.link ? prev_reusable(w, rel, &st) : NULL;
+	if (src) {
+		r = copy_reused(w, src, &e);
+		w->res->entries_reused++;
+	}
+	if (r == 0 && !e.link && !src)
 		r = read_xattrs(w, fd, rel, &e);
-	if (r == 0 && S_ISLNK(st.st_mode) && !e.link) {
+	if (r == 0 && S_ISLNK(st.st_mode) && !e.link && !src) {
 		char t[MANIFEST_PATH_MAX + 1];
 		ssize_t n = readlinkat(fd, "", t, sizeof(t));
 		if (n < 0)
@@ -376,10 +556,17 @@ static int walk_entry(struct walk *w, int dirfd, const char *name, const char *r
 		e.size = (uint64_t)st.st_size;
 		e.flags = MANIFEST_HAS_RECIPE;
 		w->res->files++;
-		r = file_recipe(w, dirfd, name, &st, rel, &e.recipe);
+		bool stable = true;
+		if (src)
+			e.recipe = src->recipe;
+		else
+			r = file_recipe(w, dirfd, name, &st, rel, &e.recipe, &stable);
+		if (r == 0 && w->rec && !stable)
+			w->rec->ids[w->m->n].valid = false;
 		if (r == 0)
 			r = root_add(w, &e.recipe, rel);
 	}
+	size_t index = w->m->n;
 	if (r == 0 && manifest_add(w->m, &e) < 0)
 		r = err_set(w->err, ENOMEM, "manifest");
 	manifest_entry_release(&e);
@@ -394,11 +581,41 @@ static int walk_entry(struct walk *w, int dirfd, const char *name, const char *r
 		return err_set(w->err, errno, "opening directory '%s'", rel);
 	if (dst.st_ino != st.st_ino || dst.st_dev != st.st_dev)
 		return err_plain(w->err, EAGAIN, "'%s' was replaced during the snapshot", rel);
-	return walk_dir(w, dfd, rel, depth + 1);
+	return walk_dir(w, dfd, rel, depth + 1, index, &st);
 }
 
-static int walk_dir(struct walk *w, int dirfd, const char *rel, unsigned depth)
+static int walk_child(struct walk *w, int dirfd, const char *name, const char *rel, unsigned depth)
 {
+	char child[MANIFEST_PATH_MAX + 1];
+	int n = !strcmp(rel, ".") ? snprintf(child, sizeof(child), "%s", name)
+				  : snprintf(child, sizeof(child), "%s/%s", rel, name);
+	if (n < 0 || n >= (int)sizeof(child))
+		return err_plain(w->err, ENAMETOOLONG, "a path below '%s' is too long", rel);
+	return walk_entry(w, dirfd, name, child, depth);
+}
+
+/* Pass 1 records the names walked (for the directory at `index`); pass 2
+ * walks a directory whose ino, ctime and mtime are those of pass 1 by
+ * pass 1's names, in pass 1's order: adding, removing or renaming an entry
+ * stamps the directory's ctime and mtime, so its entries are the same (and
+ * readdir would list them in that order: the directory did not change).
+ * Pass 1's stat of the directory comes before its readdir, and readdir
+ * takes the directory's lock shared, so a change in flight at the stat
+ * (create, unlink and rename hold it exclusively) is whole in the listing. */
+static int walk_dir(struct walk *w, int dirfd, const char *rel, unsigned depth, size_t index, const struct stat *st)
+{
+	if (w->prev) {
+		ssize_t p = prev_lookup(w, rel);
+		const struct ident *id = p >= 0 ? &w->prev->ids[p] : NULL;
+		if (id && S_ISDIR(id->mode) && ident_same(id, st)) {
+			for (size_t i = 0; i < id->nnames; i++) {
+				int r = walk_child(w, dirfd, id->names[i], rel, depth);
+				if (r < 0)
+					return r;
+			}
+			return 0;
+		}
+	}
 	cleanup_dir DIR *d = dir_stream_at(dirfd);
 	if (!d)
 		return err_set(w->err, errno, "listing '%s'", rel);
@@ -412,12 +629,17 @@ static int walk_dir(struct walk *w, int dirfd, const char *rel, unsigned depth)
 		}
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		char child[MANIFEST_PATH_MAX + 1];
-		int n = !strcmp(rel, ".") ? snprintf(child, sizeof(child), "%s", de->d_name)
-					  : snprintf(child, sizeof(child), "%s/%s", rel, de->d_name);
-		if (n < 0 || n >= (int)sizeof(child))
-			return err_plain(w->err, ENAMETOOLONG, "a path below '%s' is too long", rel);
-		int r = walk_entry(w, dirfd, de->d_name, child, depth);
+		if (w->rec) {
+			struct ident *id = &w->rec->ids[index];
+			char **nn = realloc(id->names, (id->nnames + 1) * sizeof(*nn));
+			if (!nn)
+				return err_set(w->err, ENOMEM, "snapshot");
+			id->names = nn;
+			if (!(nn[id->nnames] = strdup(de->d_name)))
+				return err_set(w->err, ENOMEM, "snapshot");
+			id->nnames++;
+		}
+		int r = walk_child(w, dirfd, de->d_name, rel, depth);
 		if (r < 0)
 			return r;
 	}
@@ -434,16 +656,78 @@ int snapshot_walk(struct store *s, int upper_fd, struct manifest *ret, struct st
 	return snapshot_walk_layers(s, upper_fd, -1, ret, root, res, err);
 }
 
+static int walk_run(struct walk *w, int upper_fd)
+{
+	w->block = malloc(STORE_BLOCK_SIZE);
+	if (!w->block)
+		return err_set(w->err, ENOMEM, "snapshot");
+	/* The root's own metadata first ("."), then its tree. */
+	int r = walk_entry(w, upper_fd, ".", ".", 0);
+	tdestroy(w->inodes, noop_free);
+	free(w->block);
+	return r;
+}
+
 int snapshot_walk_layers(struct store *s, int upper_fd, int lower_fd, struct manifest *ret, struct store_root *root,
 			 struct snapshot_result *res, struct corral_error *err)
 {
 	struct walk w = { .s = s, .m = ret, .root = root, .res = res, .err = err, .lower_fd = lower_fd };
-	w.block = malloc(STORE_BLOCK_SIZE);
-	if (!w.block)
+	return walk_run(&w, upper_fd);
+}
+
+void snapshot_pass_free(struct snapshot_pass *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->m.n && p->ids; i++) {
+		for (size_t j = 0; j < p->ids[i].nnames; j++)
+			free(p->ids[i].names[j]);
+		free(p->ids[i].names);
+	}
+	free(p->ids);
+	manifest_release(&p->m);
+	free(p);
+}
+
+int snapshot_walk_pass1(struct store *s, int upper_fd, int lower_fd, struct snapshot_pass **ret,
+			struct snapshot_result *res, struct corral_error *err)
+{
+	struct snapshot_pass *p = calloc(1, sizeof(*p));
+	struct store_root root = { 0 };
+	if (!p)
 		return err_set(err, ENOMEM, "snapshot");
-	/* The root's own metadata first ("."), then its tree. */
-	int r = walk_entry(&w, upper_fd, ".", ".", 0);
-	tdestroy(w.inodes, noop_free);
-	free(w.block);
+	struct walk w = { .s = s, .m = &p->m, .root = &root, .res = res, .err = err, .lower_fd = lower_fd,
+			  .rec = p };
+	int r = walk_run(&w, upper_fd);
+	store_root_release(&root);
+	/* An entry added after its ident (an error between them) has none. */
+	if (r < 0) {
+		snapshot_pass_free(p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}
+
+static int by_path_cmp(const void *a, const void *b, void *arg)
+{
+	const struct manifest *m = arg;
+	return strcmp(m->e[*(const size_t *)a].path, m->e[*(const size_t *)b].path);
+}
+
+int snapshot_walk_pass2(struct store *s, int upper_fd, int lower_fd, const struct snapshot_pass *prev,
+			struct manifest *ret, struct store_root *root, struct snapshot_result *res,
+			struct corral_error *err)
+{
+	struct walk w = { .s = s, .m = ret, .root = root, .res = res, .err = err, .lower_fd = lower_fd,
+			  .prev = prev };
+	w.by_path = malloc((prev->m.n ? prev->m.n : 1) * sizeof(*w.by_path));
+	if (!w.by_path)
+		return err_set(err, ENOMEM, "snapshot");
+	for (size_t i = 0; i < prev->m.n; i++)
+		w.by_path[i] = i;
+	qsort_r(w.by_path, prev->m.n, sizeof(*w.by_path), by_path_cmp, (void *)&prev->m);
+	int r = walk_run(&w, upper_fd);
+	free(w.by_path);
 	return r;
 }

@@ -3,11 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,8 +93,8 @@ static void root_release(struct store_root *r)
 
 /* Walks the upper, stores the manifest, commits the root; inside a store
  * transaction.  The root's entry 0 is the manifest. */
-static int cut(struct store *s, int upper_fd, int lower_fd, const char *root_name, struct snapshot_result *res,
-	       struct corral_error *err)
+static int cut(struct store *s, int upper_fd, int lower_fd, const char *root_name, const struct snapshot_pass *prev,
+	       struct snapshot_result *res, struct corral_error *err)
 {
 	struct manifest m = { 0 };
 	struct store_root root = { 0 };
@@ -101,7 +105,8 @@ static int cut(struct store *s, int upper_fd, int lower_fd, const char *root_nam
 	root.e[0].label = strdup("manifest");
 	int r = root.e[0].label ? 0 : err_set(err, ENOMEM, "snapshot");
 	if (r == 0)
-		r = snapshot_walk_layers(s, upper_fd, lower_fd, &m, &root, res, err);
+		r = prev ? snapshot_walk_pass2(s, upper_fd, lower_fd, prev, &m, &root, res, err)
+			 : snapshot_walk_layers(s, upper_fd, lower_fd, &m, &root, res, err);
 	void *buf = NULL;
 	size_t len = 0;
 	if (r == 0)
@@ -121,6 +126,53 @@ static int cut(struct store *s, int upper_fd, int lower_fd, const char *root_nam
 		r = store_root_commit(s, root_name, &root, err);
 	root_release(&root);
 	return r;
+}
+
+/* Whether the two-pass snapshot's rule ("ctime unchanged: content, xattrs
+ * and names unchanged", snapshot-walk.c, file_recipe()) holds for the
+ * upper: multigrain timestamps (Linux 6.13 and later) on a filesystem that
+ * has them and whose O_DIRECT reads wait for buffered writes (ext4, xfs,
+ * btrfs; not tmpfs, whose O_DIRECT reads take no lock).  Elsewhere a
+ * ctime may stay the same across a change within a timer tick, so the
+ * snapshot falls back to one walk, all of it frozen. */
+static bool two_pass_sound(int ufd)
+{
+	struct statfs sf;
+	struct utsname u;
+	unsigned maj = 0, min = 0;
+	if (fstatfs(ufd, &sf) < 0 || uname(&u) < 0 || sscanf(u.release, "%u.%u", &maj, &min) != 2)
+		return false;
+	if (sf.f_type != EXT4_SUPER_MAGIC && sf.f_type != XFS_SUPER_MAGIC && sf.f_type != BTRFS_SUPER_MAGIC)
+		return false;
+	return maj > 6 || (maj == 6 && min >= 13);
+}
+
+/* 2 for a running container whose upper allows it, else 1 (nothing to
+ * gain when stopped).  CORRAL_SNAPSHOT_PASSES=1 or 2 forces one (tests:
+ * 2 on a stopped container compares the two walks). */
+static int snapshot_passes(int ufd, bool running)
+{
+	const char *e = getenv("CORRAL_SNAPSHOT_PASSES");
+	if (e && !strcmp(e, "1"))
+		return 1;
+	if (e && !strcmp(e, "2"))
+		return 2;
+	return running && two_pass_sound(ufd) ? 2 : 1;
+}
+
+/* Test hook: CORRAL_TEST_PAUSE_BETWEEN_PASSES=FIFO blocks after pass 1
+ * until the FIFO's writer (the test, which changes files meanwhile)
+ * closes it. */
+static void pause_between_passes(void)
+{
+	const char *f = getenv("CORRAL_TEST_PAUSE_BETWEEN_PASSES");
+	if (!f || !*f)
+		return;
+	cleanup_close int fd = open(f, O_RDONLY | O_CLOEXEC);
+	char b[64];
+	for (ssize_t n = 1; fd >= 0 && n != 0;)
+		if ((n = read(fd, b, sizeof(b))) < 0 && errno != EINTR)
+			break;
 }
 
 int snapshot_create(const char *name, const char *tag, struct snapshot_result *ret, struct corral_error *err)
@@ -158,8 +210,26 @@ int snapshot_create(const char *name, const char *tag, struct snapshot_result *r
 		store_close(s);
 		return r;
 	}
+	bool running = state_init_alive(&st);
+	int passes = snapshot_passes(ufd, running);
+	struct snapshot_pass *prev = NULL;
+	struct snapshot_result res1 = { 0 };
+	if (passes == 2) {
+		/* Pass 1, the tenant running: what it reads need not be read
+		 * again under the freeze if it does not change meanwhile. */
+		struct corral_error perr = { 0 };
+		if (snapshot_walk_pass1(s, ufd, lfd, &prev, &res1, &perr) < 0)
+			passes = 1;	/* the tenant raced it: one frozen pass */
+		else
+			pause_between_passes();
+		/* What pass 1 put into the store (on the upper's filesystem,
+		 * as a rule) is written back now, not by the frozen syncfs. */
+		if (running)
+			(void)syncfs(ufd);
+	}
+	ret->passes = passes;
 	struct cgroup *cg = NULL;
-	if (state_init_alive(&st)) {
+	if (running) {
 		/* Running: freeze every process (cowfs's daemon too) for the cut;
 		 * cowfs writes through, so syncfs of the frozen upper is the tree
 		 * the tenant sees. */
@@ -173,7 +243,7 @@ int snapshot_create(const char *name, const char *tag, struct snapshot_result *r
 		if (r == 0 && syncfs(ufd) < 0)
 			r = err_set(err, errno, "syncfs of the upper layer");
 		if (r == 0)
-			r = cut(s, ufd, lfd, root_name, ret, err);
+			r = cut(s, ufd, lfd, root_name, prev, ret, err);
 		if (cg) {
 			struct corral_error terr = { 0 };
 			int t = cgroup_freeze(cg, false, &terr);
@@ -185,8 +255,12 @@ int snapshot_create(const char *name, const char *tag, struct snapshot_result *r
 			cgroup_free(cg);
 		}
 	} else {
-		r = cut(s, ufd, lfd, root_name, ret, err);
+		r = cut(s, ufd, lfd, root_name, prev, ret, err);
 	}
+	snapshot_pass_free(prev);
+	ret->bytes_put_frozen = ret->frozen ? ret->bytes_put : 0;
+	ret->bytes_put += res1.bytes_put;
+	ret->files_reused += res1.files_reused;
 	store_end(s);
 	store_close(s);
 	return r < 0 ? err_wrap(err, "snapshot of '%s'", name) : 0;

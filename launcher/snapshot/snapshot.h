@@ -33,6 +33,9 @@ struct snapshot_result {
 	uint64_t entries, files;
 	uint64_t files_reused;	/* store-backed files whose recipe was reused */
 	uint64_t bytes_put;	/* content read from the upper and put */
+	uint64_t entries_reused;	/* pass 2: entries taken from pass 1 */
+	uint64_t bytes_put_frozen;	/* of bytes_put: read while frozen */
+	int passes;		/* 1, or 2: the two-pass snapshot */
 	bool frozen;
 	double freeze_ms;
 };
@@ -47,6 +50,22 @@ int snapshot_walk(struct store *s, int upper_fd, struct manifest *ret, struct st
  * such files are an error, as with snapshot_walk). */
 int snapshot_walk_layers(struct store *s, int upper_fd, int lower_fd, struct manifest *ret, struct store_root *root,
 			 struct snapshot_result *res, struct corral_error *err);
+
+/* The two-pass snapshot of a running container: pass 1 walks the upper
+ * while the tenant runs (content put into the store) and records every
+ * entry's state (dev, ino, size, mode, nlink, mtime, ctime; a directory's
+ * names); pass 2, frozen, walks again and reuses pass 1's entry (xattrs,
+ * symlink target, recipe) for every entry whose state is unchanged, and a
+ * directory's names for a directory that is unchanged; anything else is
+ * read again.  The manifest is the one a frozen one-pass walk would make
+ * at that instant (why ctime tells: snapshot-walk.c, file_recipe()). */
+struct snapshot_pass;
+int snapshot_walk_pass1(struct store *s, int upper_fd, int lower_fd, struct snapshot_pass **ret,
+			struct snapshot_result *res, struct corral_error *err);
+int snapshot_walk_pass2(struct store *s, int upper_fd, int lower_fd, const struct snapshot_pass *prev,
+			struct manifest *ret, struct store_root *root, struct snapshot_result *res,
+			struct corral_error *err);
+void snapshot_pass_free(struct snapshot_pass *p);
 
 /* Snapshots container `name` (stopped, or running: frozen around the cut)
  * as `tag`; -EEXIST if the tag is taken. */
