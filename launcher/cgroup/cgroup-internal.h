@@ -47,6 +47,9 @@ extern const char *const cg_v2_names[CG_NCTRL];
 
 #define CG_MAX_HIER 8
 #define CG_PARENT "corral"
+/* Bounds of a delegated subtree (cgroup_delegate). */
+#define CG_DELEGATE_DEPTH 16
+#define CG_DELEGATE_DESCENDANTS 4096
 
 struct cg_hier {
 	const struct cg_backend *be;

@@ -64,5 +64,10 @@ void start_set_cmdline_area(int argc, char **argv);
  * runs or sends the failure on it, reaps orphans, and returns the
  * command's exit code. */
 int container_init(char **argv, char **envp, int ready_fd);
+/* A booting container (boot = init, systemd): the template's init
+ * replaces corral's as PID 1, exec'ed with default signal dispositions;
+ * the exec closes `ready_fd` (success) or its failure is sent on it.
+ * With an empty argv, container_init idles instead (boot = idle). */
+__attribute__((noreturn)) void container_boot(char **argv, char **envp, int ready_fd);
 
 #endif

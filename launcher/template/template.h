@@ -36,6 +36,17 @@ int template_import_debootstrap(const char *root, const char *name, const char *
 /* An OCI image layout directory, or a `podman save` docker-archive tar;
  * layers applied in order with their whiteouts (.wh.NAME, .wh..wh..opq). */
 int template_import_oci(const char *root, const char *name, const char *path, struct corral_error *err);
+/* What a template boots as PID 1: its /sbin/init, resolved inside the
+ * tree (openat2 RESOLVE_IN_ROOT: a symlink, absolute or relative, is
+ * followed as if the tree were /, never out of it), a regular executable
+ * file.  Told apart by the name it resolves to: "systemd", "busybox", or
+ * any other init (sysvinit's is a file of its own).  has_inittab: the tree
+ * has /etc/inittab (busybox init without one runs shells on consoles a
+ * container does not have). */
+enum template_init { TEMPLATE_INIT_NONE, TEMPLATE_INIT_SYSTEMD, TEMPLATE_INIT_BUSYBOX, TEMPLATE_INIT_OTHER };
+int template_find_init(const char *rootfs, enum template_init *ret, bool *ret_has_inittab,
+		       struct corral_error *err);
+
 /* The built-in default template (busybox-static), made on first use. */
 int template_ensure_default(const char *root, struct corral_error *err);
 /* Path of the template's rootfs into buf; -ENOENT if it does not exist. */

@@ -1,0 +1,148 @@
+/* A container's /etc files, written at create (container-etc.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "container-etc.h"
+#include "fileio.h"
+
+static const char BUSYBOX_INITTAB[] =
+	"# Written by corral create: busybox init as a container's PID 1.\n"
+	"# A container has no consoles or virtual terminals: nothing is respawned.\n"
+	"# corral stop sends SIGTERM (busybox init: reboot), which runs the\n"
+	"# shutdown entries, ends every process and then the container.\n"
+	"::sysinit:/bin/sh -c 'if [ -x /etc/init.d/rcS ]; then exec /etc/init.d/rcS; fi'\n"
+	"::shutdown:/bin/sync\n";
+
+/* A name server line that points at this host's own loopback. */
+static bool loopback_server(const char *line)
+{
+	const char *p = line + strlen("nameserver");
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return !strncmp(p, "127.", 4) || !strncmp(p, "::1", 3) || !strncmp(p, "0.0.0.0", 7);
+}
+
+int container_etc_resolv(const struct container_config *c, const char *host, char **ret)
+{
+	const char *why = NULL;
+	if (c->net.mode == NET_NONE)
+		why = "network none: the container has only its loopback, and no name server";
+	else if (c->net.mode == NET_BRIDGE && !c->net.nat)
+		why = "bridge without --nat: no route off the bridge, so no name server";
+	else if (!host)
+		why = "the host has no /etc/resolv.conf";
+	if (why) {
+		if (asprintf(ret, "# Written by corral create (%s).\n", why) < 0)
+			return -ENOMEM;
+		return 0;
+	}
+	if (c->net.mode == NET_HOST) {
+		*ret = strdup(host);
+		return *ret ? 0 : -ENOMEM;
+	}
+	/* Bridge with NAT: the host's resolvers, but a loopback one (systemd-
+	 * resolved's 127.0.0.53, a local dnsmasq) would be the container's
+	 * own loopback, where nothing answers. */
+	size_t cap = strlen(host) + 256, len = 0;
+	char *out = malloc(cap);
+	if (!out)
+		return -ENOMEM;
+	len = (size_t)snprintf(out, cap, "# Written by corral create: the host's name servers (bridge with NAT).\n");
+	int servers = 0;
+	for (const char *p = host; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		char line[1024];
+		snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) ? n : sizeof(line) - 1), p);
+		bool keep = false;
+		if (!strncmp(line, "nameserver", 10) && (line[10] == ' ' || line[10] == '\t')) {
+			keep = !loopback_server(line);
+			servers += keep;
+		} else if (!strncmp(line, "search", 6) || !strncmp(line, "domain", 6) || !strncmp(line, "options", 7)) {
+			keep = true;
+		}
+		if (keep && len + strlen(line) + 2 < cap)
+			len += (size_t)snprintf(out + len, cap - len, "%s\n", line);
+		p = nl ? nl + 1 : p + n;
+	}
+	if (!servers && len + 128 < cap)
+		snprintf(out + len, cap - len, "# The host's name servers are all on its loopback: none here.\n");
+	*ret = out;
+	return 0;
+}
+
+static int openat_beneath(int dirfd, const char *name, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+static int commit(int etc, const char *name, const char *text, struct corral_error *err)
+{
+	int r = file_commit_at(etc, name, text, strlen(text), 0644, 0, NULL, NULL);
+	if (r < 0)
+		return err_set(err, -r, "write the container's /etc/%s", name);
+	return 0;
+}
+
+int container_etc_write(const char *upper, const char *base, const struct container_config *c,
+			bool busybox_inittab, struct corral_error *err)
+{
+	cleanup_close int up = open(upper, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (up < 0)
+		return err_set(err, errno, "open %s", upper);
+	/* etc/ as the template has it (mode, owner), so the merged view
+	 * shows the template's directory unchanged. */
+	struct stat bst = { .st_mode = S_IFDIR | 0755 };
+	cleanup_close int btree = open(base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	cleanup_close int betc = btree < 0 ? -1 : openat_beneath(btree, "etc", O_PATH | O_DIRECTORY);
+	if (betc >= 0 && fstat(betc, &bst) < 0)
+		return err_set(err, errno, "stat the template's /etc");
+	if (mkdirat(up, "etc", 0700) < 0 && errno != EEXIST)
+		return err_set(err, errno, "create %s/etc", upper);
+	cleanup_close int etc = openat_beneath(up, "etc", O_RDONLY | O_DIRECTORY);
+	if (etc < 0)
+		return err_set(err, -etc, "open %s/etc", upper);
+	if (fchown(etc, bst.st_uid, bst.st_gid) < 0 || fchmod(etc, bst.st_mode & 07777) < 0)
+		return err_set(err, errno, "set the owner and mode of %s/etc", upper);
+
+	const char *hn = c->hostname[0] ? c->hostname : c->name;
+	char text[512];
+	snprintf(text, sizeof(text), "%s\n", hn);
+	int r = commit(etc, "hostname", text, err);
+	if (r < 0)
+		return r;
+	snprintf(text, sizeof(text),
+		 "127.0.0.1\tlocalhost\n127.0.1.1\t%s\n\n"
+		 "::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n",
+		 hn);
+	r = commit(etc, "hosts", text, err);
+	if (r < 0)
+		return r;
+	cleanup_free char *host = NULL;
+	size_t len;
+	if (c->net.mode != NET_NONE && file_read_all("/etc/resolv.conf", &host, &len, NULL) < 0)
+		host = NULL;
+	cleanup_free char *resolv = NULL;
+	r = container_etc_resolv(c, host, &resolv);
+	if (r < 0)
+		return err_set(err, -r, "make the container's /etc/resolv.conf");
+	r = commit(etc, "resolv.conf", resolv, err);
+	if (r == 0 && busybox_inittab)
+		r = commit(etc, "inittab", BUSYBOX_INITTAB, err);
+	return r;
+}
