@@ -902,9 +902,15 @@ int container_stop(const char *name, int timeout_s, struct corral_error *err)
 		}
 		if (state_init_alive(&st))
 			return err_plain(err, EBUSY, "container %s did not stop", name);
-		/* The monitor records the exit code; without one (it was
-		 * killed), say the container was stopped by a signal. */
+		/* The monitor records the exit code: give it the moment it
+		 * needs (it reaps the init, then writes the state); without a
+		 * monitor (it was killed), say the container was stopped by a
+		 * signal. */
 		struct container_state now;
+		for (int i = 0; i < 250 && state_load(name, &now, NULL) == 0 && !strcmp(now.status, "running") &&
+				now.monitor_pid > 0 && proc_start_time(now.monitor_pid) == now.monitor_start;
+		     i++)
+			nanosleep(&step, NULL);
 		if (state_load(name, &now, NULL) == 0 && !strcmp(now.status, "running")) {
 			snprintf(now.status, sizeof(now.status), "exited");
 			now.exit_code = 128 + SIGKILL;
