@@ -359,23 +359,32 @@ int cgroup_delegate(struct cgroup *cg, pid_t pid, uid_t owner, struct corral_err
 			return err_plain(err, EOPNOTSUPP,
 					 "the container's cgroup2 directory %s holds its limits: an init that manages "
 					 "its own cgroups (systemd) is supported on hybrid hosts only, for now", h->leaf);
-		/* Bounds on what the container may make in it. */
+		/* Bounds on what the container may make, on the leaf: the
+		 * container gets a child of it, so the bounds are out of its
+		 * reach (a cgroup2 mount without nsdelegate, as on hybrid
+		 * hosts, lets the namespace root's files be written from
+		 * inside). */
 		int r = cg_writef(h->leaf, "cgroup.max.depth", err, "%d", CG_DELEGATE_DEPTH);
 		if (r == 0)
 			r = cg_writef(h->leaf, "cgroup.max.descendants", err, "%d", CG_DELEGATE_DESCENDANTS);
 		if (r < 0)
 			return r;
+		char payload[PATH_MAX];
+		if (snprintf(payload, sizeof(payload), "%s/%s", h->leaf, CG_DELEGATE_DIR) >= (int)sizeof(payload))
+			return err_plain(err, ENAMETOOLONG, "cgroup path %s is too long", h->leaf);
+		if (mkdir(payload, 0755) < 0 && errno != EEXIST)
+			return err_set(err, errno, "create cgroup %s", payload);
 		if (owner) {
 			static const char *const files[] = { "", "cgroup.procs", "cgroup.threads",
 							     "cgroup.subtree_control" };
 			for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
 				char path[PATH_MAX + 32];
-				snprintf(path, sizeof(path), "%s/%s", h->leaf, files[f]);
+				snprintf(path, sizeof(path), "%s/%s", payload, files[f]);
 				if (lchown(path, owner, owner) < 0 && !(errno == ENOENT && f))
 					return err_set(err, errno, "hand %s to the container", path);
 			}
 		}
-		return cg_writef(h->leaf, "cgroup.procs", err, "%d", (int)pid);
+		return cg_writef(payload, "cgroup.procs", err, "%d", (int)pid);
 	}
 	return err_plain(err, EOPNOTSUPP,
 			 "this host has no cgroup2 tree: an init that manages its own cgroups (systemd) needs one");
