@@ -31,8 +31,20 @@ int name_validate(const char *kind, const char *name, struct corral_error *err);
 int template_import_dir(const char *root, const char *name, const char *dir, struct corral_error *err);
 /* Plain, gzip, xz or zstd tar (detected from content, not the file name). */
 int template_import_tar(const char *root, const char *name, const char *tarball, struct corral_error *err);
-int template_import_debootstrap(const char *root, const char *name, const char *suite, const char *mirror,
+/* debootstrap SUITE into a new template.  mirror: NULL for the one apt
+ * already uses.  variant: NULL for minbase; else one of debootstrap's,
+ * "minbase", "buildd" or "default" (debootstrap's own default set: no
+ * --variant); fakechroot is refused (it is for non-root users under
+ * fakechroot).  include: NULL, or Debian package names
+ * ([a-z0-9][a-z0-9+.-]*) separated by commas, passed as --include. */
+struct template_debootstrap {
+	const char *suite, *mirror, *variant, *include;
+};
+int template_import_debootstrap(const char *root, const char *name, const struct template_debootstrap *d,
 				struct corral_error *err);
+/* The checks template_import_debootstrap makes on variant and include,
+ * each naming the bad value and why. */
+int template_debootstrap_validate(const struct template_debootstrap *d, struct corral_error *err);
 /* An OCI image layout directory, or a `podman save` docker-archive tar;
  * layers applied in order with their whiteouts (.wh.NAME, .wh..wh..opq). */
 int template_import_oci(const char *root, const char *name, const char *path, struct corral_error *err);
