@@ -547,9 +547,9 @@ static int do_stop(const char *name, void *arg, struct corral_error *err)
 int cmd_stop(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
-		printf("usage: corral stop [-t SECONDS] NAME...\n\nSends SIGTERM to the container's command, "
-		       "waits up to SECONDS (default 10),\nthen kills everything left; unmounts its root "
-		       "and frees its cgroup and network.\n");
+		printf("usage: corral stop [-t SECONDS] NAME...\n\nSends SIGTERM to the container's command (to a booted "
+		       "systemd,\nSIGRTMIN+3: its clean halt), waits up to SECONDS (default 10), then kills\n"
+		       "everything left; unmounts its root and frees its cgroup and network.\n");
 		return 0;
 	}
 	int first, timeout;
