@@ -9,6 +9,10 @@
  *      |                              /proc/1/exe without CAP_SYS_PTRACE)
  *      `- the container's command     orphans are reaped by init
  *
+ * A booting container (config boot = init or systemd) has the template's
+ * init exec'ed in place of corral's at the last step, as PID 1; with boot
+ * = idle corral's init runs no command and waits to be stopped.
+ *
  * Setup happens in the child between clone() and exec, in a fixed order,
  * and any failure aborts the start (fail closed): cgroup, cowfs mount ->
  * the container's view of its root (parent, rootfs_open_view) -> seccomp
