@@ -99,27 +99,35 @@ static int commit(int etc, const char *name, const char *text, struct corral_err
 	return 0;
 }
 
-int container_etc_write(const char *upper, const char *base, const struct container_config *c,
-			bool busybox_inittab, struct corral_error *err)
+/* The layer's etc/, made if missing with the mode and owner of the
+ * template's (so the merged view shows the template's directory
+ * unchanged); one that is there is left as it is. */
+static int open_etc(const char *upper, const char *base, struct corral_error *err)
 {
 	cleanup_close int up = open(upper, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (up < 0)
 		return err_set(err, errno, "open %s", upper);
-	/* etc/ as the template has it (mode, owner), so the merged view
-	 * shows the template's directory unchanged. */
 	struct stat bst = { .st_mode = S_IFDIR | 0755 };
 	cleanup_close int btree = open(base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	cleanup_close int betc = btree < 0 ? -1 : openat_beneath(btree, "etc", O_PATH | O_DIRECTORY);
 	if (betc >= 0 && fstat(betc, &bst) < 0)
 		return err_set(err, errno, "stat the template's /etc");
-	if (mkdirat(up, "etc", 0700) < 0 && errno != EEXIST)
+	bool made = mkdirat(up, "etc", 0700) == 0;
+	if (!made && errno != EEXIST)
 		return err_set(err, errno, "create %s/etc", upper);
-	cleanup_close int etc = openat_beneath(up, "etc", O_RDONLY | O_DIRECTORY);
+	int etc = openat_beneath(up, "etc", O_RDONLY | O_DIRECTORY);
 	if (etc < 0)
-		return err_set(err, -etc, "open %s/etc", upper);
-	if (fchown(etc, bst.st_uid, bst.st_gid) < 0 || fchmod(etc, bst.st_mode & 07777) < 0)
-		return err_set(err, errno, "set the owner and mode of %s/etc", upper);
+		return err_set(err, -etc, "open %s/etc (a directory, no symlink on the way)", upper);
+	if (made && (fchown(etc, bst.st_uid, bst.st_gid) < 0 || fchmod(etc, bst.st_mode & 07777) < 0)) {
+		int e = errno;
+		close(etc);
+		return err_set(err, e, "set the owner and mode of %s/etc", upper);
+	}
+	return etc;
+}
 
+static int write_names(int etc, const struct container_config *c, struct corral_error *err)
+{
 	const char *hn = c->hostname[0] ? c->hostname : c->name;
 	char text[512];
 	snprintf(text, sizeof(text), "%s\n", hn);
@@ -130,7 +138,25 @@ int container_etc_write(const char *upper, const char *base, const struct contai
 		 "127.0.0.1\tlocalhost\n127.0.1.1\t%s\n\n"
 		 "::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n",
 		 hn);
-	r = commit(etc, "hosts", text, err);
+	return commit(etc, "hosts", text, err);
+}
+
+int container_etc_write_names(const char *upper, const char *base, const struct container_config *c,
+			      struct corral_error *err)
+{
+	cleanup_close int etc = open_etc(upper, base, err);
+	if (etc < 0)
+		return etc;
+	return write_names(etc, c, err);
+}
+
+int container_etc_write(const char *upper, const char *base, const struct container_config *c,
+			bool busybox_inittab, struct corral_error *err)
+{
+	cleanup_close int etc = open_etc(upper, base, err);
+	if (etc < 0)
+		return etc;
+	int r = write_names(etc, c, err);
 	if (r < 0)
 		return r;
 	cleanup_free char *host = NULL;

@@ -32,6 +32,13 @@
 int container_etc_write(const char *upper, const char *base, const struct container_config *c,
 			bool busybox_inittab, struct corral_error *err);
 
+/* Only /etc/hostname and /etc/hosts, as above: a clone's own, over the
+ * ones its source's snapshot brought (entries the source added to
+ * /etc/hosts are not carried over).  An etc/ that is not a directory
+ * (a symlink the source made) is refused, nothing written. */
+int container_etc_write_names(const char *upper, const char *base, const struct container_config *c,
+			      struct corral_error *err);
+
 /* The resolv.conf container_etc_write writes for `c`, from the host's
  * resolv.conf text `host` (NULL: none).  Caller frees.  -errno. */
 int container_etc_resolv(const struct container_config *c, const char *host, char **ret);
