@@ -334,7 +334,10 @@ int cgroup_kill_all(struct cgroup *cg, struct corral_error *err)
  * is bounded by the cgroup.max.depth set at delegation. */
 static void remove_subtree(int dirfd, int depth)
 {
-	cleanup_dir DIR *d = depth < CG_DELEGATE_DEPTH + 2 ? fdopendir(dup(dirfd)) : NULL;
+	int copy = depth < CG_DELEGATE_DEPTH + 2 ? fcntl(dirfd, F_DUPFD_CLOEXEC, 0) : -1;
+	cleanup_dir DIR *d = copy >= 0 ? fdopendir(copy) : NULL;
+	if (!d && copy >= 0)
+		close(copy);
 	if (!d)
 		return;
 	for (struct dirent *e; (e = readdir(d));) {
