@@ -238,10 +238,16 @@ static void test_boot(void)
 	struct corral_error e = { 0 };
 	int r = load_with("boot = systemd\n", &c, &e);
 	ok(r == 0, "boot = systemd with a command loads (%s)", r ? e.msg : "ok");
-	refused("boot = maybe\n", "boot must be idle, init or systemd", NULL, "an unknown boot value");
+	refused("boot = maybe\n", "boot must be idle, init, systemd or busybox", NULL, "an unknown boot value");
 	refused("boot = idle\n", "boot = idle takes no command", NULL, "boot = idle with a command");
 	put(cfg_path, "name = web\ntemplate = default\n");
 	ok(config_load(cfg_path, &c, &e) < 0 && strstr(e.msg, "no command"), "no command and no boot key: %s", e.msg);
+	for (const char *const *v = (const char *const[]){ "init", "busybox", "systemd", NULL }; *v; v++) {
+		char line[64];
+		snprintf(line, sizeof(line), "boot = %s\n", *v);
+		r = load_with(line, &c, &e);
+		ok(r == 0, "boot = %s loads (%s)", *v, r ? e.msg : "ok");
+	}
 	put(cfg_path, "name = web\ntemplate = default\nboot = idle\n");
 	r = config_load(cfg_path, &c, &e);
 	ok(r == 0 && c.boot == BOOT_IDLE && c.argc == 0, "boot = idle without a command loads");
@@ -252,8 +258,10 @@ static void test_boot(void)
 	}
 	config_init(&c);
 	ok(config_stop_signal(&c) == SIGTERM, "stop signal: SIGTERM for a command");
+	c.boot = BOOT_BUSYBOX;
+	ok(config_stop_signal(&c) == SIGTERM, "SIGTERM for busybox init (its reboot, which ends the container)");
 	c.boot = BOOT_INIT;
-	ok(config_stop_signal(&c) == SIGTERM, "SIGTERM for an init (busybox: reboot, which ends the container)");
+	ok(config_stop_signal(&c) == SIGINT, "SIGINT for another init (ctrl-alt-del: sysvinit ignores SIGTERM)");
 	c.boot = BOOT_SYSTEMD;
 	ok(config_stop_signal(&c) == SIGRTMIN + 3, "SIGRTMIN+3 for systemd (halt)");
 }

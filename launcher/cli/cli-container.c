@@ -253,7 +253,7 @@ static int choose_boot(struct container_config *c, const char *base, bool *ret_i
 	r = config_set_argv(c, 1, argv, err);
 	if (r < 0)
 		return r;
-	c->boot = init == TEMPLATE_INIT_SYSTEMD ? BOOT_SYSTEMD : BOOT_INIT;
+	c->boot = init == TEMPLATE_INIT_SYSTEMD ? BOOT_SYSTEMD : init == TEMPLATE_INIT_BUSYBOX ? BOOT_BUSYBOX : BOOT_INIT;
 	*ret_inittab = init == TEMPLATE_INIT_BUSYBOX && !has_inittab;
 	return 0;
 }
@@ -547,9 +547,9 @@ static int do_stop(const char *name, void *arg, struct corral_error *err)
 int cmd_stop(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
-		printf("usage: corral stop [-t SECONDS] NAME...\n\nSends SIGTERM to the container's command (to a booted "
-		       "systemd,\nSIGRTMIN+3: its clean halt), waits up to SECONDS (default 10), then kills\n"
-		       "everything left; unmounts its root and frees its cgroup and network.\n");
+		printf("usage: corral stop [-t SECONDS] NAME...\n\nSends SIGTERM to the container's command (a booted "
+		       "systemd gets SIGRTMIN+3,\nanother init but busybox SIGINT), waits up to SECONDS (default 10), "
+		       "then kills\neverything left; unmounts its root and frees its cgroup and network.\n");
 		return 0;
 	}
 	int first, timeout;

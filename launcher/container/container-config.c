@@ -227,7 +227,7 @@ int config_set_argv(struct container_config *c, int argc, char **argv, struct co
 
 int config_stop_signal(const struct container_config *c)
 {
-	return c->boot == BOOT_SYSTEMD ? SIGRTMIN + 3 : SIGTERM;
+	return c->boot == BOOT_SYSTEMD ? SIGRTMIN + 3 : c->boot == BOOT_INIT ? SIGINT : SIGTERM;
 }
 
 int config_validate(const struct container_config *c, struct corral_error *err)
@@ -328,7 +328,10 @@ int config_save(const struct container_config *c, const char *path, struct corra
 	for (int i = 0; i < c->argc; i++)
 		sb_value(&b, "arg", c->argv[i]);
 	if (c->boot != BOOT_COMMAND)
-		sb_value(&b, "boot", c->boot == BOOT_IDLE ? "idle" : c->boot == BOOT_INIT ? "init" : "systemd");
+		sb_value(&b, "boot", c->boot == BOOT_IDLE     ? "idle"
+				   : c->boot == BOOT_INIT     ? "init"
+				   : c->boot == BOOT_BUSYBOX ? "busybox"
+							     : "systemd");
 	const struct cgroup_limits *l = &c->limits;
 	if (l->memory_max != CGROUP_UNSET)
 		sb_printf(&b, "memory = %lld\n", (long long)l->memory_max);
@@ -471,8 +474,10 @@ static int config_apply_line(const struct kv_line *kv, void *arg, struct corral_
 			c->boot = BOOT_INIT;
 		else if (!strcmp(v, "systemd"))
 			c->boot = BOOT_SYSTEMD;
+		else if (!strcmp(v, "busybox"))
+			c->boot = BOOT_BUSYBOX;
 		else
-			return err_plain(err, EINVAL, "boot must be idle, init or systemd, not '%s'", v);
+			return err_plain(err, EINVAL, "boot must be idle, init, systemd or busybox, not '%s'", v);
 	} else if (!strcmp(key, "memory"))
 		return parse_limit(kv, &l->memory_max, err);
 	else if (!strcmp(key, "memory_swap"))

@@ -35,10 +35,14 @@ struct bind_mount {
 enum config_boot {
 	BOOT_COMMAND = 0,	/* no key: argv runs under corral's init */
 	BOOT_IDLE,		/* "idle": corral's init alone, no command (argc 0) */
-	BOOT_INIT,		/* "init": argv (/sbin/init) is PID 1; stop sends SIGTERM */
-	BOOT_SYSTEMD,		/* "systemd": as init, with what systemd needs (cgroup2,
-				 * /run, a console) and SIGRTMIN+3 to stop */
+	BOOT_INIT,		/* "init": argv (/sbin/init) is PID 1 (sysvinit or another);
+				 * stop sends SIGINT, ctrl-alt-del */
+	BOOT_SYSTEMD,		/* "systemd": as init, with a cgroup2 tree of its own;
+				 * stop sends SIGRTMIN+3 */
+	BOOT_BUSYBOX,		/* "busybox": as init; stop sends SIGTERM */
 };
+/* The template's own init is PID 1 (boot = init, systemd, busybox). */
+#define config_boots_init(c) ((c)->boot == BOOT_INIT || (c)->boot == BOOT_SYSTEMD || (c)->boot == BOOT_BUSYBOX)
 
 struct container_config {
 	char name[CORRAL_NAME_MAX + 1];
@@ -88,7 +92,10 @@ int config_set_argv(struct container_config *c, int argc, char **argv, struct co
 
 /* The signal `corral stop` sends the container's PID 1 first: SIGRTMIN+3
  * for systemd (its "halt": a clean shutdown; SIGTERM would make it
- * re-execute itself), SIGTERM otherwise. */
+ * re-execute itself), SIGTERM for busybox init (its "reboot", which ends
+ * in a container), SIGINT for another init (ctrl-alt-del: sysvinit's
+ * inittab runs `shutdown -r now`; it ignores SIGTERM), SIGTERM for corral's
+ * own init. */
 int config_stop_signal(const struct container_config *c);
 
 /* Whole-config checks made by create (names, ranges, combinations). */

@@ -550,7 +550,7 @@ int rootfs_enter(int view, const struct container_config *c, const char *console
 		r = check_fs_type(rootfd, "sys", SYSFS_MAGIC, "sysfs", err);
 	if (r == 0)
 		r = mount_cgroupfs(rootfd, c, err);
-	if (r == 0 && (c->boot == BOOT_INIT || c->boot == BOOT_SYSTEMD))
+	if (r == 0 && config_boots_init(c))
 		r = mount_boot_dirs(rootfd, err);
 	if (r == 0)
 		r = make_dev(rootfd, !c->userns, err);

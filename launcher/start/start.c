@@ -267,7 +267,7 @@ static void child_setup(struct child_args *a)
 	hide_cmdline();
 	/* The error pipe closes with the fork of the command (see init.c),
 	 * which the parent reads as success. */
-	if (c->boot == BOOT_INIT || c->boot == BOOT_SYSTEMD)
+	if (config_boots_init(c))
 		container_boot((char **)c->argv, container_env(c, a->tty), a->err_fd);
 	_exit(container_init((char **)c->argv, container_env(c, a->tty), a->err_fd));
 }
@@ -313,7 +313,7 @@ struct spawn {
  * (boot_console) instead of the log pipe. */
 static bool boots_with_console(const struct container_config *c, int log_fd, const struct pty_relay *relay)
 {
-	return log_fd < 0 && !relay && (c->boot == BOOT_INIT || c->boot == BOOT_SYSTEMD);
+	return log_fd < 0 && !relay && config_boots_init(c);
 }
 
 /* Clones the container's init and drives its setup. */
@@ -676,7 +676,7 @@ static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const stru
 	 * the container never holds the host file itself. */
 	int out[2] = { -1, -1 };
 	sp->log_pipe = -1;
-	bool boots = c->boot == BOOT_INIT || c->boot == BOOT_SYSTEMD;
+	bool boots = config_boots_init(c);
 	if (r == 0 && !foreground && !boots && pipe2(out, O_CLOEXEC) < 0)
 		r = err_set(err, errno, "pipe for the console log");
 	if (r == 0)

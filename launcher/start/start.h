@@ -9,7 +9,7 @@
  *      |                              /proc/1/exe without CAP_SYS_PTRACE)
  *      `- the container's command     orphans are reaped by init
  *
- * A booting container (config boot = init or systemd) has the template's
+ * A booting container (config boot = init, systemd or busybox) has the template's
  * init exec'ed in place of corral's at the last step, as PID 1; with boot
  * = idle corral's init runs no command and waits to be stopped.
  *
@@ -68,7 +68,7 @@ void start_set_cmdline_area(int argc, char **argv);
  * runs or sends the failure on it, reaps orphans, and returns the
  * command's exit code. */
 int container_init(char **argv, char **envp, int ready_fd);
-/* A booting container (boot = init, systemd): the template's init
+/* A booting container (boot = init, systemd, busybox): the template's init
  * replaces corral's as PID 1, exec'ed with default signal dispositions;
  * the exec closes `ready_fd` (success) or its failure is sent on it.
  * With an empty argv, container_init idles instead (boot = idle). */
