@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -169,4 +171,25 @@ int child_run(int (*fn)(void *arg, struct corral_error *err), void *arg, const c
 	if (rr < 0)
 		return rr;
 	return child_status_error(what, status, err);
+}
+
+int child_companion_path(char *buf, size_t len, const char *name, const char *env, struct corral_error *err)
+{
+	const char *v = env ? getenv(env) : NULL;
+	if (v && *v) {
+		if ((size_t)snprintf(buf, len, "%s", v) >= len)
+			return err_plain(err, ENAMETOOLONG, "$%s is too long", env);
+		return 0;
+	}
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return err_set(err, n < 0 ? errno : ENOENT, "cannot find %s (reading /proc/self/exe)", name);
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	if ((size_t)snprintf(buf, len, "%s/%s", slash ? exe : ".", name) >= len)
+		return err_plain(err, ENAMETOOLONG, "the path of %s is too long", name);
+	return 0;
 }

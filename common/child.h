@@ -73,6 +73,12 @@ void child_release(struct child *ch);
 /* Hands the pid on: the caller owns the process from here. */
 #define take_child_pid(ch) ({ pid_t _p = (ch)->pid; (ch)->pid = -1; _p; })
 
+/* The path of a companion program (corral-import, corral-export): $ENV
+ * when set and not empty, else NAME beside the running binary (the
+ * directory of /proc/self/exe: the build tree's launcher/ or the installed
+ * bindir).  Not checked for existence: running it says. */
+int child_companion_path(char *buf, size_t len, const char *name, const char *env, struct corral_error *err);
+
 /* Runs fn(arg, err) in a forked child and waits for it: 0 if fn returned
  * 0, else its error.  A child that dies before sending its verdict is an
  * error too (named by `what`); the verdict never depends on the exit

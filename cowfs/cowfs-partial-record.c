@@ -187,3 +187,10 @@ void partial_record_release(struct partial_record *r)
 	r->ranges = NULL;
 	r->nranges = 0;
 }
+
+bool partial_ident_matches(const struct partial_ident *id, const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && (uint64_t)st->st_ino == id->ino && (uint64_t)st->st_size == id->size &&
+	       st->st_mtim.tv_sec == id->mtime_sec && (uint32_t)st->st_mtim.tv_nsec == id->mtime_nsec &&
+	       st->st_ctim.tv_sec == id->ctime_sec && (uint32_t)st->st_ctim.tv_nsec == id->ctime_nsec;
+}

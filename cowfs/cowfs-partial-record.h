@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/stat.h>
+
 #include "store/store.h"
 
 /* Ranges are kept in these units: the store's block size, so that a
@@ -74,5 +76,9 @@ int partial_record_encode(const struct partial_record *r, void *buf);
  * -EPROTONOSUPPORT (another version) / -ENOMEM; *ret is then empty. */
 int partial_record_parse(const void *buf, size_t len, struct partial_record *ret);
 void partial_record_release(struct partial_record *r);
+/* Whether st (an fstat of a reopened PARTIAL_LOWER source) is the file the
+ * record's identity names: a regular file of that inode, size, mtime and
+ * ctime.  Anything else must not be read as the file's unwritten ranges. */
+bool partial_ident_matches(const struct partial_ident *id, const struct stat *st);
 
 #endif

@@ -274,10 +274,7 @@ static int open_lower_source(struct cowfs *fs, struct cowfs_node *n, struct cowf
 		return -EIO;
 	}
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_ino != p->ident.ino ||
-	    (uint64_t)st.st_size != p->ident.size || st.st_mtim.tv_sec != p->ident.mtime_sec ||
-	    (uint32_t)st.st_mtim.tv_nsec != p->ident.mtime_nsec || st.st_ctim.tv_sec != p->ident.ctime_sec ||
-	    (uint32_t)st.st_ctim.tv_nsec != p->ident.ctime_nsec) {
+	if (fstat(fd, &st) < 0 || !partial_ident_matches(&p->ident, &st)) {
 		log_error("partial file (inode %" PRIu64 "): its source %s in layer %u is not the file it was "
 			  "copied from; its unwritten ranges read as EIO",
 			  n->st_ino, p->path, p->layer);

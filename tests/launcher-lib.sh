@@ -7,7 +7,7 @@
 # its containers "$PFX-<something>": cgroups, veths and processes live in
 # host-wide namespaces, so the prefix (unique per test run) is what tells
 # this run's objects from anyone else's.  On exit every container under
-# $T/root* is removed with `corral rm -f`; whatever is still left after that
+# $T/root* is removed with `corral rm -f --snapshots`; whatever is still left after that
 # (processes, cgroups, mounts) is killed or removed and reported.
 
 CORRAL=${CORRAL:-$TOP_SRCDIR/launcher/corral}
@@ -69,7 +69,10 @@ cg_dir() {
 # cg_procs NAME: pids in the container's cgroups (the pids and memory
 # controllers: the cowfs daemon may be left out of the former).
 cg_procs() {
-	cat "$(cg_dir pids "$1")/cgroup.procs" "$(cg_dir memory "$1")/cgroup.procs" 2>/dev/null | sort -un
+	local p m
+	p=$(cg_dir pids "$1") m=$(cg_dir memory "$1")
+	# On v2 with the freezer, the container's processes are in tasks/.
+	cat "$p/cgroup.procs" "$m/cgroup.procs" "$p/tasks/cgroup.procs" "$m/tasks/cgroup.procs" 2>/dev/null | sort -un
 }
 
 # starttime PID: field 22 of /proc/PID/stat ("" if gone or a zombie: a
@@ -244,13 +247,13 @@ leaks() {
 	return 1
 }
 
-# check_no_leaks DESCRIPTION: removes every container (rm -f) and checks
+# check_no_leaks DESCRIPTION: removes every container (rm -f --snapshots) and checks
 # that nothing is left.
 check_no_leaks() {
 	local n r out rc=0
 	for r in "$T"/root*; do
 		for n in $(ls "$r/containers" 2>/dev/null); do
-			out=$("$CORRAL" --root "$r" rm -f "$n" 2>&1) || { rc=1; diag "rm -f $n: $out"; }
+			out=$("$CORRAL" --root "$r" rm -f --snapshots "$n" 2>&1) || { rc=1; diag "rm -f $n: $out"; }
 		done
 		[ -z "$(ls "$r/containers" 2>/dev/null)" ] || rc=1
 	done
@@ -269,7 +272,7 @@ _launcher_cleanup() {
 	local n r p d out
 	for r in "$T"/root*; do
 		for n in $(ls "$r/containers" 2>/dev/null); do
-			"$CORRAL" --root "$r" rm -f "$n" >/dev/null 2>&1
+			"$CORRAL" --root "$r" rm -f --snapshots "$n" >/dev/null 2>&1
 		done
 	done
 	out=$(leaks) && return 0

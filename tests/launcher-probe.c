@@ -32,9 +32,19 @@
  *                                name.  Each TIOCSTI that works pushes
  *                                "corral-tiocsti-marker\n".
  *
+ *   launcher-probe ping ADDR     one ICMP echo to the IPv4 ADDR through an
+ *                                unprivileged ICMP socket (no CAP_NET_RAW:
+ *                                net.ipv4.ping_group_range must allow it):
+ *                                "ok" once the reply is in, ETIMEDOUT after
+ *                                3 s, or the errno name of the socket call
+ *
+ *   launcher-probe udp-echo PORT answers "pong" to every datagram on the UDP
+ *                                PORT (all addresses), for ever
+ *
  * OPs: keyctl, add_key, bpf, unshare-user, unshare-mnt, unshare-net, mount,
  * finit_module, init_module, mknod-blk PATH, clone3, open-read PATH,
- * open-write PATH, ptrace PID, setgroups GID, tty DEV:RDEV. */
+ * open-write PATH, ptrace PID, setgroups GID, tty DEV:RDEV, raw-socket
+ * (an ICMP raw socket: needs CAP_NET_RAW), ping ADDR. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <grp.h>
@@ -46,7 +56,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
@@ -149,6 +163,53 @@ static int tty_probe(const char *arg)
 	return 0;
 }
 
+static int ping_probe(const char *addr)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	if (inet_pton(AF_INET, addr, &to.sin_addr) != 1) {
+		fprintf(stderr, "launcher-probe: ping: bad address %s\n", addr);
+		return 2;
+	}
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
+	if (fd < 0)
+		return report(fd);
+	/* The kernel fills in the identifier and the checksum. */
+	struct icmphdr echo = { .type = ICMP_ECHO };
+	echo.un.echo.sequence = htons(1);
+	if (sendto(fd, &echo, sizeof(echo), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+		return report(-1);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	for (;;) {
+		int n = poll(&p, 1, 3000);
+		if (n == 0) {
+			printf("ETIMEDOUT\n");
+			return 0;
+		}
+		if (n < 0)
+			return report(-1);
+		struct icmphdr reply;
+		if (recv(fd, &reply, sizeof(reply), 0) >= (ssize_t)sizeof(reply) && reply.type == ICMP_ECHOREPLY)
+			return report(0);
+	}
+}
+
+static int udp_echo(int port)
+{
+	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof(me)) < 0) {
+		perror("launcher-probe: udp-echo");
+		return 2;
+	}
+	for (;;) {
+		char buf[512];
+		struct sockaddr_in from;
+		socklen_t len = sizeof(from);
+		if (recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len) >= 0)
+			sendto(fd, "pong", 4, 0, (struct sockaddr *)&from, len);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *op = argc > 1 ? argv[1] : "";
@@ -234,6 +295,12 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(op, "tty"))
 		return tty_probe(arg);
+	if (!strcmp(op, "raw-socket"))
+		return report(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP));
+	if (!strcmp(op, "ping"))
+		return ping_probe(arg);
+	if (!strcmp(op, "udp-echo"))
+		return udp_echo(atoi(arg));
 	if (!strcmp(op, "forks"))
 		return forks(atoi(arg) > 0 ? atoi(arg) : 1);
 	fprintf(stderr, "usage: launcher-probe OP [ARG] (see the source)\n");

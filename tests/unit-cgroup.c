@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -26,11 +27,22 @@ static int nmade;
 static pid_t kids[64];
 static int nkids;
 
+/* The v2 freeze test's cgroup (leaf, then its tasks/), made by hand. */
+static char v2_leaf[PATH_MAX], v2_tasks[PATH_MAX + 16];
+
 static void cleanup_all(void)
 {
+	if (v2_tasks[0]) {
+		put(v2_tasks, "cgroup.freeze", "0"); /* frozen tasks die only once thawed */
+		put(v2_leaf, "cgroup.freeze", "0");
+	}
 	for (int i = 0; i < nkids; i++)
 		if (kids[i] > 0 && kill(kids[i], SIGKILL) == 0)
 			waitpid(kids[i], NULL, 0);
+	if (v2_tasks[0]) {
+		rmdir(v2_tasks);
+		rmdir(v2_leaf);
+	}
 	for (int i = 0; i < nmade; i++) {
 		struct cgroup *cg;
 		if (cgroup_open(made_names[i], &cg, NULL) < 0)
@@ -441,6 +453,104 @@ static void test_bad_limit(const char *name)
 	ok(all_gone, "the failed create left no directories");
 }
 
+/* Counters the freeze test's children bump, in memory shared with us. */
+static volatile unsigned long *counters;
+
+static void count0(void)
+{
+	for (;;)
+		counters[0]++;
+}
+
+static struct cgroup *freeze_cg;
+
+/* The cowfs daemon's stand-in: joins as cowfs does (rootfs.c exec_cowfs). */
+static void count1(void)
+{
+	counters[2] = cgroup_enter_self(freeze_cg, true, NULL) == 0 ? 1 : 2;
+	for (;;)
+		counters[1]++;
+}
+
+/* Whether counter i moves within 200 ms. */
+static bool moves(int i)
+{
+	unsigned long a = counters[i];
+	usleep(200 * 1000);
+	return counters[i] != a;
+}
+
+/* The freeze of a snapshot where the freezer is v2's (a pure v2 host),
+ * through cgroup_freeze as corral calls it, on a real cgroup of this
+ * host's v2 tree (cgroup.freeze is a core file there even when the tree
+ * holds no controller): the container's process stops and its cgroup
+ * says "frozen 1", the cowfs daemon (cgroup_enter_self as
+ * infrastructure) goes on running, the thaw lets the process run again. */
+static void test_v2_freeze(void)
+{
+	struct corral_error err = { 0 };
+	static struct cgroup cg;
+	char name[64];
+	struct cg_hier *h = NULL;
+	int fd0, fd1;
+
+	snprintf(name, sizeof(name), "corral-test-%d-v2freeze", (int)getpid());
+	if (cg_discover(name, &cg, &err) < 0) {
+		skip(err.msg, "v2 freeze");
+		return;
+	}
+	for (int i = 0; i < cg.nhier; i++)
+		if (cg.hier[i].be == &cg_backend_v2)
+			h = &cg.hier[i];
+	if (!h || !cg_exists(h->own, "cgroup.procs")) {
+		skip("no v2 tree", "v2 freeze");
+		return;
+	}
+	/* Only the v2 tree, driving the freezer (as on a pure v2 host). */
+	cg.hier[0] = *h;
+	cg.nhier = 1;
+	h = &cg.hier[0];
+	h->ctrls = CG_V2_CORE;
+	snprintf(v2_leaf, sizeof(v2_leaf), "%s", h->leaf);
+	snprintf(v2_tasks, sizeof(v2_tasks), "%s/" CG_TASKS, h->leaf);
+	if (!ok(h->be->prepare(h, 0, &err) == 0, "v2 leaf made in %s (%s)", h->leaf, err.msg))
+		return;
+	if (!cg_exists(h->leaf, "cgroup.freeze")) {
+		skip("no cgroup.freeze in the v2 tree", "v2 freeze");
+		return;
+	}
+	freeze_cg = &cg;
+	counters = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (counters == MAP_FAILED)
+		tap_bail("mmap");
+	pid_t tenant = start_child(count0, &fd0);
+	pid_t daemon = start_child(count1, &fd1);
+	ok(cgroup_enter(&cg, tenant, &err) == 0, "the container's process joins the v2 cgroup (%s)", err.msg);
+	go(fd0);
+	go(fd1);
+	for (int i = 0; i < 200 && !counters[2]; i++)
+		usleep(10 * 1000);
+	ok(counters[2] == 1, "the daemon's stand-in joins with cgroup_enter_self as infrastructure");
+	ok(moves(0) && moves(1), "both run before the freeze");
+	int r = cgroup_freeze(&cg, true, &err);
+	ok(r == 0, "cgroup_freeze freezes the v2 cgroup (%s)", err.msg);
+	ok(holds(cg_tasks_dir(h), "cgroup.freeze", "1"), "cgroup.freeze reads 1");
+	cleanup_free char *ev = NULL;
+	ok(cg_read(cg_tasks_dir(h), "cgroup.events", &ev, NULL) == 0 && strstr(ev, "frozen 1"),
+	   "cgroup.events says \"frozen 1\"");
+	ok(!moves(0), "the frozen process does not run");
+	ok(moves(1), "the cowfs daemon is not frozen with it (a FUSE server frozen with its clients deadlocks)");
+	ok(cgroup_freeze(&cg, false, &err) == 0 && holds(cg_tasks_dir(h), "cgroup.freeze", "0"), "thaw (%s)",
+	   err.msg);
+	ok(moves(0), "the thawed process runs again");
+	kill(tenant, SIGKILL);
+	kill(daemon, SIGKILL);
+	reap(tenant);
+	reap(daemon);
+	ok(cgroup_destroy(&cg, &err) == 0 && gone(v2_leaf), "the v2 cgroup is removed (%s)", err.msg);
+	v2_tasks[0] = '\0';
+}
+
 static void test_real(const struct cgroup *probe)
 {
 	char name[64];
@@ -480,6 +590,8 @@ int main(void)
 	if (cg_discover("probe", &probe, &err) == 0)
 		for (int i = 0; i < probe.nhier; i++)
 			have |= probe.hier[i].ctrls;
+	if (geteuid() == 0)
+		test_v2_freeze();
 	if (geteuid() != 0)
 		skip("not root", "real cgroups");
 	else if ((have & need) != need)

@@ -4,9 +4,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,8 +190,28 @@ static void test_clone(void)
 	   r < 0 ? err.msg : "ok");
 }
 
+static void test_companion(void)
+{
+	char buf[PATH_MAX], exe[PATH_MAX];
+	struct corral_error err = { 0 };
+	setenv("CORRAL_TEST_COMPANION", "/x/y/helper", 1);
+	int r = child_companion_path(buf, sizeof(buf), "helper", "CORRAL_TEST_COMPANION", &err);
+	ok(r == 0 && !strcmp(buf, "/x/y/helper"), "a companion named by its variable: %s", r ? err.msg : buf);
+	setenv("CORRAL_TEST_COMPANION", "", 1);
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = '\0';
+	strcpy(strrchr(exe, '/') + 1, "helper");
+	r = child_companion_path(buf, sizeof(buf), "helper", "CORRAL_TEST_COMPANION", &err);
+	ok(r == 0 && !strcmp(buf, exe), "an empty variable: beside the running binary (%s)", r ? err.msg : buf);
+	unsetenv("CORRAL_TEST_COMPANION");
+	char small[8];
+	r = child_companion_path(small, sizeof(small), "helper", NULL, &err);
+	ok(r == -ENAMETOOLONG, "a path that does not fit is ENAMETOOLONG, never cut (%d)", r);
+}
+
 int main(void)
 {
+	test_companion();
 	test_run();
 	test_exec();
 	test_cleanup();

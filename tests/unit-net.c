@@ -432,8 +432,14 @@ static void cleanup(void)
 			net_link_delete(sk, T.br2, NULL, NULL);
 		net_nl_closep(&sk);
 	}
-	if (T.br1[0])
-		net_nat_disable(T.br1, NULL);
+	if (T.br1[0]) {
+		net_nft_bridge_remove(T.br1, NULL);
+		net_dns_stop(T.br1);
+	}
+	if (T.br2[0]) {
+		net_nft_bridge_remove(T.br2, NULL);
+		net_dns_stop(T.br2);
+	}
 	if (T.old_forward == 0 && read_forward() == 1) {
 		FILE *f = fopen("/proc/sys/net/ipv4/ip_forward", "we");
 		if (f) {
@@ -474,8 +480,8 @@ static void test_pure(void)
 	struct net_config cfg;
 	memset(&cfg, 0x55, sizeof(cfg));
 	net_config_init(&cfg);
-	ok(cfg.mode == NET_NONE && !strcmp(cfg.bridge, "corral0") && !strcmp(cfg.subnet, "10.88.0.0/16") &&
-	   !cfg.nat && !cfg.address[0] && !cfg.host_veth[0], "config defaults: none, corral0, 10.88.0.0/16");
+	ok(cfg.mode == NET_NONE && !strcmp(cfg.bridge, "corral0") && !strcmp(cfg.subnet, "10.77.0.0/16") &&
+	   !cfg.nat && !cfg.address[0] && !cfg.host_veth[0], "config defaults: none, corral0, 10.77.0.0/16");
 
 	struct net_subnet sn;
 	char gw[INET_ADDRSTRLEN];
@@ -492,6 +498,33 @@ static void test_pure(void)
 	ok(net_subnet_parse("10.0.0.0/016", &sn, &e) == -EINVAL, "a prefix with a leading zero rejected: %s", e.msg);
 	ok(net_subnet_parse("10.0.0.0/", &sn, &e) == -EINVAL && net_subnet_parse("10.0.0.0/1x", &sn, &e) == -EINVAL &&
 	   net_subnet_parse("/16", &sn, &e) == -EINVAL, "empty or junk prefix, empty address rejected");
+
+	/* --ip against the subnet, -p. */
+	ok(net_ip_validate("10.77.0.9", "10.77.0.0/24", &e) == 0, "--ip 10.77.0.9 in 10.77.0.0/24");
+	ok(net_ip_validate("10.78.0.9", "10.77.0.0/24", &e) == -EINVAL && strstr(e.msg, "outside the subnet"),
+	   "--ip outside: %s", e.msg);
+	ok(net_ip_validate("10.77.0.0", "10.77.0.0/24", &e) == -EINVAL && strstr(e.msg, "network address"),
+	   "--ip network: %s", e.msg);
+	ok(net_ip_validate("10.77.0.1", "10.77.0.0/24", &e) == -EINVAL && strstr(e.msg, "gateway"),
+	   "--ip gateway: %s", e.msg);
+	ok(net_ip_validate("10.77.0.255", "10.77.0.0/24", &e) == -EINVAL && strstr(e.msg, "broadcast"),
+	   "--ip broadcast: %s", e.msg);
+	ok(net_ip_validate("10.77.0.09", "10.77.0.0/24", &e) == -EINVAL &&
+	   net_ip_validate("10.77.0", "10.77.0.0/24", &e) == -EINVAL &&
+	   net_ip_validate("fd00::1", "10.77.0.0/24", &e) == -EINVAL, "--ip: non-canonical, short, IPv6 refused: %s",
+	   e.msg);
+	struct net_port port;
+	char pt[32];
+	ok(net_port_parse("8080:80", &port, &e) == 0 && port.host == 8080 && port.container == 80 && !port.udp &&
+	   (net_port_format(&port, pt, sizeof(pt)), !strcmp(pt, "8080:80/tcp")), "-p 8080:80 is tcp");
+	ok(net_port_parse("53:5353/udp", &port, &e) == 0 && port.udp && port.host == 53 && port.container == 5353 &&
+	   net_port_parse("1:65535/tcp", &port, &e) == 0, "-p 53:5353/udp, 1:65535/tcp");
+	ok(net_port_parse("0:80", &port, &e) == -ERANGE && net_port_parse("80:65536", &port, &e) == -ERANGE,
+	   "-p: port 0 and 65536 refused: %s", e.msg);
+	ok(net_port_parse("80", &port, &e) == -EINVAL && net_port_parse("80:", &port, &e) == -EINVAL &&
+	   net_port_parse("a:80", &port, &e) == -EINVAL && net_port_parse("80:80/sctp", &port, &e) == -EINVAL &&
+	   net_port_parse("-1:80", &port, &e) == -EINVAL && net_port_parse("80:+80", &port, &e) == -EINVAL,
+	   "-p: junk refused: %s", e.msg);
 
 	char a1[IFNAMSIZ], a2[IFNAMSIZ], b[IFNAMSIZ];
 	net_host_veth_name("web", a1);
@@ -635,10 +668,10 @@ int main(void)
 		close(nsfd);
 
 	/* NAT: an nft table of the bridge's own, and forwarding on. */
-	char table[64], cmd[160];
+	char table[64], cmd[320];
 	net_nat_table_name(T.br1, table, sizeof(table));
-	snprintf(cmd, sizeof(cmd), "nft list table ip %s 2>/dev/null | grep -q 'ip saddr %s.*masquerade'",
-		 table, T.net1);
+	snprintf(cmd, sizeof(cmd), "nft list table ip %s 2>/dev/null | grep -q 'ip saddr @nat_nets .*masquerade' && "
+		 "nft list set ip %s nat_nets 2>/dev/null | grep -q 'elements = { %s'", table, table, T.net1);
 	ok(system(cmd) == 0, "NAT: nft table %s masquerades %s", table, T.net1);
 	ok(read_forward() == 1, "NAT: net.ipv4.ip_forward is on");
 

@@ -11,6 +11,7 @@
 #ifndef CORRAL_BACKUP_OCI_H
 #define CORRAL_BACKUP_OCI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -21,8 +22,18 @@ struct backup_oci_result {
 };
 
 /* Writes snapshot `tag` of container `name` (in state_root()) as an
- * uncompressed OCI layer tar to out_fd. */
+ * uncompressed OCI layer tar to out_fd (from its current offset; a pipe
+ * is fine).  What the layer holds: README "OCI layer export" and
+ * backup-oci-tar.h.  A name beginning with ".wh." anywhere in the tree is
+ * refused (-EINVAL naming its path) before anything is written; a failure
+ * later (a store read) leaves out_fd holding a tar cut short, never one
+ * that reads as whole. */
 int backup_oci_layer(const char *name, const char *tag, int out_fd, struct backup_oci_result *ret,
 		     struct corral_error *err);
+
+/* The corral-export helper: $CORRAL_EXPORT, else beside the running
+ * binary (the build tree's launcher/ or the installed bindir), as
+ * corral-import is found. */
+int backup_oci_helper_path(char *buf, size_t len, struct corral_error *err);
 
 #endif

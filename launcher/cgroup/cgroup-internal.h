@@ -47,6 +47,7 @@ extern const char *const cg_v2_names[CG_NCTRL];
 
 #define CG_MAX_HIER 8
 #define CG_PARENT "corral"
+#define CG_TASKS "tasks"
 /* Bounds of a delegated subtree (cgroup_delegate). */
 #define CG_DELEGATE_DEPTH 16
 #define CG_DELEGATE_DESCENDANTS 4096
@@ -62,6 +63,14 @@ struct cg_hier {
 	char own[PATH_MAX];   /* directory of the launcher's own cgroup */
 	char parent[PATH_MAX]; /* own/corral */
 	char leaf[PATH_MAX];  /* own/corral/<name> */
+	/* v2 holding the freezer: leaf/tasks, where the container's processes
+	 * live, so that freezing it (cgroup.freeze freezes a whole subtree)
+	 * leaves the cowfs daemon in the leaf running -- a FUSE server frozen
+	 * with its clients never answers the request a client waits on, and
+	 * the freeze never completes.  The leaf enables no controller for its
+	 * children, so both are charged to the leaf's limits.  "" = the leaf
+	 * (v1, and a v2 leaf made before this layout). */
+	char tasks[PATH_MAX];
 	bool created_parent;  /* set by prepare: undo removes what it made */
 	bool created_leaf;
 };
@@ -106,6 +115,12 @@ struct cg_backend {
  * <mount>/corral instead.  Rewrites own/parent/leaf and returns false if
  * own already is the mount root. */
 bool cg_v2_rebase_to_root(struct cg_hier *h);
+
+/* Where the container's processes go and what a freeze stops. */
+static inline const char *cg_tasks_dir(const struct cg_hier *h)
+{
+	return h->tasks[0] ? h->tasks : h->leaf;
+}
 
 extern const struct cg_backend cg_backend_v1;
 extern const struct cg_backend cg_backend_v2;

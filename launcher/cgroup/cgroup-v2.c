@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cgroup-internal.h"
 #include "cleanup.h"
@@ -84,6 +85,24 @@ bool cg_v2_rebase_to_root(struct cg_hier *h)
 	return true;
 }
 
+/* Sets (and with `make`, creates) h->tasks where v2 holds the freezer;
+ * see struct cg_hier. */
+static int v2_tasks(struct cg_hier *h, bool make, struct corral_error *err)
+{
+	h->tasks[0] = '\0';
+	if (!(h->ctrls & CG_BIT(CG_FREEZER)))
+		return 0;
+	char dir[PATH_MAX];
+	int n = snprintf(dir, sizeof(dir), "%s/" CG_TASKS, h->leaf);
+	if (n < 0 || (size_t)n >= sizeof(dir))
+		return err_plain(err, ENAMETOOLONG, "cgroup path %s/" CG_TASKS " too long", h->leaf);
+	if (make && mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return err_set(err, errno, "create cgroup %s", dir);
+	if (cg_is_dir(dir))
+		memcpy(h->tasks, dir, (size_t)n + 1);
+	return 0;
+}
+
 static int v2_prepare(struct cg_hier *h, unsigned need, struct corral_error *err)
 {
 	cleanup_free char *text = NULL;
@@ -114,7 +133,8 @@ static int v2_prepare(struct cg_hier *h, unsigned need, struct corral_error *err
 	if (r < 0)
 		return r;
 	h->ctrls = (h->ctrls & ~CG_V2_ENABLED) | enabled;
-	return cg_make_dirs(h, v2_init_dir, err);
+	r = cg_make_dirs(h, v2_init_dir, err);
+	return r < 0 ? r : v2_tasks(h, true, err);
 }
 
 static int v2_open(struct cg_hier *h, struct corral_error *err)
@@ -128,7 +148,7 @@ static int v2_open(struct cg_hier *h, struct corral_error *err)
 	if (r < 0)
 		return r;
 	h->ctrls &= ~CG_V2_ENABLED | cg_parse_v2_list(text);
-	return 0;
+	return v2_tasks(h, false, err);
 }
 
 /* "max" for CGROUP_UNSET, else the number. */
@@ -309,12 +329,14 @@ static int v2_stats(struct cg_hier *h, struct cgroup_stats *st, struct corral_er
 
 static int v2_freeze(struct cg_hier *h, bool frozen, struct corral_error *err)
 {
-	int r = cg_write(h->leaf, "cgroup.freeze", frozen ? "1" : "0", err);
+	/* The container's processes only: the daemon in the leaf goes on. */
+	const char *dir = cg_tasks_dir(h);
+	int r = cg_write(dir, "cgroup.freeze", frozen ? "1" : "0", err);
 
 	if (r < 0 || !frozen)
 		return r;
-	r = cg_wait_line(h->leaf, "cgroup.events", "frozen 1", 1000);
-	return r < 0 ? err_set(err, -r, "wait for \"frozen 1\" in %s/cgroup.events", h->leaf) : 0;
+	r = cg_wait_line(dir, "cgroup.events", "frozen 1", 1000);
+	return r < 0 ? err_set(err, -r, "wait for \"frozen 1\" in %s/cgroup.events", dir) : 0;
 }
 
 static int v2_kill(struct cg_hier *h, struct corral_error *err)
@@ -326,13 +348,14 @@ static int v2_kill(struct cg_hier *h, struct corral_error *err)
 
 static int v2_enter_self(struct cg_hier *h, bool infrastructure, bool shared, struct corral_error *err)
 {
-	(void)infrastructure; /* v2 has one tree: the daemon's threads count */
-	/* v2 only moves whole processes.  Beside v1 hierarchies (a hybrid
-	 * host), a v2 tree without our controllers is left out: kill_all
-	 * signals whatever the v1 hierarchies list. */
+	/* v2 has one tree: the daemon's threads count.  It stays in the
+	 * leaf, out of the frozen tasks/ (see struct cg_hier).  v2 only moves
+	 * whole processes.  Beside v1 hierarchies (a hybrid host), a v2 tree
+	 * without our controllers is left out: kill_all signals whatever the
+	 * v1 hierarchies list. */
 	if (shared && !(h->ctrls & CG_V2_ENABLED))
 		return 0;
-	return cg_writef(h->leaf, "cgroup.procs", err, "0");
+	return cg_writef(infrastructure ? h->leaf : cg_tasks_dir(h), "cgroup.procs", err, "0");
 }
 
 const struct cg_backend cg_backend_v2 = {

@@ -114,6 +114,8 @@ static void undo_create(struct cgroup *cg)
 {
 	for (int i = cg->nhier - 1; i >= 0; i--) {
 		struct cg_hier *h = &cg->hier[i];
+		if (h->created_leaf && h->tasks[0])
+			rmdir(h->tasks);
 		if (h->created_leaf)
 			rmdir(h->leaf);
 		if (h->created_parent)
@@ -183,7 +185,7 @@ int cgroup_open(const char *name, struct cgroup **ret, struct corral_error *err)
 int cgroup_enter(struct cgroup *cg, pid_t pid, struct corral_error *err)
 {
 	for (int i = 0; i < cg->nhier; i++) {
-		int r = cg_writef(cg->hier[i].leaf, "cgroup.procs", err, "%d", (int)pid);
+		int r = cg_writef(cg_tasks_dir(&cg->hier[i]), "cgroup.procs", err, "%d", (int)pid);
 		if (r < 0)
 			return r;
 	}
@@ -226,9 +228,15 @@ int cgroup_pids(struct cgroup *cg, pid_t **ret, size_t *ret_count, struct corral
 	cleanup_free pid_t *pids = NULL;
 	size_t n = 0, cap = 0;
 
-	for (int i = 0; i < cg->nhier; i++) {
+	/* Each leaf, and its tasks/ where it has one (v2: the daemon is in
+	 * the leaf, the container's processes below). */
+	for (int k = 0; k < 2 * cg->nhier; k++) {
+		const struct cg_hier *h = &cg->hier[k / 2];
+		if (k % 2 && !h->tasks[0])
+			continue;
+		const char *dir = k % 2 ? h->tasks : h->leaf;
 		cleanup_free char *text = NULL;
-		int r = cg_read(cg->hier[i].leaf, "cgroup.procs", &text, err);
+		int r = cg_read(dir, "cgroup.procs", &text, err);
 		if (r < 0)
 			return r;
 		for (char *p = text; *p;) {
@@ -239,7 +247,7 @@ int cgroup_pids(struct cgroup *cg, pid_t **ret, size_t *ret_count, struct corral
 			if (n == cap) {
 				pid_t *bigger = realloc(pids, (cap = cap ? cap * 2 : 64) * sizeof(*pids));
 				if (!bigger)
-					return err_set(err, ENOMEM, "list pids of %s", cg->hier[i].leaf);
+					return err_set(err, ENOMEM, "list pids of %s", dir);
 				pids = bigger;
 			}
 			pids[n++] = (pid_t)v;
@@ -404,6 +412,11 @@ int cgroup_destroy(struct cgroup *cg, struct corral_error *err)
 			cleanup_close int leaf = open(h->leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (leaf >= 0)
 				remove_subtree(leaf, 0);
+		}
+		if (h->tasks[0] && rmdir(h->tasks) < 0 && errno != ENOENT && ret == 0) {
+			ret = err_set(err, errno, "remove cgroup %s%s", h->tasks,
+				      errno == EBUSY ? " (processes remain)" : "");
+			continue;
 		}
 		if (rmdir(h->leaf) < 0 && errno != ENOENT && ret == 0) {
 			ret = err_set(err, errno, "remove cgroup %s%s", h->leaf,

@@ -73,7 +73,9 @@ int cgroup_stats(struct cgroup *cg, struct cgroup_stats *ret, struct corral_erro
 /* Pids in the container's cgroup (caller frees *ret). */
 int cgroup_pids(struct cgroup *cg, pid_t **ret, size_t *ret_count, struct corral_error *err);
 /* Freezes (waiting until every task has stopped, bounded) or thaws every
- * process of the container: the cut of a snapshot.  -EOPNOTSUPP where no
+ * process of the container but its cowfs daemon (v1: not in the freezer
+ * hierarchy; v2: in the leaf, the container's processes in leaf/tasks):
+ * the cut of a snapshot.  -EOPNOTSUPP where no
  * hierarchy has a freezer. */
 int cgroup_freeze(struct cgroup *cg, bool frozen, struct corral_error *err);
 /* Freezes, SIGKILLs every process, thaws, waits until empty (bounded). */

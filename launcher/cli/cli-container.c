@@ -19,6 +19,7 @@
 #include "start/rootfs.h"
 #include "start/start.h"
 #include "container/state.h"
+#include "snapshot/snapshot.h"
 #include "store/store.h"
 #include "template/template.h"
 #include "container/userns-range.h"
@@ -39,8 +40,14 @@ static const char create_options_help[] =
 	"  --disk-quota SIZE        disk space of the container's own layer\n"
 	"  --disk-inodes N          files in the container's own layer\n"
 	"  --network MODE           none (default: loopback only), host or bridge\n"
-	"  --subnet CIDR            bridge subnet (default 10.88.0.0/16)\n"
-	"  --nat                    bridge: masquerade outgoing traffic\n"
+	"  --subnet CIDR            bridge subnet (default " NET_DEFAULT_SUBNET "; refused if it\n"
+	"                           overlaps a host route through another interface)\n"
+	"  --bridge NAME            bridge: the host bridge (default corral0)\n"
+	"  --ip ADDR                bridge: a fixed address in the subnet\n"
+	"  -p, --publish HOST:CONTAINER[/tcp|/udp]\n"
+	"                           bridge: forward the host's port to the container's\n"
+	"  --nat                    bridge: masquerade outgoing traffic (turns on the host's\n"
+	"                           net.ipv4.ip_forward)\n"
 	"  --cap-add CAP, --cap-drop CAP   adjust the capability set (ALL allowed)\n"
 	"  --seccomp PROFILE        default or unconfined\n"
 	"  --userns                 map container root to an unprivileged host uid range\n"
@@ -62,7 +69,7 @@ enum {
 	OPT_CPUSET_CPUS, OPT_CPUSET_MEMS, OPT_PIDS, OPT_RBPS, OPT_WBPS, OPT_RIOPS, OPT_WIOPS,
 	OPT_DISK, OPT_INODES, OPT_NETWORK, OPT_SUBNET, OPT_NAT, OPT_CAP_ADD, OPT_CAP_DROP,
 	OPT_SECCOMP, OPT_USERNS, OPT_USERNS_RANGE, OPT_MOUNT, OPT_NAME, OPT_RM, OPT_DETACH,
-	OPT_CONSOLE_SIZE, OPT_SHARE_BASE, OPT_NO_STORE,
+	OPT_CONSOLE_SIZE, OPT_SHARE_BASE, OPT_NO_STORE, OPT_BRIDGE, OPT_IP, OPT_PUBLISH = 'p',
 };
 
 static const struct option create_longopts[] = {
@@ -84,6 +91,9 @@ static const struct option create_longopts[] = {
 	{ "network", required_argument, NULL, OPT_NETWORK },
 	{ "subnet", required_argument, NULL, OPT_SUBNET },
 	{ "nat", no_argument, NULL, OPT_NAT },
+	{ "bridge", required_argument, NULL, OPT_BRIDGE },
+	{ "ip", required_argument, NULL, OPT_IP },
+	{ "publish", required_argument, NULL, OPT_PUBLISH },
 	{ "cap-add", required_argument, NULL, OPT_CAP_ADD },
 	{ "cap-drop", required_argument, NULL, OPT_CAP_DROP },
 	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
@@ -182,6 +192,23 @@ static int apply_option(int opt, const char *arg, struct container_config *c, ch
 	case OPT_NAT:
 		c->net.nat = true;
 		break;
+	case OPT_BRIDGE:
+		if (strlen(arg) >= sizeof(c->net.bridge))
+			return err_plain(err, EINVAL, "bridge name '%s' is too long (at most %zu characters)", arg,
+					 sizeof(c->net.bridge) - 1);
+		snprintf(c->net.bridge, sizeof(c->net.bridge), "%s", arg);
+		break;
+	case OPT_IP:
+		if (strlen(arg) >= sizeof(c->net.ip))
+			return err_plain(err, EINVAL, "--ip '%s': expected an IPv4 address", arg);
+		snprintf(c->net.ip, sizeof(c->net.ip), "%s", arg);
+		break;
+	case OPT_PUBLISH:
+		if (c->net.nports >= NET_PORTS_MAX)
+			return err_plain(err, E2BIG, "at most %d --publish options", NET_PORTS_MAX);
+		if ((r = net_port_parse(arg, &c->net.ports[c->net.nports], err)) == 0)
+			c->net.nports++;
+		break;
 	case OPT_CAP_ADD:
 	case OPT_CAP_DROP:
 		if ((r = caps_parse(arg, &caps, err)) == 0) {
@@ -259,7 +286,7 @@ static int choose_boot(struct container_config *c, const char *base, bool *ret_i
 }
 
 /* Creates the container directory and config; removes it again on failure. */
-int cli_create_container(struct container_config *c, struct corral_error *err)
+int cli_create_container(struct container_config *c, size_t own_snapshots, struct corral_error *err)
 {
 	char dir[PATH_MAX], sub[PATH_MAX + 16], base[PATH_MAX];
 	int r = 0;
@@ -277,13 +304,26 @@ int cli_create_container(struct container_config *c, struct corral_error *err)
 	r = config_validate(c, err);
 	if (r < 0)
 		return r;
+	/* Taken now: refused at once (a start checks again, under the lease). */
+	if (c->net.mode == NET_BRIDGE && c->net.ip[0] && (r = net_ip_check_free(STATE_NET_DIR, c->net.ip, err)) < 0)
+		return r;
 	/* 0700 all the way: no host user may reach a container's tree.  A
 	 * user-namespaced container's root never walks this path: it gets its
 	 * root through its own mount namespace (see rootfs_enter). */
 	snprintf(dir, sizeof(dir), "%s/containers", state_root());
 	if ((r = mkdir_p(dir, 0700, err)) < 0)
 		return r;
+	/* Snapshots left under this name (a removal that crashed, an older
+	 * corral) belong to another container: a new one never gets them. */
+	size_t nsnap;
+	if ((r = snapshot_count(c->name, &nsnap, err)) < 0)
+		return r;
 	state_path(dir, sizeof(dir), c->name, NULL, NULL);
+	if (nsnap > own_snapshots && access(dir, F_OK) < 0)
+		return err_plain(err, EEXIST,
+				 "%zu snapshot%s of an earlier container %s %s still in the block store: "
+				 "`corral rm --snapshots %s` removes them (`corral snapshot list %s` names them)",
+				 nsnap, nsnap == 1 ? "" : "s", c->name, nsnap == 1 ? "is" : "are", c->name, c->name);
 	if (mkdir(dir, 0700) < 0) {
 		if (errno == EEXIST)
 			return err_plain(err, EEXIST, "container %s already exists", c->name);
@@ -327,7 +367,7 @@ static int parse_create(const char *cmd, int argc, char **argv, struct container
 	int opt;
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+h", create_longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+hp:", create_longopts, NULL)) != -1) {
 		if (opt == '?' || opt == ':')
 			return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
 		if (apply_option(opt, optarg, c, name, CORRAL_NAME_MAX + 1, rm, &err) < 0)
@@ -370,7 +410,7 @@ int cmd_create(int argc, char **argv)
 	bool rm = false;
 	config_init(&c);
 	int r = parse_create("create", argc, argv, &c, name, &rm, true);
-	if (r == 0 && cli_create_container(&c, &err) < 0)
+	if (r == 0 && cli_create_container(&c, 0, &err) < 0)
 		r = cli_fail(&err);
 	if (r == 0)
 		printf("%s\n", c.name);
@@ -405,22 +445,46 @@ static int forget_store_root(const char *name, struct corral_error *err)
 	return 0;
 }
 
-static int remove_container(const char *name, bool force, struct corral_error *err)
+struct rm_options {
+	bool force;
+	bool snapshots;	/* --snapshots: its snapshots go with it */
+};
+
+static int remove_container(const char *name, const struct rm_options *o, struct corral_error *err)
 {
 	char dir[PATH_MAX], rootfs[PATH_MAX];
 	struct container_state st;
+	size_t nsnap = 0, gone;
 	state_path(dir, sizeof(dir), name, NULL, NULL);
-	if (access(dir, F_OK) < 0)
-		return err_plain(err, ENOENT, "no such container: %s", name);
+	int r = snapshot_count(name, &nsnap, err);
+	if (r < 0)
+		return r;
+	if (access(dir, F_OK) < 0) {
+		/* Snapshots left by a removal that crashed after the tree
+		 * went: rm --snapshots still removes them. */
+		if (o->snapshots && nsnap)
+			return snapshot_remove_all(name, &gone, err);
+		return err_plain(err, ENOENT, "no such container: %s%s", name,
+				 nsnap ? " (it has snapshots left: rm --snapshots removes them)" : "");
+	}
+	/* As LXC does: the snapshots are the container's, and never go
+	 * unasked (a container made later with the name must not find them). */
+	if (nsnap && !o->snapshots)
+		return err_plain(err, EBUSY,
+				 "container %s has %zu snapshot%s: remove %s with `corral snapshot rm`, or use "
+				 "rm --snapshots to remove %s with the container",
+				 name, nsnap, nsnap == 1 ? "" : "s", nsnap == 1 ? "it" : "them",
+				 nsnap == 1 ? "it" : "them");
+	bool force = o->force;
 	state_load(name, &st, NULL);
 	if (state_init_alive(&st)) {
 		if (!force)
 			return err_plain(err, EBUSY, "container %s is running: stop it first, or use rm -f", name);
-		int r = container_stop(name, 0, err);
+		r = container_stop(name, 0, err);
 		if (r < 0)
 			return r;
 	}
-	int r = container_teardown(name, err);
+	r = container_teardown(name, err);
 	if (r < 0)
 		return r;
 	state_path(rootfs, sizeof(rootfs), name, "rootfs", NULL);
@@ -435,6 +499,12 @@ static int remove_container(const char *name, bool force, struct corral_error *e
 	 * never loses the root its files read from. */
 	if (r == 0)
 		r = forget_store_root(name, err);
+	/* After the tree (a failed removal keeps them); every snapshot of the
+	 * name, those taken while we removed it too.  A crash in between
+	 * leaves them to a later rm --snapshots: create refuses the name
+	 * until then. */
+	if (r == 0 && o->snapshots)
+		r = snapshot_remove_all(name, &gone, err);
 	return r;
 }
 
@@ -457,7 +527,7 @@ int cmd_run(int argc, char **argv)
 	fileio_set_durable(false);
 	config_init(&c);
 	int r = parse_create("run", argc, argv, &c, name, &rm, false);
-	if (r == 0 && cli_create_container(&c, &err) < 0)
+	if (r == 0 && cli_create_container(&c, 0, &err) < 0)
 		r = cli_fail(&err);
 	if (r == 0) {
 		/* A pty only with stdin and stdout on a terminal: output into a
@@ -471,7 +541,8 @@ int cmd_run(int argc, char **argv)
 		else
 			r = code;
 		struct corral_error rerr = { 0 };
-		if (remove_container(name, true, &rerr) < 0)
+		struct rm_options ro = { .force = true };
+		if (remove_container(name, &ro, &rerr) < 0)
 			cli_fail(&rerr);
 	}
 	config_release(&c);
@@ -651,21 +722,29 @@ static int do_rm(const char *name, void *arg, struct corral_error *err)
 {
 	if (name_validate("container", name, err) < 0)
 		return -EINVAL;
-	return remove_container(name, *(bool *)arg, err);
+	return remove_container(name, arg, err);
 }
 
 int cmd_rm(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
-		printf("usage: corral rm [-f] NAME...\n\nRemoves containers and their own layer. "
-		       "-f stops running ones first.\n");
+		printf("usage: corral rm [-f] [--snapshots] NAME...\n\nRemoves containers and their own layer. "
+		       "-f stops running ones first.\nA container with snapshots is refused unless --snapshots, "
+		       "which removes them\ntoo (their blocks go at the next `corral store gc`).\n");
 		return 0;
 	}
-	bool force = false;
+	struct rm_options o = { 0 };
 	int first = 1;
-	if (argc > 1 && (!strcmp(argv[1], "-f") || !strcmp(argv[1], "--force"))) {
-		force = true;
-		first = 2;
+	for (; first < argc && argv[first][0] == '-'; first++) {
+		if (!strcmp(argv[first], "-f") || !strcmp(argv[first], "--force"))
+			o.force = true;
+		else if (!strcmp(argv[first], "--snapshots"))
+			o.snapshots = true;
+		else if (!strcmp(argv[first], "--")) {
+			first++;
+			break;
+		} else
+			return cli_usage_error("rm", "unknown option '%s'", argv[first]);
 	}
-	return each_name("rm", argc, argv, first, do_rm, &force);
+	return each_name("rm", argc, argv, first, do_rm, &o);
 }

@@ -23,7 +23,7 @@
 #include "container/state.h"
 
 /* Sorted names of all containers (caller frees each and the array). */
-static int container_names(char ***ret, size_t *count)
+int cli_container_names(char ***ret, size_t *count)
 {
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/containers", state_root());
@@ -78,7 +78,7 @@ int cmd_list(int argc, char **argv)
 	}
 	char **names;
 	size_t count;
-	if (container_names(&names, &count) < 0) {
+	if (cli_container_names(&names, &count) < 0) {
 		fprintf(stderr, "corral: cannot read %s/containers: %s\n", state_root(), strerror(errno));
 		return 1;
 	}
@@ -244,7 +244,7 @@ int cmd_stats(int argc, char **argv)
 	size_t count = 0;
 	bool all = argc < 2;
 	if (all)
-		container_names(&names, &count);
+		cli_container_names(&names, &count);
 	else {
 		names = argv + 1;
 		count = (size_t)argc - 1;

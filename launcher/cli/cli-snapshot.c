@@ -262,7 +262,7 @@ int cmd_clone(int argc, char **argv)
 		r = snapshot_create(src, tmp_tag, &res, &err);
 	}
 	if (r == 0)
-		r = cli_create_container(&c, &err);
+		r = cli_create_container(&c, 0, &err);
 	bool created = r == 0;
 	struct snapshot_rollback_result res;
 	if (r == 0)

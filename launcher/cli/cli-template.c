@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "child.h"
 #include "cli.h"
 #include "container/state.h"
 #include "template/template-ingest.h"
@@ -45,19 +46,9 @@ static void template_usage(FILE *out)
 static int run_import_helper(const char *name, const char *kind, const char *src)
 {
 	char helper[PATH_MAX];
-	const char *env = getenv("CORRAL_IMPORT");
-	if (env && *env) {
-		snprintf(helper, sizeof(helper), "%s", env);
-	} else {
-		ssize_t n = readlink("/proc/self/exe", helper, sizeof(helper) - 32);
-		if (n <= 0) {
-			fprintf(stderr, "corral: cannot find corral-import: %s\n", strerror(errno));
-			return 1;
-		}
-		helper[n] = '\0';
-		char *slash = strrchr(helper, '/');
-		strcpy(slash ? slash + 1 : helper, "corral-import");
-	}
+	struct corral_error err = { 0 };
+	if (child_companion_path(helper, sizeof(helper), "corral-import", "CORRAL_IMPORT", &err) < 0)
+		return cli_fail(&err);
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {

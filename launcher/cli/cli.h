@@ -49,9 +49,17 @@ int cmd_store(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_clone(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 struct container_config;
-/* Makes a container's directories and saves its config (create, clone). */
-int cli_create_container(struct container_config *c, struct corral_error *err);
+/* Makes a container's directories and saves its config (create, clone,
+ * restore).  own_snapshots: how many snapshots under c->name the caller
+ * itself just committed (a restore's one); any more are an earlier
+ * container's, and the name is refused. */
+int cli_create_container(struct container_config *c, size_t own_snapshots, struct corral_error *err);
+/* Sorted names of all containers (caller frees each and the array); -errno. */
+int cli_container_names(char ***ret, size_t *count);
 
 #endif

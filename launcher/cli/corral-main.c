@@ -47,10 +47,16 @@ static void usage(FILE *out)
 	      "  rollback NAME TAG [--restart]  the container's tree becomes the snapshot's\n"
 	      "  clone SRC NEW [--snapshot TAG]  a new container sharing SRC's blocks\n"
 	      "\n"
+	      "Backups:\n"
+	      "  backup NAME [--since TAG|last] -o FILE|-  a backup stream (see corral backup --help)\n"
+	      "  backup --all -o DIR         one stream per container\n"
+	      "  restore FILE|- [--as NAME]  check a stream whole, then recreate its container\n"
+	      "  verify FILE|-               check a stream and show what it holds\n"
+	      "\n"
 	      "Global options:\n"
 	      "  --root DIR   state directory (default $CORRAL_ROOT or /var/lib/corral)\n"
 	      "  --json       machine-readable output for list, inspect, stats, template list,\n"
-	      "               host show, store stats|gc|fsck\n"
+	      "               host show, store stats|gc|fsck, snapshot, backup, restore, verify\n"
 	      "  -h, --help   help; every command takes --help too\n"
 	      "  --version    show the version\n",
 	      out);
@@ -93,7 +99,8 @@ static const struct {
 	{ "list", cmd_list }, { "ps", cmd_list }, { "inspect", cmd_inspect }, { "stats", cmd_stats },
 	{ "template", cmd_template }, { "host", cmd_host }, { "store", cmd_store },
 	{ "snapshot", cmd_snapshot }, { "rollback", cmd_rollback },
-	{ "clone", cmd_clone },
+	{ "clone", cmd_clone }, { "backup", cmd_backup }, { "restore", cmd_restore },
+	{ "verify", cmd_verify },
 };
 
 /* In a build tree, corral finds cowfs and the default-template script

@@ -254,6 +254,15 @@ int config_validate(const struct container_config *c, struct corral_error *err)
 	struct net_subnet sn;
 	if (c->net.mode == NET_BRIDGE && (r = net_subnet_parse(c->net.subnet, &sn, err)) < 0)
 		return r;
+	if (c->net.mode != NET_BRIDGE && (c->net.ip[0] || c->net.nports))
+		return err_plain(err, EINVAL, "%s needs --network bridge", c->net.ip[0] ? "--ip" : "--publish");
+	if (c->net.ip[0] && (r = net_ip_validate(c->net.ip, c->net.subnet, err)) < 0)
+		return r;
+	for (int i = 0; i < c->net.nports; i++)
+		for (int j = 0; j < i; j++)
+			if (c->net.ports[i].host == c->net.ports[j].host && c->net.ports[i].udp == c->net.ports[j].udp)
+				return err_plain(err, EINVAL, "host port %u/%s is published twice", c->net.ports[i].host,
+						 c->net.ports[i].udp ? "udp" : "tcp");
 	if (c->store_delay > STORE_DELAY_MAX)
 		return err_plain(err, EINVAL, "store_delay %u is out of range (0 to %u seconds)", c->store_delay,
 				 STORE_DELAY_MAX);
@@ -361,6 +370,13 @@ int config_save(const struct container_config *c, const char *path, struct corra
 		sb_value(&b, "bridge", c->net.bridge);
 		sb_value(&b, "subnet", c->net.subnet);
 		sb_printf(&b, "nat = %s\n", c->net.nat ? "yes" : "no");
+		if (c->net.ip[0])
+			sb_value(&b, "ip", c->net.ip);
+		for (int i = 0; i < c->net.nports; i++) {
+			char port[32];
+			net_port_format(&c->net.ports[i], port, sizeof(port));
+			sb_value(&b, "publish", port);
+		}
 	}
 	caps_format(c->caps, caps, sizeof(caps));
 	sb_value(&b, "capabilities", caps);
@@ -515,6 +531,16 @@ static int config_apply_line(const struct kv_line *kv, void *arg, struct corral_
 		return kv_str(kv, c->net.subnet, sizeof(c->net.subnet), err);
 	else if (!strcmp(key, "nat"))
 		return kv_bool(kv, &c->net.nat, err);
+	else if (!strcmp(key, "ip"))
+		return kv_str(kv, c->net.ip, sizeof(c->net.ip), err);
+	else if (!strcmp(key, "publish")) {
+		if (c->net.nports >= NET_PORTS_MAX)
+			return err_plain(err, E2BIG, "too many publish lines (at most %d)", NET_PORTS_MAX);
+		int r = net_port_parse(v, &c->net.ports[c->net.nports], err);
+		if (r < 0)
+			return r;
+		c->net.nports++;
+	}
 	else if (!strcmp(key, "capabilities")) {
 		c->caps = 0;
 		for (char *save = NULL, *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {

@@ -23,22 +23,13 @@ static const char BUSYBOX_INITTAB[] =
 	"::sysinit:/bin/sh -c 'if [ -x /etc/init.d/rcS ]; then exec /etc/init.d/rcS; fi'\n"
 	"::shutdown:/bin/sync\n";
 
-/* A name server line that points at this host's own loopback. */
-static bool loopback_server(const char *line)
-{
-	const char *p = line + strlen("nameserver");
-	while (*p == ' ' || *p == '\t')
-		p++;
-	return !strncmp(p, "127.", 4) || !strncmp(p, "::1", 3) || !strncmp(p, "0.0.0.0", 7);
-}
-
 int container_etc_resolv(const struct container_config *c, const char *host, char **ret)
 {
 	const char *why = NULL;
 	if (c->net.mode == NET_NONE)
 		why = "network none: the container has only its loopback, and no name server";
-	else if (c->net.mode == NET_BRIDGE && !c->net.nat)
-		why = "bridge without --nat: no route off the bridge, so no name server";
+	else if (c->net.mode == NET_BRIDGE)
+		why = "bridge: while the container runs, corral binds the bridge's resolver file here";
 	else if (!host)
 		why = "the host has no /etc/resolv.conf";
 	if (why) {
@@ -46,39 +37,10 @@ int container_etc_resolv(const struct container_config *c, const char *host, cha
 			return -ENOMEM;
 		return 0;
 	}
-	if (c->net.mode == NET_HOST) {
-		*ret = strdup(host);
-		return *ret ? 0 : -ENOMEM;
-	}
-	/* Bridge with NAT: the host's resolvers, but a loopback one (systemd-
-	 * resolved's 127.0.0.53, a local dnsmasq) would be the container's
-	 * own loopback, where nothing answers. */
-	size_t cap = strlen(host) + 256, len = 0;
-	char *out = malloc(cap);
-	if (!out)
-		return -ENOMEM;
-	len = (size_t)snprintf(out, cap, "# Written by corral create: the host's name servers (bridge with NAT).\n");
-	int servers = 0;
-	for (const char *p = host; *p;) {
-		const char *nl = strchr(p, '\n');
-		size_t n = nl ? (size_t)(nl - p) : strlen(p);
-		char line[1024];
-		snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) ? n : sizeof(line) - 1), p);
-		bool keep = false;
-		if (!strncmp(line, "nameserver", 10) && (line[10] == ' ' || line[10] == '\t')) {
-			keep = !loopback_server(line);
-			servers += keep;
-		} else if (!strncmp(line, "search", 6) || !strncmp(line, "domain", 6) || !strncmp(line, "options", 7)) {
-			keep = true;
-		}
-		if (keep && len + strlen(line) + 2 < cap)
-			len += (size_t)snprintf(out + len, cap - len, "%s\n", line);
-		p = nl ? nl + 1 : p + n;
-	}
-	if (!servers && len + 128 < cap)
-		snprintf(out + len, cap - len, "# The host's name servers are all on its loopback: none here.\n");
-	*ret = out;
-	return 0;
+	/* host: the same network namespace, so the host's file as it is
+	 * (a loopback resolver answers here too). */
+	*ret = strdup(host);
+	return *ret ? 0 : -ENOMEM;
 }
 
 static int openat_beneath(int dirfd, const char *name, int flags)

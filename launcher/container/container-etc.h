@@ -22,11 +22,9 @@
  *   hosts        localhost and 127.0.1.1 HOSTNAME, as Debian writes them
  *   resolv.conf  by network mode: none -- no name server (a comment says
  *                why); host -- the host's file as it is (same network
- *                namespace, so a loopback resolver works); bridge with NAT
- *                -- the host's name servers except loopback ones (the
- *                container's loopback is its own), with the host's search
- *                and options lines; bridge without NAT -- none (no route
- *                off the bridge).
+ *                namespace, so a loopback resolver works); bridge -- a
+ *                comment: while it runs, the net module's resolver file
+ *                for the bridge is bound over it (net_resolv_conf_path).
  *   inittab      only with busybox_inittab: sysinit runs /etc/init.d/rcS if
  *                there is one, shutdown syncs; no consoles, no gettys. */
 int container_etc_write(const char *upper, const char *base, const struct container_config *c,

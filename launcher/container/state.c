@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
@@ -472,5 +473,44 @@ int state_cowfs_features(const char *name, const struct container_state *st, str
 	if (p.pid != st->cowfs_pid)
 		return -ENOENT;
 	*ret = f;
+	return 0;
+}
+
+int state_lock_container(const char *name)
+{
+	char path[PATH_MAX];
+	int r = state_path(path, sizeof(path), name, "lock", NULL);
+	if (r < 0)
+		return r;
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+	return fd;
+}
+
+int state_clean_leftovers(const char *name, struct corral_error *err)
+{
+	char path[PATH_MAX];
+	int r = state_path(path, sizeof(path), name, NULL, err);
+	if (r < 0)
+		return r;
+	cleanup_close int cdir = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (cdir < 0)
+		return err_set(err, errno, "opening %s", path);
+	static const char *const staging[] = { STATE_UPPER_STAGING, STATE_WORK_STAGING };
+	for (size_t i = 0; i < 2; i++) {
+		r = remove_tree_at(cdir, staging[i]);
+		if (r < 0 && r != -ENOENT)
+			return err_set(err, -r, "removing the leftover %s/%s of a rollback", path, staging[i]);
+	}
+	/* Mode as create makes it. */
+	if (mkdirat(cdir, "work", 0755) < 0 && errno != EEXIST)
+		return err_set(err, errno, "making %s/work", path);
 	return 0;
 }

@@ -89,6 +89,22 @@ const char *state_check(const char *name, const struct container_state *st, char
 /* The cowfs daemon recorded in st is alive (false when none is recorded). */
 bool state_cowfs_alive(const struct container_state *st);
 
+/* Staging directories beside a container's upper and work (rollback and
+ * clone build the new upper in one and swap it in with RENAME_EXCHANGE;
+ * after the swap the staging name holds the old tree).  A crash leaves one
+ * behind: whichever tree it holds is not the container's, and
+ * state_clean_leftovers removes it. */
+#define STATE_UPPER_STAGING "upper.rollback"
+#define STATE_WORK_STAGING "work.rollback"
+/* <root>/containers/<name>/lock, held exclusively (blocks): serializes a
+ * teardown, rollback's swap of the upper and start's cleanup of what a
+ * crashed rollback left.  The descriptor (close to release), or -errno. */
+int state_lock_container(const char *name);
+/* With the container's lock held and the container stopped: removes the
+ * staging directories a crashed rollback left and makes a missing work
+ * directory again (cowfs needs one; its content is scratch). */
+int state_clean_leftovers(const char *name, struct corral_error *err);
+
 /* The FUSE features the kernel granted the container's cowfs mount at
  * INIT, as its daemon reports them in <container>/cowfs-status (cowfs -o
  * status=FILE: written by the host-side daemon outside the container's

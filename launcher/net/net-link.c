@@ -175,6 +175,30 @@ static int addr_add(struct nl_sock *sk, int ifindex, const char *ifname, uint32_
 	return 0;
 }
 
+/* Adds ip6/64 to ifindex, without duplicate address detection (the
+ * address is derived from a lease: unique by construction, and usable at
+ * once); an address already there is fine. */
+static int addr6_add(struct nl_sock *sk, int ifindex, const char *ifname, const struct in6_addr *ip6,
+		     struct corral_error *err)
+{
+	char text[INET6_ADDRSTRLEN];
+	inet_ntop(AF_INET6, ip6, text, sizeof(text));
+	cleanup_rtnl_addr struct rtnl_addr *a = rtnl_addr_alloc();
+	cleanup_nl_addr struct nl_addr *local = nl_addr_build(AF_INET6, ip6, sizeof(*ip6));
+	if (!a || !local)
+		return err_set(err, ENOMEM, "add %s/64 to %s", text, ifname);
+	nl_addr_set_prefixlen(local, 64);
+	rtnl_addr_set_ifindex(a, ifindex);
+	rtnl_addr_set_family(a, AF_INET6);
+	rtnl_addr_set_flags(a, IFA_F_NODAD);
+	int r = rtnl_addr_set_local(a, local);
+	if (r >= 0)
+		r = rtnl_addr_add(sk, a, NLM_F_EXCL);
+	if (r < 0 && r != -NLE_EXIST)
+		return net_nl_error(err, r, "add %s/64 to %s", text, ifname);
+	return 0;
+}
+
 static int bridge_create(struct nl_sock *sk, const char *bridge, struct corral_error *err)
 {
 	unsigned char mac[6];
@@ -200,8 +224,74 @@ static int bridge_create(struct nl_sock *sk, const char *bridge, struct corral_e
 	return 0;
 }
 
+static void route_cache_freep(struct nl_cache **c)
+{
+	if (*c)
+		nl_cache_free(*c);
+}
+#define cleanup_nl_cache __attribute__((cleanup(route_cache_freep)))
+
+struct overlap_scan {
+	const struct net_subnet *sn;
+	int bridge_ifindex;
+	char found[128];	/* the first overlapping route, "" if none */
+};
+
+static void overlap_visit(struct nl_object *obj, void *arg)
+{
+	struct overlap_scan *scan = arg;
+	struct rtnl_route *route = (struct rtnl_route *)obj;
+	if (scan->found[0] || rtnl_route_get_family(route) != AF_INET ||
+	    rtnl_route_get_table(route) != RT_TABLE_MAIN || rtnl_route_get_type(route) != RTN_UNICAST)
+		return;
+	struct nl_addr *dst = rtnl_route_get_dst(route);
+	unsigned plen = dst ? (unsigned)nl_addr_get_prefixlen(dst) : 0;
+	if (!dst || plen == 0 || nl_addr_get_len(dst) != 4)
+		return;	/* the default route overlaps everything: not a conflict */
+	/* A route through the bridge itself is one of its subnets: many may
+	 * share the bridge, as long as they do not share an interface. */
+	for (int i = 0; i < rtnl_route_get_nnexthops(route); i++) {
+		struct rtnl_nexthop *nh = rtnl_route_nexthop_n(route, i);
+		if (nh && rtnl_route_nh_get_ifindex(nh) == scan->bridge_ifindex)
+			return;
+	}
+	uint32_t be;
+	memcpy(&be, nl_addr_get_binary_addr(dst), 4);
+	uint32_t net = ntohl(be);
+	unsigned p = plen < scan->sn->prefix ? plen : scan->sn->prefix;
+	uint32_t mask = p ? ~UINT32_C(0) << (32 - p) : 0;
+	if ((net & mask) != (scan->sn->network & mask))
+		return;
+	char text[INET_ADDRSTRLEN], dev[IF_NAMESIZE] = "?";
+	net_ip_format(net, text);
+	if (rtnl_route_get_nnexthops(route) > 0) {
+		struct rtnl_nexthop *nh = rtnl_route_nexthop_n(route, 0);
+		if (!nh || !if_indextoname((unsigned)rtnl_route_nh_get_ifindex(nh), dev))
+			snprintf(dev, sizeof(dev), "?");
+	}
+	snprintf(scan->found, sizeof(scan->found), "%s/%u dev %s", text, plen, dev);
+}
+
+int net_subnet_check_routes(struct nl_sock *sk, const struct net_subnet *sn, int bridge_ifindex,
+			    struct corral_error *err)
+{
+	cleanup_nl_cache struct nl_cache *cache = NULL;
+	int r = rtnl_route_alloc_cache(sk, AF_INET, 0, &cache);
+	if (r < 0)
+		return net_nl_error(err, r, "read the host's routes");
+	struct overlap_scan scan = { .sn = sn, .bridge_ifindex = bridge_ifindex };
+	nl_cache_foreach(cache, overlap_visit, &scan);
+	if (scan.found[0]) {
+		char net[INET_ADDRSTRLEN];
+		net_ip_format(sn->network, net);
+		return err_plain(err, EADDRINUSE, "subnet %s/%u overlaps the host's route %s: "
+				 "choose another with --subnet", net, sn->prefix, scan.found);
+	}
+	return 0;
+}
+
 int net_bridge_ensure(struct nl_sock *sk, const char *bridge, const struct net_subnet *sn,
-		      int *ret_ifindex, unsigned *ret_mtu, struct corral_error *err)
+		      const struct net_v6 *v6, int *ret_ifindex, unsigned *ret_mtu, struct corral_error *err)
 {
 	cleanup_link struct rtnl_link *l = NULL;
 	int r = rtnl_link_get_kernel(sk, 0, bridge, &l);
@@ -210,6 +300,17 @@ int net_bridge_ensure(struct nl_sock *sk, const char *bridge, const struct net_s
 		if (r < 0)
 			return r;
 		r = rtnl_link_get_kernel(sk, 0, bridge, &l);
+		/* The mark that says corral made it, so that the last
+		 * container's teardown may delete it (net_bridge_release). */
+		cleanup_link struct rtnl_link *change = rtnl_link_alloc();
+		if (r >= 0 && !change)
+			r = -NLE_NOMEM;
+		if (r >= 0) {
+			rtnl_link_set_ifalias(change, NET_BRIDGE_ALIAS);
+			r = rtnl_link_change(sk, l, change, 0);
+		}
+		if (r < 0)
+			return net_nl_error(err, r, "mark bridge %s as corral's", bridge);
 	}
 	if (r < 0)
 		return net_nl_error(err, r, "look up bridge %s", bridge);
@@ -220,9 +321,17 @@ int net_bridge_ensure(struct nl_sock *sk, const char *bridge, const struct net_s
 				 type ? type : "a physical device");
 
 	int ifindex = rtnl_link_get_ifindex(l);
+	r = net_subnet_check_routes(sk, sn, ifindex, err);
+	if (r < 0)
+		return r;
 	r = addr_add(sk, ifindex, bridge, sn->gateway, sn, err);
 	if (r < 0)
 		return r;
+	if (v6) {
+		r = addr6_add(sk, ifindex, bridge, &v6->gateway, err);
+		if (r < 0)
+			return r;
+	}
 	if (!(rtnl_link_get_flags(l) & IFF_UP)) {
 		r = link_up_index(sk, ifindex, bridge, err);
 		if (r < 0)
@@ -310,21 +419,70 @@ int net_link_delete(struct nl_sock *sk, const char *name, const char *alias, str
 	return 1;
 }
 
-static int default_route_add(struct nl_sock *sk, int ifindex, uint32_t gateway, struct corral_error *err)
+struct port_count {
+	int master;
+	int n;
+};
+
+static void port_visit(struct nl_object *obj, void *arg)
 {
-	char text[INET_ADDRSTRLEN];
-	net_ip_format(gateway, text);
+	struct port_count *pc = arg;
+	if (rtnl_link_get_master((struct rtnl_link *)obj) == pc->master)
+		pc->n++;
+}
+
+int net_bridge_release(struct nl_sock *sk, const char *bridge, struct corral_error *err)
+{
+	cleanup_link struct rtnl_link *l = NULL;
+	int r = rtnl_link_get_kernel(sk, 0, bridge, &l);
+	if (nle_is_missing(r))
+		return 0;
+	if (r < 0)
+		return net_nl_error(err, r, "look up bridge %s", bridge);
+	const char *type = rtnl_link_get_type(l);
+	if (!type || strcmp(type, "bridge"))
+		return 0;
+
+	cleanup_nl_cache struct nl_cache *cache = NULL;
+	r = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache);
+	if (r < 0)
+		return net_nl_error(err, r, "list the ports of bridge %s", bridge);
+	struct port_count pc = { .master = rtnl_link_get_ifindex(l) };
+	nl_cache_foreach(cache, port_visit, &pc);
+	if (pc.n > 0)
+		return 0;
+	const char *alias = rtnl_link_get_ifalias(l);
+	if (!alias || strcmp(alias, NET_BRIDGE_ALIAS))
+		return 1;	/* empty, but not ours to delete */
+	r = rtnl_link_delete(sk, l);
+	if (r < 0 && !nle_is_missing(r))
+		return net_nl_error(err, r, "delete bridge %s", bridge);
+	return 2;
+}
+
+static int default_route_add(struct nl_sock *sk, int ifindex, uint32_t gateway, const struct in6_addr *gw6,
+			     struct corral_error *err)
+{
+	static const struct in6_addr any6;
+	char text[INET6_ADDRSTRLEN];
+	int family = gw6 ? AF_INET6 : AF_INET;
+	if (gw6)
+		inet_ntop(AF_INET6, gw6, text, sizeof(text));
+	else
+		net_ip_format(gateway, text);
 
 	cleanup_route struct rtnl_route *route = rtnl_route_alloc();
-	cleanup_nl_addr struct nl_addr *dst = ipv4_addr(0, 0);
-	cleanup_nl_addr struct nl_addr *gw = ipv4_addr(gateway, 32);
+	cleanup_nl_addr struct nl_addr *dst = gw6 ? nl_addr_build(AF_INET6, &any6, sizeof(any6)) : ipv4_addr(0, 0);
+	cleanup_nl_addr struct nl_addr *gw = gw6 ? nl_addr_build(AF_INET6, gw6, sizeof(*gw6)) : ipv4_addr(gateway, 32);
+	if (gw6 && dst)
+		nl_addr_set_prefixlen(dst, 0);
 	struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
 	if (!route || !dst || !gw || !nh) {
 		if (nh)
 			rtnl_route_nh_free(nh);
 		return err_set(err, ENOMEM, "add default route via %s", text);
 	}
-	rtnl_route_set_family(route, AF_INET);
+	rtnl_route_set_family(route, (uint8_t)family);
 	rtnl_route_set_table(route, RT_TABLE_MAIN);
 	rtnl_route_set_protocol(route, RTPROT_STATIC);
 	rtnl_route_set_scope(route, RT_SCOPE_UNIVERSE);
@@ -344,7 +502,8 @@ static int default_route_add(struct nl_sock *sk, int ifindex, uint32_t gateway, 
 }
 
 /* Runs in the helper child, already inside the container's netns. */
-static int netns_configure_inside(uint32_t ip, const struct net_subnet *sn, struct corral_error *err)
+static int netns_configure_inside(uint32_t ip, const struct net_subnet *sn, const struct net_v6 *v6,
+				  struct corral_error *err)
 {
 	cleanup_nl_sock struct nl_sock *sk = NULL;
 	int r = net_nl_open(&sk, err);
@@ -365,16 +524,25 @@ static int netns_configure_inside(uint32_t ip, const struct net_subnet *sn, stru
 	r = addr_add(sk, ifindex, "eth0", ip, sn, err);
 	if (r < 0)
 		return r;
+	if (v6) {
+		r = addr6_add(sk, ifindex, "eth0", &v6->address, err);
+		if (r < 0)
+			return r;
+	}
 	r = link_up_index(sk, ifindex, "eth0", err);
 	if (r < 0)
 		return r;
-	return default_route_add(sk, ifindex, sn->gateway, err);
+	r = default_route_add(sk, ifindex, sn->gateway, NULL, err);
+	if (r == 0 && v6)
+		r = default_route_add(sk, ifindex, 0, &v6->gateway, err);
+	return r;
 }
 
 struct netns_job {
 	int netns_fd;
 	uint32_t ip;
 	const struct net_subnet *sn;
+	const struct net_v6 *v6;
 };
 
 /* Runs in the helper child. */
@@ -383,13 +551,14 @@ static int netns_configure_child(void *arg, struct corral_error *err)
 	const struct netns_job *job = arg;
 	if (setns(job->netns_fd, CLONE_NEWNET) < 0)
 		return err_set(err, errno, "enter the container's network namespace");
-	return netns_configure_inside(job->ip, job->sn, err);
+	return netns_configure_inside(job->ip, job->sn, job->v6, err);
 }
 
-int net_netns_configure(int netns_fd, uint32_t ip, const struct net_subnet *sn, struct corral_error *err)
+int net_netns_configure(int netns_fd, uint32_t ip, const struct net_subnet *sn, const struct net_v6 *v6,
+			struct corral_error *err)
 {
 	/* A child rather than setns() on the caller: the caller's network
 	 * namespace, and every socket it opens later, stays the host's. */
-	struct netns_job job = { .netns_fd = netns_fd, .ip = ip, .sn = sn };
+	struct netns_job job = { .netns_fd = netns_fd, .ip = ip, .sn = sn, .v6 = v6 };
 	return child_run(netns_configure_child, &job, "the netns helper", err);
 }

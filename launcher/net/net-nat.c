@@ -1,12 +1,14 @@
-/* Optional NAT for bridge networking: a masquerade rule through nft.
+/* The bridge's nft table: masquerade (--nat) and published ports (-p).
  *
- * Why nft and not iptables: the rule lives in a table of its own
- * ("corral_<bridge>"), which one `nft` transaction creates or replaces
+ * Why nft and not iptables: the rules live in a table of the bridge's own
+ * ("corral_<bridge>"), which one `nft` transaction creates or rewrites
  * atomically and removes as a unit, without reading or touching anyone
  * else's rules.  iptables would append to the shared nat/POSTROUTING
  * chain and need -C/-D bookkeeping to stay idempotent; on Debian 12 it is
- * the nf_tables backend anyway.  Nothing else in the module runs external
- * programs: links, addresses and routes go through netlink. */
+ * the nf_tables backend anyway.  Published ports are elements of one map,
+ * not a rule each: hundreds of containers cost one lookup per packet.
+ * Links, addresses and routes go through netlink; nft and dnsmasq are
+ * the only programs the module runs (net_run). */
 #include "config.h"
 
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,85 +35,85 @@ void net_nat_table_name(const char *bridge, char *ret, size_t size)
 	}
 }
 
-static const char *nft_path(void)
+static const char *program_path(const char *name)
 {
-	static const char *const paths[] = { "/usr/sbin/nft", "/sbin/nft", "/usr/local/sbin/nft",
-					     "/usr/bin/nft" };
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-		if (access(paths[i], X_OK) == 0)
-			return paths[i];
+	static const char *const dirs[] = { "/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin" };
+	static char path[64];
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dirs[i], name);
+		if (access(path, X_OK) == 0)
+			return path;
+	}
 	return NULL;
 }
 
-/* Runs `nft <script>` as one transaction; its output goes into err. */
-static int nft_run(const char *script, struct corral_error *err)
+int net_run(const char *name, const char *package, char *const argv[], char *out_buf, size_t out_size,
+	    struct corral_error *err)
 {
-	const char *nft = nft_path();
-	if (!nft)
-		return err_plain(err, ENOENT, "nft not found (on Debian: apt-get install nftables)");
+	const char *prog = program_path(name);
+	if (!prog)
+		return err_plain(err, ENOENT, "%s not found (on Debian: apt-get install %s)", name, package);
 
-	/* nft's output (its reason, on failure) comes through `out`; whether
-	 * it could be run at all comes through the child's verdict. */
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return err_set(err, errno, "create a pipe");
-	cleanup_close int rd = p[0];
-	cleanup_close int wr = p[1];
+	/* The program's output (its reason, on failure) goes to a memfd,
+	 * not a pipe: a daemon (dnsmasq) keeps its stdio open long after
+	 * the process we wait for has exited, and a pipe would never end. */
+	cleanup_close int out = memfd_create("corral-net-run", MFD_CLOEXEC);
+	if (out < 0)
+		return err_set(err, errno, "memfd_create");
 
 	cleanup_child struct child ch = CHILD_INIT;
-	int r = child_start(&ch, 0, "fork nft", err);
+	int r = child_start(&ch, 0, name, err);
 	if (r < 0)
 		return r;
 	if (r == 0) {
-		char *const argv[] = { (char *)"nft", (char *)script, NULL };
 		char *const envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", (char *)"LC_ALL=C", NULL };
 		struct corral_error cerr = { 0 };
 		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(wr, 1) < 0 || dup2(wr, 2) < 0) {
-			err_set(&cerr, errno, "redirect the stdio of nft");
+		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) {
+			err_set(&cerr, errno, "redirect the stdio of %s", name);
 			child_fail(ch.fd, &cerr);
 		}
 		signal(SIGPIPE, SIG_DFL);
-		child_exec(ch.fd, nft, argv, envp, "run nft");
+		child_exec(ch.fd, prog, argv, envp, name);
 	}
-	close(take_fd(wr));
 	enum child_verdict v;
 	r = child_wait_verdict(&ch, &v, err);
 	if (r < 0)
-		return err_wrap(err, "could not run %s", nft);
-
-	char out[512];
-	size_t len = 0;
-	for (;;) {
-		char buf[256];
-		ssize_t n = read(rd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		size_t take = (size_t)n < sizeof(out) - 1 - len ? (size_t)n : sizeof(out) - 1 - len;
-		memcpy(out + len, buf, take);
-		len += take;
-	}
-	while (len && (out[len - 1] == '\n' || out[len - 1] == ' '))
-		len--;
-	out[len] = '\0';
-	for (char *c = out; *c; c++)
-		if (*c == '\n')
-			*c = ' ';
-
+		return err_wrap(err, "could not run %s", prog);
 	int status;
 	r = child_reap(&ch, &status, err);
 	if (r < 0)
-		return err_wrap(err, "wait for nft");
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return err_wrap(err, "wait for %s", name);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		if (out_buf && out_size) {
+			ssize_t n = pread(out, out_buf, out_size - 1, 0);
+			out_buf[n > 0 ? n : 0] = '\0';
+		}
 		return 0;
-	return err_plain(err, EIO, "nft failed: %s", len ? out : "(no output)");
+	}
+
+	char text[512];
+	ssize_t len = pread(out, text, sizeof(text) - 1, 0);
+	if (len < 0)
+		len = 0;
+	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		len--;
+	text[len] = '\0';
+	for (char *c = text; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	return err_plain(err, EIO, "%s failed: %s", name, len ? text : "(no output)");
 }
 
-static int ip_forward_enable(struct corral_error *err)
+/* Runs `nft <script>` as one transaction. */
+static int nft_run(const char *script, struct corral_error *err)
 {
-	static const char path[] = "/proc/sys/net/ipv4/ip_forward";
+	char *const argv[] = { (char *)"nft", (char *)script, NULL };
+	return net_run("nft", "nftables", argv, NULL, 0, err);
+}
+
+static int sysctl_set(const char *path, struct corral_error *err)
+{
 	cleanup_close int fd = open(path, O_RDWR | O_CLOEXEC);
 	char c = 0;
 
@@ -123,30 +126,140 @@ static int ip_forward_enable(struct corral_error *err)
 	return 0;
 }
 
-int net_nat_enable(const char *bridge, const struct net_subnet *sn, struct corral_error *err)
+/* The bridge's table, in one transaction that is safe to repeat: `add`
+ * keeps an existing table, set, map and chain (and their elements), and
+ * each chain's rules are flushed and written again.
+ *
+ *   guard        drops packets from the bridge to 127.0.0.0/8: with
+ *                route_localnet (below) a container could otherwise reach
+ *                the host's loopback-only services (CVE-2020-8558)
+ *   prerouting,  published ports: a connection to any of the host's own
+ *   output       addresses (fib daddr type local), from outside or from
+ *                the host itself, 127.0.0.1 included, is sent to the
+ *                container the `ports` map names
+ *   postrouting  masquerade: connections from 127.0.0.1 to a container
+ *                (their source must be routable on the bridge), and the
+ *                --nat subnets (`nat_nets`) to anywhere outside them */
+int net_nft_bridge_setup(const char *bridge, const struct net_subnet *sn, bool nat, bool ports,
+			 struct corral_error *err)
 {
-	char table[64], net[INET_ADDRSTRLEN], script[512];
+	char t[64], net[INET_ADDRSTRLEN], script[2048];
 
-	net_nat_table_name(bridge, table, sizeof(table));
+	net_nat_table_name(bridge, t, sizeof(t));
 	net_ip_format(sn->network, net);
-	/* Declaring the table first makes the delete valid even on the first
-	 * run; the whole command line is one transaction, so the rule is
-	 * replaced, never doubled and never briefly missing. */
-	snprintf(script, sizeof(script),
-		 "table ip %s; delete table ip %s; "
-		 "table ip %s { chain postrouting { type nat hook postrouting priority 100; policy accept; "
-		 "ip saddr %s/%u ip daddr != %s/%u masquerade; }; }",
-		 table, table, table, net, sn->prefix, net, sn->prefix);
+	int n = snprintf(script, sizeof(script),
+		 "add table ip %1$s\n"
+		 "add set ip %1$s nat_nets { type ipv4_addr; flags interval; }\n"
+		 "add map ip %1$s ports { type inet_proto . inet_service : ipv4_addr . inet_service; }\n"
+		 "add chain ip %1$s guard { type filter hook prerouting priority -300; policy accept; }\n"
+		 "add chain ip %1$s prerouting { type nat hook prerouting priority -100; policy accept; }\n"
+		 "add chain ip %1$s output { type nat hook output priority -100; policy accept; }\n"
+		 "add chain ip %1$s postrouting { type nat hook postrouting priority 100; policy accept; }\n"
+		 "flush chain ip %1$s guard\n"
+		 "flush chain ip %1$s prerouting\n"
+		 "flush chain ip %1$s output\n"
+		 "flush chain ip %1$s postrouting\n"
+		 "add rule ip %1$s guard iifname \"%2$s\" ip daddr 127.0.0.0/8 drop\n"
+		 "add rule ip %1$s prerouting fib daddr type local dnat to meta l4proto . th dport map @ports\n"
+		 "add rule ip %1$s output fib daddr type local dnat to meta l4proto . th dport map @ports\n"
+		 "add rule ip %1$s postrouting oifname \"%2$s\" ip saddr 127.0.0.0/8 masquerade\n"
+		 "add rule ip %1$s postrouting ip saddr @nat_nets ip daddr != @nat_nets masquerade\n",
+		 t, bridge);
+	if (nat)
+		snprintf(script + n, sizeof(script) - (size_t)n, "add element ip %s nat_nets { %s/%u }\n", t, net,
+			 sn->prefix);
 	int r = nft_run(script, err);
 	if (r < 0)
-		return err_wrap(err, "masquerade for %s/%u", net, sn->prefix);
-	r = ip_forward_enable(err);
-	if (r < 0)
-		return r;
+		return err_wrap(err, "nft table %s", t);
+	/* Forwarding, for --nat and for published ports reached from other
+	 * hosts: host-wide, and left on (other users may rely on it). */
+	if (nat || ports) {
+		r = sysctl_set("/proc/sys/net/ipv4/ip_forward", err);
+		if (r < 0)
+			return r;
+	}
+	if (ports) {
+		char path[128];
+		snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/route_localnet", bridge);
+		r = sysctl_set(path, err);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
-int net_nat_disable(const char *bridge, struct corral_error *err)
+/* The address a published port points at now ("" if the port is not
+ * published). */
+static void port_holder(const char *table, const struct net_port *p, char *ret, size_t size)
+{
+	char script[256], out[512];
+	snprintf(script, sizeof(script), "get element ip %s ports { %s . %u }", table, p->udp ? "udp" : "tcp",
+		 p->host);
+	char *const argv[] = { (char *)"nft", script, NULL };
+	ret[0] = '\0';
+	if (net_run("nft", "nftables", argv, out, sizeof(out), NULL) < 0)
+		return;
+	/* "... { tcp . 8080 : 10.77.0.2 . 80 } ..." */
+	char *elements = strstr(out, "elements = {");
+	char *colon = elements ? strstr(elements, " : ") : NULL;
+	if (!colon)
+		return;
+	colon += 3;
+	size_t len = strspn(colon, "0123456789.");
+	while (len && colon[len - 1] == '.')
+		len--;
+	snprintf(ret, size, "%.*s", (int)len, colon);
+	char *sp = strchr(ret, ' ');
+	if (sp)
+		*sp = '\0';
+}
+
+int net_nft_ports_add(const char *bridge, uint32_t ip, const struct net_port *ports, int n,
+		      struct corral_error *err)
+{
+	char t[64], addr[INET_ADDRSTRLEN], script[256], holder[64], text[32];
+	net_nat_table_name(bridge, t, sizeof(t));
+	net_ip_format(ip, addr);
+	for (int i = 0; i < n; i++) {
+		const struct net_port *p = &ports[i];
+		net_port_format(p, text, sizeof(text));
+		/* One of ours from before a crash is replaced; anyone else's
+		 * stays, and the start fails naming it. */
+		port_holder(t, p, holder, sizeof(holder));
+		if (holder[0] && strcmp(holder, addr)) {
+			net_nft_ports_remove(bridge, ip, ports, i);
+			return err_plain(err, EADDRINUSE, "publish %s: host port %u/%s is already published to %s",
+					 text, p->host, p->udp ? "udp" : "tcp", holder);
+		}
+		snprintf(script, sizeof(script), "%s element ip %s ports { %s . %u : %s . %u }",
+			 holder[0] ? "add" : "create", t, p->udp ? "udp" : "tcp", p->host, addr, p->container);
+		int r = nft_run(script, err);
+		if (r < 0) {
+			net_nft_ports_remove(bridge, ip, ports, i);
+			return err_wrap(err, "publish %s", text);
+		}
+	}
+	return 0;
+}
+
+void net_nft_ports_remove(const char *bridge, uint32_t ip, const struct net_port *ports, int n)
+{
+	char t[64], addr[INET_ADDRSTRLEN], script[256], holder[64];
+	net_nat_table_name(bridge, t, sizeof(t));
+	net_ip_format(ip, addr);
+	for (int i = 0; i < n; i++) {
+		/* Only an element that points at this container: the port may
+		 * be someone else's by now. */
+		port_holder(t, &ports[i], holder, sizeof(holder));
+		if (strcmp(holder, addr))
+			continue;
+		snprintf(script, sizeof(script), "delete element ip %s ports { %s . %u }", t,
+			 ports[i].udp ? "udp" : "tcp", ports[i].host);
+		nft_run(script, NULL);
+	}
+}
+
+int net_nft_bridge_remove(const char *bridge, struct corral_error *err)
 {
 	char table[64], script[256];
 

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,20 @@
 #include "snapshot/snapshot.h"
 
 #define PARTIAL_XATTR "trusted.corral.partial"
-#define STAGING "upper.rollback"
+#define STAGING STATE_UPPER_STAGING
+
+/* Crash points for the tests: CORRAL_TEST_CRASH_AT=STEP kills corral with
+ * SIGKILL right after STEP: "building" (half the entries made), "built"
+ * (the new tree made and synced), "committed" (the store root names its
+ * recipes), "exchanged" (the two uppers swapped), "old-removed" (the old
+ * tree removed) and "work-cleared" (the old work directory's content
+ * gone).  Set by whoever runs corral on the host, never by a tenant. */
+static void crash_point(const char *step)
+{
+	const char *at = getenv("CORRAL_TEST_CRASH_AT");
+	if (at && !strcmp(at, step))
+		kill(getpid(), SIGKILL);
+}
 
 /* `path` below dirfd, no symlink followed, never above dirfd. */
 static int open_beneath(int dirfd, const char *path, int flags)
@@ -173,8 +187,11 @@ static int set_times(int stage, const struct manifest_entry *e, struct corral_er
 static int build(int stage, const struct manifest *m, struct store_root *root, struct corral_error *err)
 {
 	int r = 0;
-	for (size_t i = 1; i < m->n && r == 0; i++)
+	for (size_t i = 1; i < m->n && r == 0; i++) {
 		r = make_entry(stage, m, &m->e[i], root, err);
+		if (i == m->n / 2)
+			crash_point("building");
+	}
 	for (size_t i = 0; i < m->n && r == 0; i++)
 		if (!m->e[i].link)
 			r = set_meta(stage, &m->e[i], err);
@@ -184,17 +201,33 @@ static int build(int stage, const struct manifest *m, struct store_root *root, s
 	return r;
 }
 
-/* Empties the work directory (cowfs's scratch space, tied to the old upper). */
+/* Empties the work directory (cowfs's scratch space, tied to the old
+ * upper): an empty one is made beside it and exchanged with it, so that
+ * a crash never leaves the container without one (cowfs would not mount);
+ * the old one, then under the staging name, goes last. */
 static int clear_work(int cdir, struct corral_error *err)
 {
 	struct stat st;
-	if (fstatat(cdir, "work", &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : err_set(err, errno, "stat of the work directory");
-	int r = remove_tree_at(cdir, "work");
-	if (r < 0)
-		return err_set(err, -r, "clearing the work directory");
-	if (mkdirat(cdir, "work", st.st_mode & 07777) < 0 || fchownat(cdir, "work", st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
-		return err_set(err, errno, "recreating the work directory");
+	if (fstatat(cdir, "work", &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno != ENOENT)
+			return err_set(err, errno, "stat of the work directory");
+		st.st_mode = 0755;
+		st.st_uid = 0;
+		st.st_gid = 0;
+	}
+	int r = remove_tree_at(cdir, STATE_WORK_STAGING);
+	if (r < 0 && r != -ENOENT)
+		return err_set(err, -r, "removing a stale %s", STATE_WORK_STAGING);
+	if (mkdirat(cdir, STATE_WORK_STAGING, st.st_mode & 07777) < 0 ||
+	    fchownat(cdir, STATE_WORK_STAGING, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return err_set(err, errno, "making a new work directory");
+	if (renameat2(cdir, STATE_WORK_STAGING, cdir, "work", RENAME_EXCHANGE) < 0 &&
+	    (errno != ENOENT || renameat(cdir, STATE_WORK_STAGING, cdir, "work") < 0))
+		return err_set(err, errno, "exchanging the work directories");
+	crash_point("work-cleared");
+	r = remove_tree_at(cdir, STATE_WORK_STAGING);
+	if (r < 0 && r != -ENOENT)
+		return err_set(err, -r, "removing the old work directory");
 	return 0;
 }
 
@@ -240,12 +273,17 @@ int snapshot_build_upper(const char *src, const char *tag, const char *name, str
 	cleanup_close int cdir = -1, stage = -1;
 	if (r == 0 && (cdir = open(cpath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		r = err_set(err, errno, "opening %s", cpath);
-	/* A staging tree left by a crashed rollback (old or new) goes first. */
-	if (r == 0) {
-		int t = remove_tree_at(cdir, STAGING);
-		if (t < 0 && t != -ENOENT)
-			r = err_set(err, -t, "removing a stale %s/%s", cpath, STAGING);
-	}
+	/* Under the container's lock (start cleans leftovers under it, a
+	 * teardown waits), and only if the container is still stopped. */
+	cleanup_close int lock = -1;
+	if (r == 0 && (lock = state_lock_container(name)) < 0)
+		r = err_set(err, -lock, "locking container %s", name);
+	struct container_state cst;
+	if (r == 0 && state_load(name, &cst, NULL) == 0 && (state_init_alive(&cst) || state_cowfs_alive(&cst)))
+		r = err_plain(err, EBUSY, "container '%s' is running: stop it first", name);
+	/* What a crashed rollback left (a staging tree, old or new) goes first. */
+	if (r == 0)
+		r = state_clean_leftovers(name, err);
 	if (r == 0 && mkdirat(cdir, STAGING, 0700) < 0)
 		r = err_set(err, errno, "making %s/%s", cpath, STAGING);
 	if (r == 0 && (stage = openat(cdir, STAGING, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
@@ -260,23 +298,31 @@ int snapshot_build_upper(const char *src, const char *tag, const char *name, str
 		r = build(stage, &m, &root, err);
 	if (r == 0 && syncfs(stage) < 0)
 		r = err_set(err, errno, "syncing the new tree");
+	if (r == 0)
+		crash_point("built");
 	/* The new files' recipes are named by the container's root before
 	 * the upper names them. */
 	if (r == 0 && (r = store_begin(s, err)) == 0) {
 		r = store_root_commit(s, root_name, &root, err);
 		store_end(s);
+		if (r == 0)
+			crash_point("committed");
 	}
 	store_root_release(&root);
 	if (r == 0 && renameat2(cdir, STAGING, cdir, "upper", RENAME_EXCHANGE) < 0)
 		r = err_set(err, errno, "exchanging the upper layers");
 	if (r == 0 && fsync(cdir) < 0)
 		r = err_set(err, errno, "syncing %s", cpath);
+	if (r == 0)
+		crash_point("exchanged");
 	if (r == 0) {
 		ret->entries = m.n;
 		int t = remove_tree_at(cdir, STAGING);
 		if (t < 0)
 			r = err_set(err, -t, "removing the old upper (%s/%s)", cpath, STAGING);
 	}
+	if (r == 0)
+		crash_point("old-removed");
 	if (r == 0)
 		r = clear_work(cdir, err);
 	manifest_release(&m);

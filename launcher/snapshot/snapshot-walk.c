@@ -7,17 +7,23 @@
  * record names a recipe and no private block reuses that recipe (the
  * cost of a snapshot grows with the data changed since, not with the
  * container's size); a store-backed file with private blocks reuses the
- * recipe's other blocks; any other file's content is put into the store. */
+ * recipe's other blocks; a lazily copied-up template file (PARTIAL_LOWER)
+ * is read as the tenant sees it, its private blocks from the upper and the
+ * rest from the template's file, which is opened beneath the template's
+ * rootfs (never following a link) and must be the file the record names;
+ * any other file's content is put into the store. */
 #include "config.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -35,6 +41,7 @@ struct walk {
 	struct store_root *root;
 	struct snapshot_result *res;
 	struct corral_error *err;
+	int lower_fd;		/* the template's rootfs, or -1 */
 	void *inodes;		/* tsearch tree of struct ino_seen */
 	uint8_t *block;		/* STORE_BLOCK_SIZE */
 };
@@ -127,15 +134,35 @@ static int put_block_from(struct walk *w, const void *data, size_t len, struct s
 	return store_put_block(w->s, data, len, &ret->key, w->err);
 }
 
-/* The content of a PARTIAL_STORE file with private blocks (or a size that
- * moved past source_len), as the tenant sees it, as a new recipe: the
- * source's blocks are reused where they still hold, the rest is read. */
-static int compose(struct walk *w, int fd, const struct stat *st, const struct partial_record *rec,
+/* Reads [off, off+len) of the lower source file into buf (a short file
+ * leaves zeros: its identity was checked, so it does not shrink). */
+static int read_lower(struct walk *w, int lfd, void *buf, size_t len, uint64_t off, const char *rel)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = pread(lfd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return err_set(w->err, errno, "reading the template file of '%s'", rel);
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* The content of a partial file as the tenant sees it, as a new recipe:
+ * a PARTIAL_STORE file with private blocks (or a size that moved past
+ * source_len) reuses the source recipe's blocks where they still hold;
+ * a PARTIAL_LOWER file (lfd: its template file, identity checked) reads
+ * its source ranges from lfd.  Private blocks and what lies past
+ * source_len are read from the upper (fd). */
+static int compose(struct walk *w, int fd, int lfd, const struct stat *st, const struct partial_record *rec,
 		   const char *rel, struct store_key *ret)
 {
 	struct store_recipe src = { 0 };
-	int r = store_get_recipe(w->s, &rec->recipe, &src, w->err);
-	if (r < 0)
+	int r = 0;
+	if (rec->kind == PARTIAL_STORE && (r = store_get_recipe(w->s, &rec->recipe, &src, w->err)) < 0)
 		return err_wrap(w->err, "the store recipe of '%s'", rel);
 	uint64_t size = (uint64_t)st->st_size, nblocks = (size + STORE_BLOCK_SIZE - 1) / STORE_BLOCK_SIZE;
 	struct store_recipe out = { .size = size, .n = nblocks, .e = calloc(nblocks ? nblocks : 1, sizeof(*out.e)) };
@@ -150,20 +177,23 @@ static int compose(struct walk *w, int fd, const struct stat *st, const struct p
 		while (ri < rec->nranges && rec->ranges[ri].start + (uint64_t)rec->ranges[ri].count <= b)
 			ri++;
 		bool priv = ri < rec->nranges && rec->ranges[ri].start <= b;
-		bool from_src = !priv && off < rec->source_len && b < src.n;
-		if (from_src && off + len <= rec->source_len && src.e[b].len == len) {
+		bool lower = rec->kind == PARTIAL_LOWER;
+		bool from_src = !priv && off < rec->source_len && (lower || b < src.n);
+		if (from_src && !lower && off + len <= rec->source_len && src.e[b].len == len) {
 			out.e[b] = src.e[b];	/* the block as it is in the store */
 			continue;
 		}
 		memset(w->block, 0, STORE_BLOCK_SIZE);
 		size_t have = 0;
-		if (from_src) {
-			r = store_get_block(w->s, &src.e[b].key, w->block, &have, w->err);
-			if (r < 0)
-				break;
-		}
 		/* What lies past the source (or all of a private block) is the upper's. */
 		size_t from = from_src ? (size_t)(rec->source_len - off < len ? rec->source_len - off : len) : 0;
+		if (from_src && lower) {
+			r = read_lower(w, lfd, w->block, from, off, rel);
+			have = from;
+		} else if (from_src)
+			r = store_get_block(w->s, &src.e[b].key, w->block, &have, w->err);
+		if (r < 0)
+			break;
 		if (from > have)
 			from = have;
 		for (size_t done = from; done < len;) {
@@ -186,7 +216,6 @@ static int compose(struct walk *w, int fd, const struct stat *st, const struct p
 	return r;
 }
 
-/* The recipe of a regular file's content (fd: O_PATH, st: its stat). */
 /* The record of fd's file: its length, 0 for none, or -errno. */
 static ssize_t read_record(int fd, uint8_t buf[PARTIAL_RECORD_MAX])
 {
@@ -194,6 +223,36 @@ static ssize_t read_record(int fd, uint8_t buf[PARTIAL_RECORD_MAX])
 	if (rl < 0)
 		return errno == ENODATA || errno == ENOTSUP ? 0 : -errno;
 	return rl == 0 ? -EINVAL : rl;
+}
+
+/* The template file a PARTIAL_LOWER record names, as cowfs reopens it:
+ * by its path beneath the template's rootfs, no link followed, and only if
+ * it is still the file the record's identity names (else the snapshot
+ * would hold other bytes than the tenant sees).  An fd, or -errno. */
+static int open_lower(struct walk *w, const struct partial_record *rec, const char *rel)
+{
+	/* corral mounts one lower layer: the template's rootfs. */
+	if (rec->layer != 1 || w->lower_fd < 0)
+		return err_plain(w->err, EIO,
+				 "'%s' is a lazily copied-up template file of lower layer %u, and the container's "
+				 "template is not there to read it from", rel, rec->layer);
+	struct open_how how = { .flags = O_RDONLY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(SYS_openat2, w->lower_fd, rec->path, &how, sizeof(how));
+	if (fd < 0 && errno == EPERM) {	/* O_NOATIME on a file we do not own */
+		how.flags &= ~(uint64_t)O_NOATIME;
+		fd = (int)syscall(SYS_openat2, w->lower_fd, rec->path, &how, sizeof(how));
+	}
+	if (fd < 0)
+		return err_set(w->err, errno, "'%s': opening its template file '%s'", rel, rec->path);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !partial_ident_matches(&rec->ident, &st)) {
+		close(fd);
+		return err_plain(w->err, EIO,
+				 "'%s' was copied up lazily from template file '%s', which is no longer that file "
+				 "(inode, size or times differ): its unwritten ranges cannot be read", rel, rec->path);
+	}
+	return fd;
 }
 
 /* One try at the recipe of fd's content, given its record (rl bytes). */
@@ -205,19 +264,21 @@ static int recipe_once(struct walk *w, int fd, const struct stat *st, const uint
 		int r = partial_record_parse(rbuf, (size_t)rl, &rec);
 		if (r < 0)
 			return err_plain(w->err, EIO, "'%s' has a damaged partial-file record", rel);
-		if (rec.kind != PARTIAL_STORE) {
-			partial_record_release(&rec);
-			return err_plain(w->err, ENOTSUP,
-					 "'%s' is a lazily copied-up template file (partial of the lower layer): "
-					 "not supported by snapshots yet", rel);
-		}
-		if (rec.nranges == 0 && rec.source_len == (uint64_t)st->st_size) {
+		cleanup_close int lfd = -1;
+		if (rec.kind == PARTIAL_LOWER) {
+			r = open_lower(w, &rec, rel);
+			if (r < 0) {
+				partial_record_release(&rec);
+				return r;
+			}
+			lfd = r;
+		} else if (rec.nranges == 0 && rec.source_len == (uint64_t)st->st_size) {
 			*ret = rec.recipe;
 			partial_record_release(&rec);
 			w->res->files_reused++;
 			return 0;
 		}
-		r = compose(w, fd, st, &rec, rel, ret);
+		r = compose(w, fd, lfd, st, &rec, rel, ret);
 		partial_record_release(&rec);
 		return r;
 	}
@@ -370,7 +431,13 @@ static void noop_free(void *p)
 int snapshot_walk(struct store *s, int upper_fd, struct manifest *ret, struct store_root *root,
 		  struct snapshot_result *res, struct corral_error *err)
 {
-	struct walk w = { .s = s, .m = ret, .root = root, .res = res, .err = err };
+	return snapshot_walk_layers(s, upper_fd, -1, ret, root, res, err);
+}
+
+int snapshot_walk_layers(struct store *s, int upper_fd, int lower_fd, struct manifest *ret, struct store_root *root,
+			 struct snapshot_result *res, struct corral_error *err)
+{
+	struct walk w = { .s = s, .m = ret, .root = root, .res = res, .err = err, .lower_fd = lower_fd };
 	w.block = malloc(STORE_BLOCK_SIZE);
 	if (!w.block)
 		return err_set(err, ENOMEM, "snapshot");

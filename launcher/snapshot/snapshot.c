@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cgroup/cgroup.h"
 #include "cleanup.h"
+#include "container/container-config.h"
 #include "container/state.h"
 #include "snapshot/snapshot.h"
 #include "template/template.h"
@@ -51,6 +53,27 @@ static int open_store(struct store **ret, struct corral_error *err)
 	return r < 0 ? r : store_open(dir, STORE_CREATE, ret, err);
 }
 
+/* The container's template rootfs (its lower layer), where the walk reads
+ * lazily copied-up files' unwritten ranges: *ret, or -1 if the template
+ * is gone (such a file then fails the snapshot with its name). */
+static int open_template_rootfs(const char *name, int *ret, struct corral_error *err)
+{
+	char cfgpath[PATH_MAX], base[PATH_MAX];
+	struct container_config cfg;
+	*ret = -1;
+	int r = state_path(cfgpath, sizeof(cfgpath), name, "config", err);
+	if (r == 0)
+		r = config_load(cfgpath, &cfg, err);
+	if (r < 0)
+		return r;
+	struct corral_error terr = { 0 };
+	r = template_rootfs(state_root(), cfg.template_name, base, sizeof(base), &terr);
+	config_release(&cfg);
+	if (r == 0)
+		*ret = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return 0;
+}
+
 static double now_ms(void)
 {
 	struct timespec ts;
@@ -66,7 +89,7 @@ static void root_release(struct store_root *r)
 
 /* Walks the upper, stores the manifest, commits the root; inside a store
  * transaction.  The root's entry 0 is the manifest. */
-static int cut(struct store *s, int upper_fd, const char *root_name, struct snapshot_result *res,
+static int cut(struct store *s, int upper_fd, int lower_fd, const char *root_name, struct snapshot_result *res,
 	       struct corral_error *err)
 {
 	struct manifest m = { 0 };
@@ -78,7 +101,7 @@ static int cut(struct store *s, int upper_fd, const char *root_name, struct snap
 	root.e[0].label = strdup("manifest");
 	int r = root.e[0].label ? 0 : err_set(err, ENOMEM, "snapshot");
 	if (r == 0)
-		r = snapshot_walk(s, upper_fd, &m, &root, res, err);
+		r = snapshot_walk_layers(s, upper_fd, lower_fd, &m, &root, res, err);
 	void *buf = NULL;
 	size_t len = 0;
 	if (r == 0)
@@ -116,6 +139,10 @@ int snapshot_create(const char *name, const char *tag, struct snapshot_result *r
 	cleanup_close int ufd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (ufd < 0)
 		return err_set(err, errno, "opening the upper layer of '%s'", name);
+	cleanup_close int lfd = -1;
+	r = open_template_rootfs(name, &lfd, err);
+	if (r < 0)
+		return r;
 	struct store *s;
 	r = open_store(&s, err);
 	if (r < 0)
@@ -146,7 +173,7 @@ int snapshot_create(const char *name, const char *tag, struct snapshot_result *r
 		if (r == 0 && syncfs(ufd) < 0)
 			r = err_set(err, errno, "syncfs of the upper layer");
 		if (r == 0)
-			r = cut(s, ufd, root_name, ret, err);
+			r = cut(s, ufd, lfd, root_name, ret, err);
 		if (cg) {
 			struct corral_error terr = { 0 };
 			int t = cgroup_freeze(cg, false, &terr);
@@ -158,7 +185,7 @@ int snapshot_create(const char *name, const char *tag, struct snapshot_result *r
 			cgroup_free(cg);
 		}
 	} else {
-		r = cut(s, ufd, root_name, ret, err);
+		r = cut(s, ufd, lfd, root_name, ret, err);
 	}
 	store_end(s);
 	store_close(s);
@@ -227,6 +254,54 @@ int snapshot_remove(const char *name, const char *tag, struct corral_error *err)
 	if (r == -ENOENT)
 		return err_plain(err, ENOENT, "container '%s' has no snapshot '%s'", name, tag);
 	return r;
+}
+
+static void tags_free(char **tags, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(tags[i]);
+	free(tags);
+}
+
+int snapshot_count(const char *name, size_t *ret, struct corral_error *err)
+{
+	char dir[PATH_MAX];
+	*ret = 0;
+	int r = name_validate("container", name, err);
+	if (r == 0)
+		r = state_store_dir(dir, sizeof(dir), err);
+	if (r < 0)
+		return r;
+	struct stat st;
+	if (lstat(dir, &st) < 0)
+		return errno == ENOENT ? 0 : err_set(err, errno, "stat of %s", dir);
+	char **tags;
+	r = snapshot_list(name, &tags, ret, err);
+	if (r == 0)
+		tags_free(tags, *ret);
+	return r;
+}
+
+int snapshot_remove_all(const char *name, size_t *ret_n, struct corral_error *err)
+{
+	size_t n;
+	*ret_n = 0;
+	int r = snapshot_count(name, &n, err);
+	if (r < 0 || n == 0)
+		return r;
+	char **tags;
+	r = snapshot_list(name, &tags, &n, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		r = snapshot_remove(name, tags[i], err);
+		if (r == -ENOENT)	/* removed meanwhile by another command */
+			r = 0;
+		else if (r == 0)
+			(*ret_n)++;
+	}
+	tags_free(tags, n);
+	return r < 0 ? err_wrap(err, "removing the snapshots of '%s'", name) : 0;
 }
 
 int snapshot_read_manifest(struct store *s, const char *name, const char *tag, struct manifest *ret,

@@ -42,6 +42,11 @@ struct snapshot_result {
  * appending every recipe to *root. */
 int snapshot_walk(struct store *s, int upper_fd, struct manifest *ret, struct store_root *root,
 		  struct snapshot_result *res, struct corral_error *err);
+/* The same, reading lazily copied-up template files (PARTIAL_LOWER partial
+ * files) from lower_fd, the template's rootfs (stays the caller's; -1:
+ * such files are an error, as with snapshot_walk). */
+int snapshot_walk_layers(struct store *s, int upper_fd, int lower_fd, struct manifest *ret, struct store_root *root,
+			 struct snapshot_result *res, struct corral_error *err);
 
 /* Snapshots container `name` (stopped, or running: frozen around the cut)
  * as `tag`; -EEXIST if the tag is taken. */
@@ -49,6 +54,12 @@ int snapshot_create(const char *name, const char *tag, struct snapshot_result *r
 /* The container's tags, sorted; free each and the array. */
 int snapshot_list(const char *name, char ***ret, size_t *ret_n, struct corral_error *err);
 int snapshot_remove(const char *name, const char *tag, struct corral_error *err);
+/* How many snapshots container `name` has (0 when the host has no store
+ * yet: nothing is created to answer). */
+int snapshot_count(const char *name, size_t *ret, struct corral_error *err);
+/* Removes every snapshot of `name` (corral rm --snapshots); *ret_n: how
+ * many.  Their blocks go at the next store gc. */
+int snapshot_remove_all(const char *name, size_t *ret_n, struct corral_error *err);
 struct snapshot_rollback_result {
 	uint64_t entries;
 };

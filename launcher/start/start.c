@@ -316,6 +316,27 @@ static bool boots_with_console(const struct container_config *c, int log_fd, con
 	return log_fd < 0 && !relay && config_boots_init(c);
 }
 
+/* Bridge mode: the configuration with one more read-only bind, of the
+ * host-owned resolv.conf naming the bridge's DNS (net_resolv_conf_path,
+ * written by net_setup_host before the child goes on) over
+ * /etc/resolv.conf, bound as --mount binds are (never through a symlink
+ * of the container's tree: a symlinked /etc/resolv.conf fails the
+ * start).  Without room for one more bind the container keeps its own. */
+static const struct container_config *with_resolv_conf(const struct start_ctx *ctx, struct container_config *copy)
+{
+	const struct container_config *c = ctx->c;
+	if (c->net.mode != NET_BRIDGE || c->nmounts >= CONFIG_MAX_MOUNTS)
+		return c;
+	*copy = *c;
+	struct bind_mount *m = &copy->mounts[copy->nmounts];
+	if (net_resolv_conf_path(&c->net, ctx->inst, m->source, sizeof(m->source), NULL) < 0)
+		return c;
+	snprintf(m->target, sizeof(m->target), "/etc/resolv.conf");
+	m->readonly = true;
+	copy->nmounts++;
+	return copy;
+}
+
 /* Clones the container's init and drives its setup. */
 static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int log_fd, bool tty,
 			   const struct pty_relay *relay, struct spawn *ret, struct corral_error *err)
@@ -362,6 +383,8 @@ static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int 
 		seccomp_program_release(&prog);
 		return err_set(err, e, "enter %s", rootfs);
 	}
+	/* The child's copy of the configuration (see with_resolv_conf). */
+	struct container_config bridged;
 	cleanup_child struct child ch = CHILD_INIT;
 	pid_t pid = child_start(&ch, flags, "clone the container's namespaces", err);
 	if (pid != 0 && (cwd < 0 || fchdir(cwd) < 0))
@@ -374,7 +397,7 @@ static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int 
 		close(go_wr);
 		if (console_parent >= 0)
 			close(console_parent);
-		struct child_args a = { .c = c, .cg = ctx->cg, .view = view, .go_fd = go_rd, .err_fd = ch.fd,
+		struct child_args a = { .c = with_resolv_conf(ctx, &bridged), .cg = ctx->cg, .view = view, .go_fd = go_rd, .err_fd = ch.fd,
 					.log_fd = log_fd, .null_fd = null_fd, .console_sock = console_child,
 					.relay = relay, .seccomp = &prog, .tty = tty };
 		child_setup(&a);
@@ -397,6 +420,9 @@ static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int 
 		r = setup_user_ns(pid, c, err);
 	if (r == 0 && c->net.mode == NET_BRIDGE) {
 		struct net_config net = c->net;
+		/* The names the bridge's DNS answers for it. */
+		snprintf(net.dns_names, sizeof(net.dns_names), "%s %s", c->hostname[0] ? c->hostname : c->name,
+			 c->name);
 		r = mkdir_p(STATE_NET_DIR, 0700, err);
 		if (r == 0)
 			r = net_setup_host(STATE_NET_DIR, ctx->inst, pid, &net, err);
@@ -448,14 +474,8 @@ static int container_dirs(const char *name, char *upper, char *work, char *rootf
  * and then find everything already gone. */
 static int teardown_lock(const char *name)
 {
-	char path[PATH_MAX];
-	if (state_path(path, sizeof(path), name, "lock", NULL) < 0)
-		return -1;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
-			;
-	return fd;
+	int fd = state_lock_container(name);
+	return fd < 0 ? -1 : fd;
 }
 
 /* container_teardown, with the instance name already known. */
@@ -641,6 +661,17 @@ static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const stru
 	r = state_secure_container(c->name, err);
 	if (r < 0)
 		return r;
+	/* What a crashed rollback left (its staging tree, whichever upper it
+	 * holds, is not the container's): removed before the root is mounted,
+	 * under the lock a rollback holds. */
+	{
+		cleanup_close int lock = state_lock_container(c->name);
+		if (lock < 0)
+			return err_set(err, -lock, "locking container %s", c->name);
+		r = state_clean_leftovers(c->name, err);
+		if (r < 0)
+			return r;
+	}
 	r = template_rootfs(state_root(), c->template_name, base, sizeof(base), err);
 	if (r < 0)
 		return r;

@@ -15,6 +15,8 @@
 #define CORRAL_TEMPLATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -63,6 +65,11 @@ int template_find_init(const char *rootfs, enum template_init *ret, bool *ret_ha
 int template_ensure_default(const char *root, struct corral_error *err);
 /* Path of the template's rootfs into buf; -ENOENT if it does not exist. */
 int template_rootfs(const char *root, const char *name, char *buf, size_t len, struct corral_error *err);
+/* The template's identity (template-digest.c): an unseeded XXH3-128 of its
+ * rootfs tree (paths, types, modes, owners, sizes, links, rdevs, symlink
+ * targets, xattrs, content; not times), cached in
+ * <root>/templates/NAME/digest. */
+int template_digest(const char *root, const char *name, uint8_t out[16], struct corral_error *err);
 /* Refused (-EBUSY) while any container's config names the template. */
 int template_remove(const char *root, const char *name, struct corral_error *err);
 
