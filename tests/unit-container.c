@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "container/container-config.h"
+#include "container/container-etc.h"
 #include "container/state.h"
 #include "fileio.h"
 #include "tap.h"
@@ -229,6 +231,64 @@ static void test_state(void)
 	   "refused also without an error struct");
 }
 
+/* boot = idle|init|systemd round-trips, and its rules hold. */
+static void test_boot(void)
+{
+	struct container_config c;
+	struct corral_error e = { 0 };
+	int r = load_with("boot = systemd\n", &c, &e);
+	ok(r == 0, "boot = systemd with a command loads (%s)", r ? e.msg : "ok");
+	refused("boot = maybe\n", "boot must be idle, init, systemd or busybox", NULL, "an unknown boot value");
+	refused("boot = idle\n", "boot = idle takes no command", NULL, "boot = idle with a command");
+	put(cfg_path, "name = web\ntemplate = default\n");
+	ok(config_load(cfg_path, &c, &e) < 0 && strstr(e.msg, "no command"), "no command and no boot key: %s", e.msg);
+	for (const char *const *v = (const char *const[]){ "init", "busybox", "systemd", NULL }; *v; v++) {
+		char line[64];
+		snprintf(line, sizeof(line), "boot = %s\n", *v);
+		r = load_with(line, &c, &e);
+		ok(r == 0, "boot = %s loads (%s)", *v, r ? e.msg : "ok");
+	}
+	put(cfg_path, "name = web\ntemplate = default\nboot = idle\n");
+	r = config_load(cfg_path, &c, &e);
+	ok(r == 0 && c.boot == BOOT_IDLE && c.argc == 0, "boot = idle without a command loads");
+	if (r == 0) {
+		ok(config_save(&c, cfg_path, &e) == 0 && config_load(cfg_path, &c, &e) == 0 && c.boot == BOOT_IDLE,
+		   "and round-trips");
+		config_release(&c);
+	}
+	config_init(&c);
+	ok(config_stop_signal(&c) == SIGTERM, "stop signal: SIGTERM for a command");
+	c.boot = BOOT_BUSYBOX;
+	ok(config_stop_signal(&c) == SIGTERM, "SIGTERM for busybox init (its reboot, which ends the container)");
+	c.boot = BOOT_INIT;
+	ok(config_stop_signal(&c) == SIGINT, "SIGINT for another init (ctrl-alt-del: sysvinit ignores SIGTERM)");
+	c.boot = BOOT_SYSTEMD;
+	ok(config_stop_signal(&c) == SIGRTMIN + 3, "SIGRTMIN+3 for systemd (halt)");
+}
+
+/* /etc/resolv.conf by network mode. */
+static void test_resolv(void)
+{
+	static const char host[] = "# host\nsearch example.org\nnameserver 127.0.0.53\nnameserver 192.0.2.1\n"
+				   "nameserver ::1\noptions edns0\nnameserver 2001:db8::1\n";
+	struct container_config c;
+	char *out = NULL;
+	config_init(&c);
+	c.net.mode = NET_NONE;
+	ok(container_etc_resolv(&c, host, &out) == 0 && !strstr(out, "nameserver") && strstr(out, "network none"),
+	   "none: no name server, and why");
+	free(out);
+	c.net.mode = NET_BRIDGE;
+	ok(container_etc_resolv(&c, host, &out) == 0 && !strstr(out, "nameserver") && strstr(out, "binds the bridge"),
+	   "bridge: no name server of its own (the bridge's file is bound over it at start), and why");
+	free(out);
+	c.net.mode = NET_HOST;
+	ok(container_etc_resolv(&c, host, &out) == 0 && !strcmp(out, host), "host: the host's file as it is");
+	free(out);
+	ok(container_etc_resolv(&c, NULL, &out) == 0 && !strstr(out, "nameserver"), "no host file: none");
+	free(out);
+}
+
 int main(void)
 {
 	snprintf(tmp, sizeof(tmp), "/tmp/unit-container.XXXXXX");
@@ -246,6 +306,8 @@ int main(void)
 	test_malformed();
 	test_validate_subnet();
 	test_state();
+	test_boot();
+	test_resolv();
 	remove_tree(tmp, NULL);
 	return tap_done();
 }

@@ -809,10 +809,46 @@ static void test_default_failures(void)
 static void test_debootstrap(void)
 {
 	struct corral_error err = { 0 };
-	int r = template_import_debootstrap(root, "deb-bad", "bad/suite", NULL, &err);
+	int r = template_import_debootstrap(root, "deb-bad", &(struct template_debootstrap){ .suite = "bad/suite" }, &err);
 	ok(r == -EINVAL && strstr(err.msg, "suite"), "a bad suite is refused: %s", err.msg);
-	r = template_import_debootstrap(root, "deb-bad", "bookworm", "-o x", &err);
+	r = template_import_debootstrap(root, "deb-bad", &(struct template_debootstrap){ .suite = "bookworm", .mirror = "-o x" }, &err);
 	ok(r == -EINVAL && strstr(err.msg, "mirror"), "a bad mirror is refused: %s", err.msg);
+	/* --variant and --include (checked before debootstrap is looked for). */
+	static const struct {
+		const char *variant, *include, *want; /* want: NULL = accepted, else in the message */
+	} cases[] = {
+		{ "minbase", NULL, NULL },
+		{ "buildd", "systemd-sysv,iproute2,ifupdown", NULL },
+		{ "default", "libstdc++6,g++-12,python3.11", NULL },
+		{ "fakechroot", NULL, "non-root user under fakechroot" },
+		{ "Minbase", NULL, "unknown variant 'Minbase'" },
+		{ "--help", NULL, "unknown variant '--help'" },
+		{ NULL, "", "--include is empty" },
+		{ NULL, "iproute2,", "empty package name" },
+		{ NULL, ",iproute2", "empty package name" },
+		{ NULL, "iproute2,,ifupdown", "empty package name" },
+		{ NULL, "x", "invalid package name 'x'" },
+		{ NULL, "Systemd", "invalid package name 'Systemd'" },
+		{ NULL, "-V", "invalid package name '-V'" },
+		{ NULL, "a b", "invalid package name 'a b'" },
+		{ NULL, "iproute2;reboot", "invalid package name 'iproute2;reboot'" },
+		{ NULL, "pkg:amd64", "invalid package name 'pkg:amd64'" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct template_debootstrap d = { .suite = "bookworm", .variant = cases[i].variant,
+						  .include = cases[i].include };
+		err = (struct corral_error){ 0 };
+		r = template_debootstrap_validate(&d, &err);
+		if (!cases[i].want)
+			ok(r == 0, "variant %s include %s accepted (%s)", cases[i].variant ? cases[i].variant : "-",
+			   cases[i].include ? cases[i].include : "-", r ? err.msg : "");
+		else
+			ok(r == -EINVAL && strstr(err.msg, cases[i].want), "variant %s include '%s' refused: %s",
+			   cases[i].variant ? cases[i].variant : "-", cases[i].include ? cases[i].include : "-",
+			   err.msg);
+	}
+	r = template_import_debootstrap(root, "deb-bad", &(struct template_debootstrap){ .suite = "bookworm", .include = "Bad" }, &err);
+	ok(r == -EINVAL && !exists(P("%s/templates/deb-bad", root)), "a bad --include makes no template: %s", err.msg);
 	const char *want = getenv("CORRAL_TEST_DEBOOTSTRAP");
 	if (!want || strcmp(want, "1")) {
 		skip("set CORRAL_TEST_DEBOOTSTRAP=1 to run it (downloads, takes minutes)", "debootstrap import");
@@ -820,7 +856,7 @@ static void test_debootstrap(void)
 	}
 	const char *suite = getenv("CORRAL_TEST_SUITE") ? getenv("CORRAL_TEST_SUITE") : "bookworm";
 	time_t t0 = time(NULL);
-	r = template_import_debootstrap(root, "deb", suite, NULL, &err);
+	r = template_import_debootstrap(root, "deb", &(struct template_debootstrap){ .suite = suite }, &err);
 	PATHF(rootfs, "%s/templates/deb/rootfs", root);
 	ok(r == 0 && exists(P("%s/etc/debian_version", rootfs)) &&
 		   sh("chroot '%s' /usr/bin/dpkg -s base-files >/dev/null 2>&1", rootfs) == 0,

@@ -48,6 +48,11 @@ extern const char *const cg_v2_names[CG_NCTRL];
 #define CG_MAX_HIER 8
 #define CG_PARENT "corral"
 #define CG_TASKS "tasks"
+/* Bounds of a delegated subtree (cgroup_delegate). */
+#define CG_DELEGATE_DEPTH 16
+#define CG_DELEGATE_DESCENDANTS 4096
+/* The delegated child of the container's v2 leaf: the container's root. */
+#define CG_DELEGATE_DIR "payload"
 
 struct cg_hier {
 	const struct cg_backend *be;

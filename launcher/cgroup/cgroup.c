@@ -6,6 +6,7 @@
  * cgroup-files.c. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -337,12 +338,81 @@ int cgroup_kill_all(struct cgroup *cg, struct corral_error *err)
 	}
 }
 
+/* The cgroups a delegated init made below `dir`, children first.  Depth
+ * is bounded by the cgroup.max.depth set at delegation. */
+static void remove_subtree(int dirfd, int depth)
+{
+	int copy = depth < CG_DELEGATE_DEPTH + 2 ? fcntl(dirfd, F_DUPFD_CLOEXEC, 0) : -1;
+	cleanup_dir DIR *d = copy >= 0 ? fdopendir(copy) : NULL;
+	if (!d && copy >= 0)
+		close(copy);
+	if (!d)
+		return;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_type != DT_DIR || !strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		cleanup_close int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0)
+			remove_subtree(sub, depth + 1);
+		unlinkat(dirfd, e->d_name, AT_REMOVEDIR);
+	}
+}
+
+int cgroup_delegate(struct cgroup *cg, pid_t pid, uid_t owner, struct corral_error *err)
+{
+	for (int i = 0; i < cg->nhier; i++) {
+		struct cg_hier *h = &cg->hier[i];
+		if (h->id != 0)
+			continue;
+		/* A v2 tree that holds our limits would hand them to the
+		 * container with the directory. */
+		if (h->ctrls & CG_V2_ENABLED)
+			return err_plain(err, EOPNOTSUPP,
+					 "the container's cgroup2 directory %s holds its limits: an init that manages "
+					 "its own cgroups (systemd) is supported on hybrid hosts only, for now", h->leaf);
+		/* Bounds on what the container may make, on the leaf: the
+		 * container gets a child of it, so the bounds are out of its
+		 * reach (a cgroup2 mount without nsdelegate, as on hybrid
+		 * hosts, lets the namespace root's files be written from
+		 * inside). */
+		int r = cg_writef(h->leaf, "cgroup.max.depth", err, "%d", CG_DELEGATE_DEPTH);
+		if (r == 0)
+			r = cg_writef(h->leaf, "cgroup.max.descendants", err, "%d", CG_DELEGATE_DESCENDANTS);
+		if (r < 0)
+			return r;
+		char payload[PATH_MAX];
+		if (snprintf(payload, sizeof(payload), "%s/%s", h->leaf, CG_DELEGATE_DIR) >= (int)sizeof(payload))
+			return err_plain(err, ENAMETOOLONG, "cgroup path %s is too long", h->leaf);
+		if (mkdir(payload, 0755) < 0 && errno != EEXIST)
+			return err_set(err, errno, "create cgroup %s", payload);
+		if (owner) {
+			static const char *const files[] = { "", "cgroup.procs", "cgroup.threads",
+							     "cgroup.subtree_control" };
+			for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+				char path[PATH_MAX + 32];
+				snprintf(path, sizeof(path), "%s/%s", payload, files[f]);
+				if (lchown(path, owner, owner) < 0 && !(errno == ENOENT && f))
+					return err_set(err, errno, "hand %s to the container", path);
+			}
+		}
+		return cg_writef(payload, "cgroup.procs", err, "%d", (int)pid);
+	}
+	return err_plain(err, EOPNOTSUPP,
+			 "this host has no cgroup2 tree: an init that manages its own cgroups (systemd) needs one");
+}
+
 int cgroup_destroy(struct cgroup *cg, struct corral_error *err)
 {
 	int ret = 0;
 
 	for (int i = cg->nhier - 1; i >= 0; i--) {
 		struct cg_hier *h = &cg->hier[i];
+		if (h->id == 0) {
+			/* What a delegated init (cgroup_delegate) left. */
+			cleanup_close int leaf = open(h->leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (leaf >= 0)
+				remove_subtree(leaf, 0);
+		}
 		if (h->tasks[0] && rmdir(h->tasks) < 0 && errno != ENOENT && ret == 0) {
 			ret = err_set(err, errno, "remove cgroup %s%s", h->tasks,
 				      errno == EBUSY ? " (processes remain)" : "");

@@ -83,6 +83,21 @@ int cgroup_kill_all(struct cgroup *cg, struct corral_error *err);
 /* Removes the cgroup directories; -EBUSY while processes remain. */
 int cgroup_destroy(struct cgroup *cg, struct corral_error *err);
 void cgroup_free(struct cgroup *cg);
+/* For an init that manages cgroups of its own (systemd): moves `pid` into
+ * "payload", a child of the container's cgroup2 directory -- on a hybrid
+ * host too, where the v2 tree holds none of our controllers and processes
+ * are otherwise left out of it.  The container's directory bounds what may
+ * be made below it (cgroup.max.depth, cgroup.max.descendants), out of the
+ * container's reach; with `owner` (a user namespace's root; 0: none)
+ * payload's directory and its cgroup.procs, cgroup.threads and
+ * cgroup.subtree_control are handed to it (delegation as cgroups(7)
+ * describes).  The container then sees payload as its cgroup2 root (a
+ * cgroup namespace made after this) and never the host's tree.  Again
+ * with pid 0 (exec): the caller joins it.  cgroup_destroy removes what
+ * the init made below it.  -EOPNOTSUPP where the v2
+ * directory holds the container's limits (a pure v2 host: delegated, they
+ * would be the container's to change) or there is no v2 tree. */
+int cgroup_delegate(struct cgroup *cg, pid_t pid, uid_t owner, struct corral_error *err);
 /* "v1", "v2" or "hybrid" for this host (for inspect/README/test output). */
 const char *cgroup_host_mode(void);
 

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "container/container-config.h"
+#include "container/container-etc.h"
 #include "fileio.h"
 #include "start/rootfs.h"
 #include "start/start.h"
@@ -260,16 +261,35 @@ static int apply_option(int opt, const char *arg, struct container_config *c, ch
 	return r;
 }
 
+/* No command given: the template's own init as PID 1 when it has one
+ * (as LXC and OpenVZ boot a container), else corral's init idling so the
+ * container stays up for exec.  *ret_inittab: a busybox init without
+ * /etc/inittab gets one in the container's layer (container-etc.h). */
+static int choose_boot(struct container_config *c, const char *base, bool *ret_inittab, struct corral_error *err)
+{
+	enum template_init init;
+	bool has_inittab;
+	int r = template_find_init(base, &init, &has_inittab, err);
+	if (r < 0)
+		return err_wrap(err, "find the init of template '%s'", c->template_name);
+	if (init == TEMPLATE_INIT_NONE) {
+		c->boot = BOOT_IDLE;
+		return 0;
+	}
+	char *argv[] = { "/sbin/init", NULL };
+	r = config_set_argv(c, 1, argv, err);
+	if (r < 0)
+		return r;
+	c->boot = init == TEMPLATE_INIT_SYSTEMD ? BOOT_SYSTEMD : init == TEMPLATE_INIT_BUSYBOX ? BOOT_BUSYBOX : BOOT_INIT;
+	*ret_inittab = init == TEMPLATE_INIT_BUSYBOX && !has_inittab;
+	return 0;
+}
+
 /* Creates the container directory and config; removes it again on failure. */
 int cli_create_container(struct container_config *c, size_t own_snapshots, struct corral_error *err)
 {
 	char dir[PATH_MAX], sub[PATH_MAX + 16], base[PATH_MAX];
-	int r = config_validate(c, err);
-	if (r < 0)
-		return r;
-	/* Taken now: refused at once (a start checks again, under the lease). */
-	if (c->net.mode == NET_BRIDGE && c->net.ip[0] && (r = net_ip_check_free(STATE_NET_DIR, c->net.ip, err)) < 0)
-		return r;
+	int r = 0;
 	if (!strcmp(c->template_name, TEMPLATE_DEFAULT)) {
 		r = template_ensure_default(state_root(), err);
 		if (r < 0)
@@ -277,6 +297,15 @@ int cli_create_container(struct container_config *c, size_t own_snapshots, struc
 	}
 	r = template_rootfs(state_root(), c->template_name, base, sizeof(base), err);
 	if (r < 0)
+		return r;
+	bool inittab = false;
+	if (c->argc == 0 && c->boot == BOOT_COMMAND && (r = choose_boot(c, base, &inittab, err)) < 0)
+		return r;
+	r = config_validate(c, err);
+	if (r < 0)
+		return r;
+	/* Taken now: refused at once (a start checks again, under the lease). */
+	if (c->net.mode == NET_BRIDGE && c->net.ip[0] && (r = net_ip_check_free(STATE_NET_DIR, c->net.ip, err)) < 0)
 		return r;
 	/* 0700 all the way: no host user may reach a container's tree.  A
 	 * user-namespaced container's root never walks this path: it gets its
@@ -316,6 +345,10 @@ int cli_create_container(struct container_config *c, size_t own_snapshots, struc
 		leased = r == 0;
 	}
 	if (r == 0) {
+		snprintf(sub, sizeof(sub), "%s/upper", dir);
+		r = container_etc_write(sub, base, c, inittab, err);
+	}
+	if (r == 0) {
 		snprintf(sub, sizeof(sub), "%s/config", dir);
 		r = config_save(c, sub, err);
 	}
@@ -349,9 +382,11 @@ static int parse_create(const char *cmd, int argc, char **argv, struct container
 	}
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
+	/* create without a command boots (cli_create_container); run's
+	 * command defaults to a shell. */
 	char *dflt[] = { "/bin/sh", NULL };
 	int r = optind < argc ? config_set_argv(c, argc - optind, argv + optind, &err)
-			      : config_set_argv(c, 1, dflt, &err);
+	      : name_positional ? 0 : config_set_argv(c, 1, dflt, &err);
 	if (r < 0)
 		return cli_fail(&err);
 	snprintf(c->name, sizeof(c->name), "%s", name);
@@ -363,7 +398,9 @@ int cmd_create(int argc, char **argv)
 	if (cli_wants_help(argc, argv)) {
 		printf("usage: corral create [OPTIONS] NAME [--] [COMMAND [ARG...]]\n\n"
 		       "Creates a container from a template (nothing runs yet; see corral start).\n"
-		       "The command defaults to /bin/sh.\n\nOptions:\n%s",
+		       "Without a command the container boots: the template's /sbin/init runs as its\n"
+		       "PID 1 (systemd, sysvinit, busybox init), or, without one, corral's init idles\n"
+		       "so that the container stays up for exec.\n\nOptions:\n%s",
 		       create_options_help);
 		return 0;
 	}
@@ -581,9 +618,9 @@ static int do_stop(const char *name, void *arg, struct corral_error *err)
 int cmd_stop(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
-		printf("usage: corral stop [-t SECONDS] NAME...\n\nSends SIGTERM to the container's command, "
-		       "waits up to SECONDS (default 10),\nthen kills everything left; unmounts its root "
-		       "and frees its cgroup and network.\n");
+		printf("usage: corral stop [-t SECONDS] NAME...\n\nSends SIGTERM to the container's command (a booted "
+		       "systemd gets SIGRTMIN+3,\nanother init but busybox SIGINT), waits up to SECONDS (default 10), "
+		       "then kills\neverything left; unmounts its root and frees its cgroup and network.\n");
 		return 0;
 	}
 	int first, timeout;

@@ -165,6 +165,10 @@ int cmd_inspect(int argc, char **argv)
 	for (int i = 0; i < c.argc; i++)
 		json_object_array_add(cmd, json_object_new_string(c.argv[i]));
 	json_object_object_add(o, "command", cmd);
+	/* What runs as PID 1 (README "Booting a VPS-style container"). */
+	static const char *const boot[] = { [BOOT_COMMAND] = "command", [BOOT_IDLE] = "idle", [BOOT_INIT] = "init",
+					    [BOOT_SYSTEMD] = "systemd", [BOOT_BUSYBOX] = "busybox" };
+	json_object_object_add(o, "boot", json_object_new_string(boot[c.boot]));
 	json_object *lim = json_object_new_object();
 	json_object_object_add(lim, "memory", limit_json(c.limits.memory_max));
 	json_object_object_add(lim, "memory_swap", limit_json(c.limits.memory_swap_max));

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "container/container-etc.h"
 #include "container/container-config.h"
 #include "container/state.h"
 #include "snapshot/snapshot.h"
@@ -213,6 +214,19 @@ static void clone_usage(FILE *out)
 	      out);
 }
 
+/* The clone's /etc/hostname and /etc/hosts name it, not its source (the
+ * snapshot brought the source's); the clone stands without them. */
+static void clone_names(const struct container_config *c)
+{
+	struct corral_error err = { 0 };
+	char upper[PATH_MAX], base[PATH_MAX];
+	if (state_path(upper, sizeof(upper), c->name, "upper", &err) < 0 ||
+	    template_rootfs(state_root(), c->template_name, base, sizeof(base), &err) < 0 ||
+	    container_etc_write_names(upper, base, c, &err) < 0)
+		fprintf(stderr, "corral: warning: %s keeps its source's /etc/hostname and /etc/hosts: %s\n", c->name,
+			err.msg);
+}
+
 int cmd_clone(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
@@ -262,6 +276,8 @@ int cmd_clone(int argc, char **argv)
 	struct snapshot_rollback_result res;
 	if (r == 0)
 		r = snapshot_build_upper(src, tag ? tag : tmp_tag, name, &res, &err);
+	if (r == 0)
+		clone_names(&c);
 	if (!tag) {
 		struct corral_error rerr = { 0 };
 		int t = snapshot_remove(src, tmp_tag, &rerr);

@@ -19,15 +19,18 @@
 
 static void template_usage(FILE *out)
 {
-	fputs("usage: corral template import NAME --dir DIR | --tar FILE | --debootstrap SUITE [--mirror URL]\n"
-	      "                                | --oci PATH\n"
+	fputs("usage: corral template import NAME --dir DIR | --tar FILE | --oci PATH\n"
+	      "                                | --debootstrap SUITE [--mirror URL] [--variant V] [--include PKGS]\n"
 	      "       corral [--json] template list\n"
 	      "       corral template rm NAME\n"
 	      "       corral [--json] template ingest NAME\n"
 	      "\n"
 	      "import  makes a template from a directory, a tar archive (plain, gzip, xz or\n"
 	      "        zstd), a Debian suite via debootstrap, or an OCI image (an OCI layout\n"
-	      "        directory or a `podman save` archive; layers applied with whiteouts)\n"
+	      "        directory or a `podman save` archive; layers applied with whiteouts).\n"
+	      "        debootstrap: --variant minbase (the default), buildd or default\n"
+	      "        (debootstrap's standard set); --include PKG,PKG,... adds packages\n"
+	      "        (a bootable template: --include systemd-sysv,iproute2,ifupdown)\n"
 	      "list    lists templates (the built-in 'default' is made on first use)\n"
 	      "rm      removes a template (and its root in the store); refused while a\n"
 	      "        container uses it\n"
@@ -75,18 +78,30 @@ static int template_import(int argc, char **argv)
 	if (argc < 4)
 		return cli_usage_error("template import", "expected NAME and one source option");
 	const char *name = argv[1], *kind = argv[2], *src = argv[3];
-	const char *mirror = NULL;
-	if (argc == 6 && !strcmp(argv[4], "--mirror"))
-		mirror = argv[5];
-	else if (argc != 4)
-		return cli_usage_error("template import", "unexpected argument '%s'", argv[4]);
+	/* debootstrap's options, each once, in any order. */
+	struct template_debootstrap d = { .suite = src };
+	for (int i = 4; i < argc; i += 2) {
+		const char **slot = !strcmp(argv[i], "--mirror")  ? &d.mirror
+				  : !strcmp(argv[i], "--variant") ? &d.variant
+				  : !strcmp(argv[i], "--include") ? &d.include
+								  : NULL;
+		if (!slot)
+			return cli_usage_error("template import", "unexpected argument '%s'", argv[i]);
+		if (strcmp(kind, "--debootstrap"))
+			return cli_usage_error("template import", "%s goes with --debootstrap only", argv[i]);
+		if (i + 1 >= argc)
+			return cli_usage_error("template import", "%s needs a value", argv[i]);
+		if (*slot)
+			return cli_usage_error("template import", "%s given twice", argv[i]);
+		*slot = argv[i + 1];
+	}
 	if (name_validate("template", name, &err) < 0)
 		return cli_fail(&err);
 	int r;
 	if (!strcmp(kind, "--dir"))
 		r = template_import_dir(state_root(), name, src, &err);
 	else if (!strcmp(kind, "--debootstrap"))
-		r = template_import_debootstrap(state_root(), name, src, mirror, &err);
+		r = template_import_debootstrap(state_root(), name, &d, &err);
 	else if (!strcmp(kind, "--tar") || !strcmp(kind, "--oci"))
 		return run_import_helper(name, kind, src);
 	else

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +225,11 @@ int config_set_argv(struct container_config *c, int argc, char **argv, struct co
 	return 0;
 }
 
+int config_stop_signal(const struct container_config *c)
+{
+	return c->boot == BOOT_SYSTEMD ? SIGRTMIN + 3 : c->boot == BOOT_INIT ? SIGINT : SIGTERM;
+}
+
 int config_validate(const struct container_config *c, struct corral_error *err)
 {
 	int r = name_validate("container", c->name, err);
@@ -234,8 +240,10 @@ int config_validate(const struct container_config *c, struct corral_error *err)
 		return r;
 	if (c->hostname[0] && (r = config_validate_hostname(c->hostname, err)) < 0)
 		return r;
-	if (c->argc == 0)
+	if (c->argc == 0 && c->boot != BOOT_IDLE)
 		return err_plain(err, EINVAL, "no command given for container '%s'", c->name);
+	if (c->argc != 0 && c->boot == BOOT_IDLE)
+		return err_plain(err, EINVAL, "container '%s': boot = idle takes no command", c->name);
 	if (c->limits.memory_max != CGROUP_UNSET && c->limits.memory_max < (4 << 20))
 		return err_plain(err, EINVAL, "memory limit %lld bytes is below the minimum of 4M",
 				 (long long)c->limits.memory_max);
@@ -328,6 +336,11 @@ int config_save(const struct container_config *c, const char *path, struct corra
 	sb_value(&b, "hostname", c->hostname[0] ? c->hostname : c->name);
 	for (int i = 0; i < c->argc; i++)
 		sb_value(&b, "arg", c->argv[i]);
+	if (c->boot != BOOT_COMMAND)
+		sb_value(&b, "boot", c->boot == BOOT_IDLE     ? "idle"
+				   : c->boot == BOOT_INIT     ? "init"
+				   : c->boot == BOOT_BUSYBOX ? "busybox"
+							     : "systemd");
 	const struct cgroup_limits *l = &c->limits;
 	if (l->memory_max != CGROUP_UNSET)
 		sb_printf(&b, "memory = %lld\n", (long long)l->memory_max);
@@ -470,6 +483,17 @@ static int config_apply_line(const struct kv_line *kv, void *arg, struct corral_
 		if (!c->argv[c->argc])
 			return err_set(err, ENOMEM, "arg");
 		c->argv[++c->argc] = NULL;
+	} else if (!strcmp(key, "boot")) {
+		if (!strcmp(v, "idle"))
+			c->boot = BOOT_IDLE;
+		else if (!strcmp(v, "init"))
+			c->boot = BOOT_INIT;
+		else if (!strcmp(v, "systemd"))
+			c->boot = BOOT_SYSTEMD;
+		else if (!strcmp(v, "busybox"))
+			c->boot = BOOT_BUSYBOX;
+		else
+			return err_plain(err, EINVAL, "boot must be idle, init, systemd or busybox, not '%s'", v);
 	} else if (!strcmp(key, "memory"))
 		return parse_limit(kv, &l->memory_max, err);
 	else if (!strcmp(key, "memory_swap"))

@@ -29,12 +29,28 @@ struct bind_mount {
 	bool readonly;
 };
 
+/* What runs as the container's PID 1 (config key `boot`).  `corral create`
+ * without a command picks one from the template (template_find_init):
+ * its own init when it has /sbin/init, else corral's init idling. */
+enum config_boot {
+	BOOT_COMMAND = 0,	/* no key: argv runs under corral's init */
+	BOOT_IDLE,		/* "idle": corral's init alone, no command (argc 0) */
+	BOOT_INIT,		/* "init": argv (/sbin/init) is PID 1 (sysvinit or another);
+				 * stop sends SIGINT, ctrl-alt-del */
+	BOOT_SYSTEMD,		/* "systemd": as init, with a cgroup2 tree of its own;
+				 * stop sends SIGRTMIN+3 */
+	BOOT_BUSYBOX,		/* "busybox": as init; stop sends SIGTERM */
+};
+/* The template's own init is PID 1 (boot = init, systemd, busybox). */
+#define config_boots_init(c) ((c)->boot == BOOT_INIT || (c)->boot == BOOT_SYSTEMD || (c)->boot == BOOT_BUSYBOX)
+
 struct container_config {
 	char name[CORRAL_NAME_MAX + 1];
 	char template_name[CORRAL_NAME_MAX + 1];
 	char hostname[HOSTNAME_MAX_LEN + 1];
 	char *argv[CONFIG_MAX_ARGS + 1]; /* NULL-terminated; owned */
 	int argc;
+	enum config_boot boot;
 	struct cgroup_limits limits;
 	uint64_t disk_bytes;	/* 0 = no quota */
 	uint64_t disk_inodes;	/* 0 = no quota */
@@ -73,6 +89,14 @@ int config_validate_hostname(const char *s, struct corral_error *err);
 int config_parse_mount(const char *s, struct bind_mount *ret, struct corral_error *err);
 int config_parse_io_limit(const char *what, const char *s, struct cgroup_limits *lim, struct corral_error *err);
 int config_set_argv(struct container_config *c, int argc, char **argv, struct corral_error *err);
+
+/* The signal `corral stop` sends the container's PID 1 first: SIGRTMIN+3
+ * for systemd (its "halt": a clean shutdown; SIGTERM would make it
+ * re-execute itself), SIGTERM for busybox init (its "reboot", which ends
+ * in a container), SIGINT for another init (ctrl-alt-del: sysvinit's
+ * inittab runs `shutdown -r now`; it ignores SIGTERM), SIGTERM for corral's
+ * own init. */
+int config_stop_signal(const struct container_config *c);
 
 /* Whole-config checks made by create (names, ranges, combinations). */
 int config_validate(const struct container_config *c, struct corral_error *err);

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,14 +34,31 @@ static int rotate(int fd, const char *path, uint64_t *ret_size)
 	return fd;
 }
 
-void console_log_relay(int fd, const char *path, uint64_t max_size)
+/* Until EOF on fd or, with a pidfd, until that process has exited and
+ * what it left in fd is through (fd non-blocking then). */
+static void relay(int fd, int pidfd, const char *path, uint64_t max_size)
 {
 	static char buf[CONSOLE_LOG_SIZE_MIN];
 	uint64_t size;
+	bool draining = false;
 	if (max_size < CONSOLE_LOG_SIZE_MIN)
 		max_size = CONSOLE_LOG_SIZE_MIN;
 	int log = open_log(path, &size);
 	for (;;) {
+		if (pidfd >= 0 && !draining) {
+			struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+			if (poll(p, 2, -1) < 0) {
+				if (errno == EINTR)
+					continue;
+				break;
+			}
+			if (p[1].revents) {
+				draining = true;
+				int fl = fcntl(fd, F_GETFL);
+				if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+					break;
+			}
+		}
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -61,4 +80,14 @@ void console_log_relay(int fd, const char *path, uint64_t max_size)
 	}
 	if (log >= 0)
 		close(log);
+}
+
+void console_log_relay(int fd, const char *path, uint64_t max_size)
+{
+	relay(fd, -1, path, max_size);
+}
+
+void console_log_relay_pty(int master, int pidfd, const char *path, uint64_t max_size)
+{
+	relay(master, pidfd, path, max_size);
 }

@@ -21,5 +21,10 @@
  * file (every writer in the container is gone).  Errors writing the log
  * drop output rather than block the container. */
 void console_log_relay(int fd, const char *path, uint64_t max_size);
+/* A booting container's console (a pty master: its init opens and closes
+ * /dev/console as it likes, so EOF never comes while the monitor holds a
+ * slave): relays until the init behind `pidfd` has exited, then what is
+ * left. */
+void console_log_relay_pty(int master, int pidfd, const char *path, uint64_t max_size);
 
 #endif

@@ -193,6 +193,10 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 	}
 	if (r == 0)
 		r = cgroup_enter_self(cg, false, err);
+	/* Beside systemd, into the cgroup2 directory it manages (its root),
+	 * not left in the caller's, outside the container's view. */
+	if (r == 0 && c.boot == BOOT_SYSTEMD)
+		r = cgroup_delegate(cg, 0, 0, err);
 	cgroup_free(cg);
 	for (size_t i = 0; r == 0 && i < NS_COUNT; i++) {
 		if (fds[i] >= 0 && setns(fds[i], ns_order[i].flag) < 0)

@@ -27,6 +27,38 @@ static void forward_signal(int sig)
 		kill(child_pid, sig);
 }
 
+/* No command (boot = idle): corral's init alone keeps the container up
+ * for exec, reaping what exec leaves, until it is told to stop.  A stop
+ * asked for (SIGTERM, SIGINT, SIGPWR) ends it with 0: the container did
+ * what was asked of it. */
+static int idle(sigset_t *all)
+{
+	for (;;) {
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		int sig = sigwaitinfo(all, NULL);
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGPWR)
+			return 0;
+	}
+}
+
+void container_boot(char **argv, char **envp, int ready_fd)
+{
+	/* The init gets a machine's start: default dispositions (corral
+	 * ignores SIGPIPE, and an ignored signal stays so across exec) and
+	 * nothing blocked. */
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (isatty(0))
+		ioctl(0, TIOCSCTTY, 0);
+	char what[256];
+	snprintf(what, sizeof(what), "cannot boot %s in the container", argv[0]);
+	child_exec(ready_fd, argv[0], argv, envp, what);
+}
+
 int container_init(char **argv, char **envp, int ready_fd)
 {
 	static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT };
@@ -35,6 +67,10 @@ int container_init(char **argv, char **envp, int ready_fd)
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
+	if (!argv[0]) {
+		close(ready_fd);
+		return idle(&all);
+	}
 	/* The command's own verdict pipe says whether its exec worked. */
 	struct child ch = CHILD_INIT;
 	pid_t pid = child_start(&ch, 0, "container init: start the command", &err);

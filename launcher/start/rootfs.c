@@ -472,9 +472,17 @@ static int mask_paths(int rootfd, struct corral_error *err)
 	return 0;
 }
 
-static int mount_cgroupfs(int rootfd, struct corral_error *err)
+static int mount_cgroupfs(int rootfd, const struct container_config *c, struct corral_error *err)
 {
 	struct statfs sf;
+	/* systemd: its own cgroup2 directory, writable (cgroup_delegate
+	 * moved the init there before its cgroup namespace was made, so
+	 * that directory is this mount's root; files of the root other than
+	 * cgroup.procs, .threads, .subtree_control stay the kernel's to
+	 * refuse inside the namespace). */
+	if (c->boot == BOOT_SYSTEMD)
+		return mount_at(rootfd, "sys/fs/cgroup", true, "cgroup2", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				NULL, err);
 	/* Pure v2 host: the container's own (namespaced) cgroup2 tree,
 	 * read-only.  v1/hybrid: an empty read-only tmpfs, so no
 	 * release_agent or other host knob is ever reachable. */
@@ -483,6 +491,20 @@ static int mount_cgroupfs(int rootfd, struct corral_error *err)
 				MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
 	return mount_at(rootfd, "sys/fs/cgroup", true, "cgroup", "tmpfs",
 			MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=0", err);
+}
+
+/* A booting container starts as a machine does: /run, /run/lock and /tmp
+ * empty tmpfs (what an init expects, and nothing left from the last
+ * boot), charged to the container's memory. */
+static int mount_boot_dirs(int rootfd, struct corral_error *err)
+{
+	int r = mount_at(rootfd, "run", true, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=20%", err);
+	if (r == 0)
+		r = mount_at(rootfd, "run/lock", true, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			     "mode=1777,size=5m", err);
+	if (r == 0)
+		r = mount_at(rootfd, "tmp", true, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=20%", err);
+	return r;
 }
 
 /* --mount: recursive binds with nodev, nosuid (and ro) on every mount of
@@ -527,7 +549,9 @@ int rootfs_enter(int view, const struct container_config *c, const char *console
 	if (r == 0)
 		r = check_fs_type(rootfd, "sys", SYSFS_MAGIC, "sysfs", err);
 	if (r == 0)
-		r = mount_cgroupfs(rootfd, err);
+		r = mount_cgroupfs(rootfd, c, err);
+	if (r == 0 && config_boots_init(c))
+		r = mount_boot_dirs(rootfd, err);
 	if (r == 0)
 		r = make_dev(rootfd, !c->userns, err);
 	if (r == 0 && console)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -121,6 +122,37 @@ static char **container_env(const struct container_config *c, bool tty)
 	return env;
 }
 
+/* A booting container's /dev/console, as a machine has one: a pty of
+ * the container's own devpts bound there, and the init's stdio.  Its
+ * master and one more descriptor of the slave go to the monitor, which
+ * relays the console into console.log; holding the slave, the monitor
+ * never reads EIO while the init closes and reopens its console.  Runs
+ * after pivot_root: /dev is the tmpfs rootfs_enter just made. */
+static int boot_console(int sock, struct corral_error *err)
+{
+	int master, slave;
+	int r = pty_open(&master, &slave, err);
+	if (r < 0)
+		return r;
+	char name[64];
+	if (ptsname_r(master, name, sizeof(name)) != 0) {
+		r = err_set(err, errno, "name the console pty");
+		goto out;
+	}
+	int t = open("/dev/console", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (t < 0 || close(t) < 0 || mount(name, "/dev/console", NULL, MS_BIND, NULL) < 0) {
+		r = err_set(err, errno, "bind %s on /dev/console", name);
+		goto out;
+	}
+	if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0 || pty_send_fd(sock, master) < 0 ||
+	    pty_send_fd(sock, slave) < 0)
+		r = err_set(err, errno, "hand the console over");
+out:
+	close(master);
+	close(slave);
+	return r;
+}
+
 /* Runs in the cloned child: the container's side of the setup. */
 static void child_setup(struct child_args *a)
 {
@@ -190,7 +222,10 @@ static void child_setup(struct child_args *a)
 		err_set(&err, errno, "attach the relayed stdio");
 		child_fail(a->err_fd, &err);
 	}
-	if (a->console_sock >= 0) {
+	if (a->console_sock >= 0 && !a->tty) {
+		if (boot_console(a->console_sock, &err) < 0)
+			child_fail(a->err_fd, &err);
+	} else if (a->console_sock >= 0) {
 		/* A pty of the container's own devpts; the master goes to the
 		 * monitor, which relays it to the caller's terminal. */
 		int master, slave;
@@ -232,6 +267,8 @@ static void child_setup(struct child_args *a)
 	hide_cmdline();
 	/* The error pipe closes with the fork of the command (see init.c),
 	 * which the parent reads as success. */
+	if (config_boots_init(c))
+		container_boot((char **)c->argv, container_env(c, a->tty), a->err_fd);
 	_exit(container_init((char **)c->argv, container_env(c, a->tty), a->err_fd));
 }
 
@@ -264,12 +301,20 @@ static int setup_user_ns(pid_t pid, const struct container_config *c, struct cor
 struct spawn {
 	pid_t pid;
 	unsigned long long start;
-	int console; /* pty master with a tty, else -1 */
+	int console; /* pty master with a tty or a booting container's console, else -1 */
+	int console_slave; /* a booting container's console: the monitor's hold on it, else -1 */
 	char address[48]; /* bridge mode */
 	int log_pipe; /* detached: the container's stdout and stderr, else -1 */
 	pid_t cowfs_pid; /* the root's daemon, 0 if not known */
 	unsigned long long cowfs_start;
 };
+
+/* A detached container that boots an init gets a console pty
+ * (boot_console) instead of the log pipe. */
+static bool boots_with_console(const struct container_config *c, int log_fd, const struct pty_relay *relay)
+{
+	return log_fd < 0 && !relay && config_boots_init(c);
+}
 
 /* Bridge mode: the configuration with one more read-only bind, of the
  * host-owned resolv.conf naming the bridge's DNS (net_resolv_conf_path,
@@ -314,7 +359,9 @@ static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int 
 	int console[2] = { -1, -1 };
 	ret->console = -1;
 	ret->address[0] = '\0';
-	if (tty && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, console) < 0)
+	ret->console_slave = -1;
+	if ((tty || boots_with_console(c, log_fd, relay)) &&
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, console) < 0)
 		return seccomp_program_release(&prog), err_set(err, errno, "socketpair");
 	cleanup_close int console_parent = console[0], console_child = console[1];
 	/* "go": the parent's side (cgroup, maps, network) is done. */
@@ -364,6 +411,11 @@ static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int 
 	int r = 0;
 	if (c->userns)
 		r = cgroup_enter(ctx->cg, pid, err);
+	/* systemd manages a cgroup2 subtree of its own: the container's v2
+	 * directory, entered before the child makes its cgroup namespace, so
+	 * that is all it sees (rootfs.c mounts it). */
+	if (r == 0 && c->boot == BOOT_SYSTEMD)
+		r = cgroup_delegate(ctx->cg, pid, c->userns ? c->userns_base : 0, err);
 	if (r == 0 && c->userns)
 		r = setup_user_ns(pid, c, err);
 	if (r == 0 && c->net.mode == NET_BRIDGE) {
@@ -391,6 +443,11 @@ static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int 
 		ret->console = pty_recv_fd(console_parent);
 		if (ret->console < 0)
 			r = err_set(err, -ret->console, "receive the container's terminal");
+	}
+	if (r == 0 && console_parent >= 0 && !tty) {
+		ret->console_slave = pty_recv_fd(console_parent);
+		if (ret->console_slave < 0)
+			r = err_set(err, -ret->console_slave, "receive the container's console");
 	}
 	if (r < 0)
 		return r;
@@ -650,7 +707,8 @@ static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const stru
 	 * the container never holds the host file itself. */
 	int out[2] = { -1, -1 };
 	sp->log_pipe = -1;
-	if (r == 0 && !foreground && pipe2(out, O_CLOEXEC) < 0)
+	bool boots = config_boots_init(c);
+	if (r == 0 && !foreground && !boots && pipe2(out, O_CLOEXEC) < 0)
 		r = err_set(err, errno, "pipe for the console log");
 	if (r == 0)
 		r = spawn_container(ctx, rootfs, out[1], tty, relay, sp, err);
@@ -799,9 +857,24 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 		signal(SIGHUP, SIG_IGN);
 		int code = 0;
 		char log[PATH_MAX];
-		if (state_path(log, sizeof(log), name, "console.log", NULL) == 0)
-			console_log_relay(sp.log_pipe, log, c.console_size);
-		close(sp.log_pipe);
+		if (state_path(log, sizeof(log), name, "console.log", NULL) == 0) {
+			if (sp.console >= 0) {
+				cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, sp.pid, 0);
+				/* No pidfd: let go of the slave, the relay then ends
+				 * at the first moment no one holds the console. */
+				if (pidfd < 0 && sp.console_slave >= 0)
+					close(take_fd(sp.console_slave));
+				console_log_relay_pty(sp.console, pidfd, log, c.console_size);
+			} else {
+				console_log_relay(sp.log_pipe, log, c.console_size);
+			}
+		}
+		if (sp.log_pipe >= 0)
+			close(sp.log_pipe);
+		if (sp.console >= 0)
+			close(sp.console);
+		if (sp.console_slave >= 0)
+			close(sp.console_slave);
 		wait_for_exit(sp.pid, &code);
 		record_exit(name, code);
 		teardown(name, ctx.inst, NULL);
@@ -838,7 +911,17 @@ int container_stop(const char *name, int timeout_s, struct corral_error *err)
 	if (r < 0)
 		return r;
 	if (state_init_alive(&st)) {
-		kill(st.init_pid, SIGTERM);
+		/* The container's own init may want another signal to shut
+		 * down (systemd: SIGRTMIN+3). */
+		int sig = SIGTERM;
+		char cfgpath[PATH_MAX];
+		struct container_config c;
+		if (state_path(cfgpath, sizeof(cfgpath), name, "config", NULL) == 0 &&
+		    config_load(cfgpath, &c, NULL) == 0) {
+			sig = config_stop_signal(&c);
+			config_release(&c);
+		}
+		kill(st.init_pid, sig);
 		struct timespec step = { 0, 20 * 1000 * 1000 };
 		for (int i = 0; i < timeout_s * 50 && state_init_alive(&st); i++)
 			nanosleep(&step, NULL);
@@ -850,9 +933,15 @@ int container_stop(const char *name, int timeout_s, struct corral_error *err)
 		}
 		if (state_init_alive(&st))
 			return err_plain(err, EBUSY, "container %s did not stop", name);
-		/* The monitor records the exit code; without one (it was
-		 * killed), say the container was stopped by a signal. */
+		/* The monitor records the exit code: give it the moment it
+		 * needs (it reaps the init, then writes the state); without a
+		 * monitor (it was killed), say the container was stopped by a
+		 * signal. */
 		struct container_state now;
+		for (int i = 0; i < 250 && state_load(name, &now, NULL) == 0 && !strcmp(now.status, "running") &&
+				now.monitor_pid > 0 && proc_start_time(now.monitor_pid) == now.monitor_start;
+		     i++)
+			nanosleep(&step, NULL);
 		if (state_load(name, &now, NULL) == 0 && !strcmp(now.status, "running")) {
 			snprintf(now.status, sizeof(now.status), "exited");
 			now.exit_code = 128 + SIGKILL;

@@ -9,6 +9,10 @@
  *      |                              /proc/1/exe without CAP_SYS_PTRACE)
  *      `- the container's command     orphans are reaped by init
  *
+ * A booting container (config boot = init, systemd or busybox) has the template's
+ * init exec'ed in place of corral's at the last step, as PID 1; with boot
+ * = idle corral's init runs no command and waits to be stopped.
+ *
  * Setup happens in the child between clone() and exec, in a fixed order,
  * and any failure aborts the start (fail closed): cgroup, cowfs mount ->
  * the container's view of its root (parent, rootfs_open_view) -> seccomp
@@ -64,5 +68,10 @@ void start_set_cmdline_area(int argc, char **argv);
  * runs or sends the failure on it, reaps orphans, and returns the
  * command's exit code. */
 int container_init(char **argv, char **envp, int ready_fd);
+/* A booting container (boot = init, systemd, busybox): the template's init
+ * replaces corral's as PID 1, exec'ed with default signal dispositions;
+ * the exec closes `ready_fd` (success) or its failure is sent on it.
+ * With an empty argv, container_init idles instead (boot = idle). */
+__attribute__((noreturn)) void container_boot(char **argv, char **envp, int ready_fd);
 
 #endif

@@ -366,9 +366,65 @@ static bool suite_ok(const char *s)
 	return true;
 }
 
-int template_import_debootstrap(const char *root, const char *name, const char *suite, const char *mirror,
+/* A Debian package name (Debian policy 5.6.1): lower case letters,
+ * digits, '+', '-', '.', starting with a letter or digit, two or more
+ * characters -- nothing debootstrap could take for an option. */
+static bool package_ok(const char *p, size_t len)
+{
+	if (len < 2 || len > 128 || !((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+		return false;
+	for (size_t i = 1; i < len; i++)
+		if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '+' || p[i] == '-' ||
+		      p[i] == '.'))
+			return false;
+	return true;
+}
+
+int template_debootstrap_validate(const struct template_debootstrap *d, struct corral_error *err)
+{
+	if (d->variant) {
+		if (!strcmp(d->variant, "fakechroot"))
+			return err_plain(err, EINVAL,
+					 "variant 'fakechroot' is for a non-root user under fakechroot: use minbase, "
+					 "buildd or default");
+		if (strcmp(d->variant, "minbase") && strcmp(d->variant, "buildd") && strcmp(d->variant, "default"))
+			return err_plain(err, EINVAL,
+					 "unknown variant '%.64s': debootstrap's are minbase, buildd and default "
+					 "(its standard set)",
+					 d->variant);
+	}
+	if (d->include) {
+		const char *p = d->include;
+		if (!*p)
+			return err_plain(err, EINVAL, "--include is empty: give package names separated by commas");
+		if (strlen(p) > 4096)
+			return err_plain(err, EINVAL, "--include is longer than 4096 characters");
+		for (;;) {
+			const char *comma = strchr(p, ',');
+			size_t len = comma ? (size_t)(comma - p) : strlen(p);
+			if (!len)
+				return err_plain(err, EINVAL,
+						 "--include '%.200s' has an empty package name: separate names with "
+						 "single commas",
+						 d->include);
+			if (!package_ok(p, len))
+				return err_plain(err, EINVAL,
+						 "invalid package name '%.*s' in --include: Debian package names are "
+						 "lower case letters, digits, '+', '-' and '.', starting with a letter "
+						 "or digit",
+						 (int)(len > 128 ? 128 : len), p);
+			if (!comma)
+				break;
+			p = comma + 1;
+		}
+	}
+	return 0;
+}
+
+int template_import_debootstrap(const char *root, const char *name, const struct template_debootstrap *d,
 				struct corral_error *err)
 {
+	const char *suite = d->suite, *mirror = d->mirror;
 	if (!suite || !suite_ok(suite))
 		return err_plain(err, EINVAL, "invalid suite '%.64s': use a release name such as 'bookworm'",
 				 suite ? suite : "");
@@ -382,19 +438,40 @@ int template_import_debootstrap(const char *root, const char *name, const char *
 	} else {
 		default_mirror(suite, mirror_buf, sizeof(mirror_buf));
 	}
+	int r = template_debootstrap_validate(d, err);
+	if (r < 0)
+		return r;
 	char prog[PATH_MAX];
 	if (!find_program("debootstrap", prog, sizeof(prog)))
 		return err_plain(err, ENOENT, "debootstrap is not installed (on Debian: apt-get install debootstrap)");
 
 	struct tmpl_build b = TMPL_BUILD_INIT;
-	int r = tmpl_build_begin(&b, root, name, err);
+	r = tmpl_build_begin(&b, root, name, err);
 	if (r < 0)
 		goto out;
-	char *argv[] = { prog, "--variant=minbase", (char *)suite, b.rootfs, mirror_buf, NULL };
+	/* Every value is checked above: none can pass for another option. */
+	char variant[80], include[4200];
+	const char *v = d->variant ? d->variant : "minbase";
+	char *argv[8];
+	int n = 0;
+	argv[n++] = prog;
+	if (strcmp(v, "default")) {
+		snprintf(variant, sizeof(variant), "--variant=%s", v);
+		argv[n++] = variant;
+	}
+	if (d->include) {
+		snprintf(include, sizeof(include), "--include=%s", d->include);
+		argv[n++] = include;
+	}
+	argv[n++] = (char *)suite;
+	argv[n++] = b.rootfs;
+	argv[n++] = mirror_buf;
+	argv[n] = NULL;
 	r = tmpl_run(argv, err);
 	if (r == 0) {
 		char source[1200];
-		snprintf(source, sizeof(source), "%s %s", suite, mirror_buf);
+		snprintf(source, sizeof(source), "%s %s variant=%s%s%.200s", suite, mirror_buf, v,
+			 d->include ? " include=" : "", d->include ? d->include : "");
 		r = tmpl_build_commit(&b, "debootstrap", source, err);
 	}
 	if (r < 0)
