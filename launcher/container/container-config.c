@@ -11,8 +11,10 @@
 #include <sys/stat.h>
 #include <stdarg.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "container-config.h"
+#include "container/state.h"
 #include "cleanup.h"
 #include "fileio.h"
 #include "kv.h"
@@ -616,4 +618,15 @@ int config_load(const char *path, struct container_config *c, struct corral_erro
 		return err_wrap(err, "%s", path);
 	}
 	return 0;
+}
+
+int config_load_container(const char *name, struct container_config *c, struct corral_error *err)
+{
+	char path[PATH_MAX];
+	int r = state_path(path, sizeof(path), name, "config", err);
+	if (r < 0)
+		return r;
+	if (access(path, F_OK) < 0 && errno == ENOENT)
+		return err_plain(err, ENOENT, "no such container: %s", name);
+	return config_load(path, c, err);
 }

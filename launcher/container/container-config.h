@@ -104,5 +104,8 @@ int config_validate(const struct container_config *c, struct corral_error *err);
 /* Writes/reads the config file (temp + fsync + rename + fsync dir). */
 int config_save(const struct container_config *c, const char *path, struct corral_error *err);
 int config_load(const char *path, struct container_config *ret, struct corral_error *err);
+/* Container `name`'s config (<root>/containers/<name>/config); -ENOENT
+ * with "no such container: NAME" if it has none. */
+int config_load_container(const char *name, struct container_config *ret, struct corral_error *err);
 
 #endif

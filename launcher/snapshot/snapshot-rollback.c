@@ -251,11 +251,8 @@ int snapshot_build_upper(const char *src, const char *tag, const char *name, str
 		return r;
 	/* The new upper's files are store-backed: a container kept out of
 	 * the store would refuse to start with them. */
-	char cfgpath[PATH_MAX];
 	struct container_config cfg;
-	r = state_path(cfgpath, sizeof(cfgpath), name, "config", err);
-	if (r == 0)
-		r = config_load(cfgpath, &cfg, err);
+	r = config_load_container(name, &cfg, err);
 	if (r < 0)
 		return r;
 	bool store_backed = cfg.store;

@@ -62,12 +62,10 @@ static int open_store(struct store **ret, struct corral_error *err)
  * is gone (such a file then fails the snapshot with its name). */
 static int open_template_rootfs(const char *name, int *ret, struct corral_error *err)
 {
-	char cfgpath[PATH_MAX], base[PATH_MAX];
+	char base[PATH_MAX];
 	struct container_config cfg;
 	*ret = -1;
-	int r = state_path(cfgpath, sizeof(cfgpath), name, "config", err);
-	if (r == 0)
-		r = config_load(cfgpath, &cfg, err);
+	int r = config_load_container(name, &cfg, err);
 	if (r < 0)
 		return r;
 	struct corral_error terr = { 0 };

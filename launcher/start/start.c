@@ -730,14 +730,8 @@ static int bring_up(struct start_ctx *ctx, bool foreground, bool tty, const stru
 
 static int load_for_start(const char *name, struct container_config *c, struct corral_error *err)
 {
-	char path[PATH_MAX];
 	struct container_state st;
-	int r = state_path(path, sizeof(path), name, "config", err);
-	if (r < 0)
-		return r;
-	if (access(path, F_OK) < 0)
-		return err_plain(err, ENOENT, "no such container: %s", name);
-	r = config_load(path, c, err);
+	int r = config_load_container(name, c, err);
 	if (r < 0)
 		return r;
 	state_load(name, &st, NULL);
