@@ -530,11 +530,20 @@ static int wait_for_exit(pid_t pid, int *ret_code)
 	return 0;
 }
 
-static void record_exit(const char *name, int code)
+/* Before the teardown: the cgroup still holds its OOM kill count. */
+static void record_exit(const char *name, const char *inst, int code)
 {
 	struct container_state st;
 	if (state_load(name, &st, NULL) < 0)
 		return;
+	struct cgroup *cg;
+	struct cgroup_stats cs = { 0 };
+	st.oom_kills = -1;
+	if (cgroup_open(inst, &cg, NULL) == 0) {
+		if (cgroup_stats(cg, &cs, NULL) == 0)
+			st.oom_kills = (int64_t)cs.oom_kills;
+		cgroup_free(cg);
+	}
 	snprintf(st.status, sizeof(st.status), "exited");
 	st.exit_code = code;
 	st.finished_at = time(NULL);
@@ -815,7 +824,7 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 			pty_relay_release(&relay);
 			wait_for_exit(sp.pid, &code);
 			phase("container exited");
-			record_exit(name, code);
+			record_exit(name, ctx.inst, code);
 			teardown(name, ctx.inst, NULL);
 			phase("torn down");
 			*ret_exit = code;
@@ -876,7 +885,7 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 		if (sp.console_slave >= 0)
 			close(sp.console_slave);
 		wait_for_exit(sp.pid, &code);
-		record_exit(name, code);
+		record_exit(name, ctx.inst, code);
 		teardown(name, ctx.inst, NULL);
 		_exit(0);
 	}
