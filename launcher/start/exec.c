@@ -23,6 +23,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -34,6 +35,7 @@
 #include "cgroup/cgroup.h"
 #include "child.h"
 #include "cleanup.h"
+#include "exec-user.h"
 #include "container/container-config.h"
 #include "pty.h"
 #include "security/security.h"
@@ -76,23 +78,81 @@ static int open_namespaces(pid_t pid, int fds[NS_COUNT], struct corral_error *er
 /* The command's process, after fork: stdio, privileges, exec.  Returns
  * only on a failure before the exec, with cerr filled; a failed exec is
  * sent on `verdict_fd` by child_exec. */
-static void exec_child(int verdict_fd, const struct container_config *c, char **argv, int slave,
-		       const struct pty_relay *relay, const struct seccomp_program *prog, struct corral_error *cerr)
+/* The command's environment: the defaults, TERM with a terminal (the
+ * caller's, as run does), HOME of --user, then --env, a key given again
+ * replacing the earlier one.  NULL on a bad --env (err filled). */
+static char **exec_env(const struct exec_options *o, bool tty, const char *home, struct corral_error *err)
 {
-	char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			"HOME=/root", "container=corral", slave >= 0 ? "TERM=xterm" : NULL, NULL };
+	static char term[128], homevar[PATH_MAX + 8];
+	size_t max = 5 + o->nenv, n = 0;
+	char **env = calloc(max + 1, sizeof(*env));
+	if (!env) {
+		err_set(err, ENOMEM, "build the environment");
+		return NULL;
+	}
+	env[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	snprintf(homevar, sizeof(homevar), "HOME=%s", home);
+	env[n++] = homevar;
+	env[n++] = "container=corral";
+	if (tty) {
+		const char *t = getenv("TERM");
+		snprintf(term, sizeof(term), "TERM=%s", t && *t && strlen(t) < 100 ? t : "xterm");
+		env[n++] = term;
+	}
+	for (size_t i = 0; i < o->nenv; i++) {
+		const char *kv = o->env[i], *eq = strchr(kv, '=');
+		if (!eq || eq == kv) {
+			err_plain(err, EINVAL, "invalid environment entry '%.200s': expected KEY=VALUE", kv);
+			free(env);
+			return NULL;
+		}
+		size_t k = 0;
+		while (k < n && (strncmp(env[k], kv, (size_t)(eq - kv) + 1)))
+			k++;
+		env[k] = (char *)kv;
+		if (k == n)
+			n++;
+	}
+	env[n] = NULL;
+	return env;
+}
 
+/* The command's process, after fork: stdio, privileges, exec.  Returns
+ * only on a failure before the exec, with cerr filled; a failed exec is
+ * sent on `verdict_fd` by child_exec. */
+static void exec_child(int verdict_fd, const struct container_config *c, char **argv, int slave,
+		       const struct pty_relay *relay, const struct seccomp_program *prog,
+		       const struct exec_options *o, struct corral_error *cerr)
+{
 	if (c->userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
 		err_set(cerr, errno, "become root in the user namespace");
 		return;
 	}
+	/* --user from the container's own files: after the setns, "/" is
+	 * the container's root (see exec-user.h). */
+	uid_t uid = 0;
+	gid_t gid = 0;
+	char home[PATH_MAX] = "/root";
+	if (o->user) {
+		cleanup_close int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (root < 0) {
+			err_set(cerr, errno, "open the container's root");
+			return;
+		}
+		if (exec_user_resolve(root, o->user, &uid, &gid, home, sizeof(home), cerr) < 0)
+			return;
+	}
+	char **env = exec_env(o, slave >= 0, home, cerr);
+	if (!env)
+		return;
 	/* Host groups of the caller stay out, as for the init (start.c). */
 	if (setgroups(0, NULL) < 0) {
 		err_set(cerr, errno, "drop the caller's supplementary groups");
 		return;
 	}
-	if (chdir("/") < 0) {
-		err_set(cerr, errno, "chdir /");
+	const char *dir = o->workdir ? o->workdir : "/";
+	if (chdir(dir) < 0) {
+		err_set(cerr, errno, "change to the working directory %s in %s", dir, c->name);
 		return;
 	}
 	/* A session of its own, always: left in the caller's session, the
@@ -120,7 +180,15 @@ static void exec_child(int verdict_fd, const struct container_config *c, char **
 		err_set(cerr, errno, "close inherited descriptors");
 		return;
 	}
-	if (caps_apply(c->caps, cerr) < 0 || seccomp_program_install(prog, cerr) < 0)
+	if (caps_apply(c->caps, cerr) < 0)
+		return;
+	/* After caps_apply (which keeps the permitted set across this, and
+	 * leaves the command none: see security.h), before the filter. */
+	if (o->user && (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)) {
+		err_set(cerr, errno, "become user %s (uid %u, gid %u)", o->user, (unsigned)uid, (unsigned)gid);
+		return;
+	}
+	if (seccomp_program_install(prog, cerr) < 0)
 		return;
 	/* corral ignores SIGPIPE and forwards the terminal's signals; the
 	 * command gets the defaults. */
@@ -134,8 +202,10 @@ static void exec_child(int verdict_fd, const struct container_config *c, char **
 	child_exec(verdict_fd, NULL, argv, env, what);
 }
 
-int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struct corral_error *err)
+int container_exec(const char *name, char **argv, const struct exec_options *o, int *ret_exit,
+		   struct corral_error *err)
 {
+	bool tty = o->tty;
 	struct container_state st;
 	struct container_config c;
 	char path[PATH_MAX];
@@ -217,7 +287,7 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 		r = child_start(&ch, 0, what, err);
 		if (r == 0) {
 			struct corral_error cerr = { 0 };
-			exec_child(ch.fd, &c, argv, slave, &relay, &prog, &cerr);
+			exec_child(ch.fd, &c, argv, slave, &relay, &prog, o, &cerr);
 			child_fail(ch.fd, &cerr);
 		}
 		if (r > 0)

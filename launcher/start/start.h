@@ -55,7 +55,17 @@ int container_kill(const char *name, int sig, struct corral_error *err);
 int container_teardown(const char *name, struct corral_error *err);
 /* Runs argv inside a running container: every namespace, the cgroup, the
  * same capabilities and seccomp filter.  Returns the command's exit code. */
-int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struct corral_error *err);
+struct exec_options {
+	bool tty;		/* a pty of the container's (TERM: the caller's) */
+	const char *user;	/* UID[:GID] or NAME[:GROUP] (exec-user.h); NULL = root */
+	char *const *env;	/* K=V each, added to the defaults (a key given again wins) */
+	size_t nenv;
+	const char *workdir;	/* inside the container; NULL = / */
+};
+/* A command that could not be run fails with err->exit_status 126 or 127
+ * (error.h). */
+int container_exec(const char *name, char **argv, const struct exec_options *o, int *ret_exit,
+		   struct corral_error *err);
 
 /* Gives start the memory of corral's own command line, which the
  * container's init overwrites so that /proc/1/cmdline inside does not show
