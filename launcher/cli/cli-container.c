@@ -105,6 +105,10 @@ static const struct option create_longopts[] = {
 	{ "no-store", no_argument, NULL, OPT_NO_STORE },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "rm", no_argument, NULL, OPT_RM },
+	{ "user", required_argument, NULL, 'u' },
+	{ "env", required_argument, NULL, 'e' },
+	{ "env-file", required_argument, NULL, 'E' },
+	{ "workdir", required_argument, NULL, 'w' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -360,16 +364,99 @@ int cli_create_container(struct container_config *c, size_t own_snapshots, struc
 	return r;
 }
 
+#define EXEC_ENV_MAX 1024
+#define EXEC_ENV_FILE_MAX (1u << 20)
+
+struct exec_ctx {
+	struct exec_options o;
+	char *env[EXEC_ENV_MAX];
+	char *file_text[16];	/* --env-file contents, which env points into */
+	size_t nfiles;
+};
+
+static int add_env(struct exec_ctx *x, char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv)
+		return cli_usage_error("exec", "invalid --env '%s': expected KEY=VALUE", kv);
+	if (x->o.nenv >= EXEC_ENV_MAX)
+		return cli_usage_error("exec", "at most %d environment variables", EXEC_ENV_MAX);
+	x->env[x->o.nenv++] = kv;
+	return 0;
+}
+
+/* --env-file: a host file of KEY=VALUE lines ('#' comments and blank
+ * lines skipped), as docker's. */
+static int add_env_file(struct exec_ctx *x, const char *path)
+{
+	struct corral_error err = { 0 };
+	char *text;
+	size_t len;
+	if (x->nfiles >= sizeof(x->file_text) / sizeof(x->file_text[0]))
+		return cli_usage_error("exec", "at most %zu --env-file options", sizeof(x->file_text) / sizeof(x->file_text[0]));
+	if (file_read_all(path, &text, &len, &err) < 0)
+		return cli_fail(&err);
+	x->file_text[x->nfiles++] = text;
+	if (len > EXEC_ENV_FILE_MAX || strlen(text) != len)
+		return cli_usage_error("exec", "--env-file %s: not a text file of at most %u bytes", path,
+				       EXEC_ENV_FILE_MAX);
+	for (char *line = text, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		size_t l = strlen(line);
+		if (l && line[l - 1] == '\r')
+			line[--l] = '\0';
+		if (!l || line[0] == '#')
+			continue;
+		int r = add_env(x, line);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* -i is accepted as docker's: stdin is always the command's. */
+static int exec_opt(int opt, const char *arg, void *ctx)
+{
+	struct exec_ctx *x = ctx;
+	switch (opt) {
+	case 't':
+		x->o.tty = true;
+		break;
+	case 'u':
+		x->o.user = arg;
+		break;
+	case 'e':
+		return add_env(x, (char *)arg);
+	case 'E':
+		return add_env_file(x, arg);
+	case 'w':
+		if (arg[0] != '/')
+			return cli_usage_error("exec", "--workdir '%s' is not an absolute path", arg);
+		x->o.workdir = arg;
+		break;
+	}
+	return 0;
+}
+
 struct create_ctx {
 	struct container_config *c;
 	char *name;
 	bool *rm;
+	struct exec_ctx *cmd;	/* run: its command's --user, --env, --workdir */
 };
 
 static int create_opt(int opt, const char *arg, void *ctx)
 {
 	struct create_ctx *x = ctx;
 	struct corral_error err = { 0 };
+	if (opt == 'u' || opt == 'e' || opt == 'E' || opt == 'w') {
+		if (!x->cmd)
+			return cli_usage_error("create", "--user, --env, --env-file and --workdir are options of run "
+					       "and exec");
+		return exec_opt(opt, arg, x->cmd);
+	}
 	if (apply_option(opt, arg, x->c, x->name, CORRAL_NAME_MAX + 1, x->rm, &err) < 0)
 		return cli_fail(&err);
 	return 0;
@@ -378,13 +465,13 @@ static int create_opt(int opt, const char *arg, void *ctx)
 /* create NAME [COMMAND...] / run [COMMAND...]: the options come before
  * the command, which is the container's from its first word on. */
 static int parse_create(const char *cmd, int argc, char **argv, struct container_config *c, char *name,
-			bool *rm, bool name_positional)
+			bool *rm, bool name_positional, struct exec_ctx *run_cmd)
 {
 	struct corral_error err = { 0 };
-	struct cli_spec spec = { .cmd = cmd, .shortopts = "p:", .longopts = create_longopts,
+	struct cli_spec spec = { .cmd = cmd, .shortopts = name_positional ? "p:" : "p:u:e:w:", .longopts = create_longopts,
 				 .min_args = name_positional, .max_args = -1,
 				 .missing = "no container name given", .command_after = 1 };
-	struct create_ctx x = { c, name, rm };
+	struct create_ctx x = { c, name, rm, run_cmd };
 	struct cli_args a;
 	int r = cli_parse(&spec, argc, argv, create_opt, &x, &a);
 	if (r)
@@ -424,7 +511,7 @@ int cmd_create(int argc, char **argv)
 	char name[CORRAL_NAME_MAX + 1] = "";
 	bool rm = false;
 	config_init(&c);
-	int r = parse_create("create", argc, argv, &c, name, &rm, true);
+	int r = parse_create("create", argc, argv, &c, name, &rm, true, NULL);
 	if (r == 0 && cli_create_container(&c, 0, &err) < 0)
 		r = cli_fail(&err);
 	if (r == 0)
@@ -529,7 +616,10 @@ int cmd_run(int argc, char **argv)
 		printf("usage: corral run [OPTIONS] [--name NAME] [--] COMMAND [ARG...]\n\n"
 		       "Creates a container, runs COMMAND in it attached to this terminal, waits\n"
 		       "for it, and removes the container.  Exits with the command's status.\n\n"
-		       "Options:\n  --name NAME              container name (default: run-PID)\n%s",
+		       "Options:\n  --name NAME              container name (default: run-PID)\n"
+		       "  -u, --user, -e, --env, --env-file, -w, --workdir\n"
+		       "                           the command's user, environment and directory, as\n"
+		       "                           exec's (see corral exec --help)\n%s",
 		       create_options_help);
 		return 0;
 	}
@@ -541,7 +631,9 @@ int cmd_run(int argc, char **argv)
 	/* Removed when it exits: its state need not survive a crash. */
 	fileio_set_durable(false);
 	config_init(&c);
-	int r = parse_create("run", argc, argv, &c, name, &rm, false);
+	static struct exec_ctx x;
+	x.o.env = x.env;
+	int r = parse_create("run", argc, argv, &c, name, &rm, false, &x);
 	if (r == 0 && cli_create_container(&c, 0, &err) < 0)
 		r = cli_fail(&err);
 	if (r == 0) {
@@ -549,7 +641,7 @@ int cmd_run(int argc, char **argv)
 		 * file or pipe is data, which a pty would alter (\n -> \r\n,
 		 * the echo of what is typed). */
 		struct start_options so = { .foreground = true, .tty = isatty(0) && isatty(1),
-					    .cowfs = cli_cowfs() };
+					    .cowfs = cli_cowfs(), .cmd = &x.o };
 		int code = 0;
 		if (container_start(name, &so, &code, &err) < 0)
 			r = cli_fail(&err);
@@ -712,82 +804,6 @@ int cmd_kill(int argc, char **argv)
 	};
 	int sig = SIGKILL;
 	return each_name("kill", argc, argv, "s:", opts, signal_opt, &sig, do_kill, &sig);
-}
-
-#define EXEC_ENV_MAX 1024
-#define EXEC_ENV_FILE_MAX (1u << 20)
-
-struct exec_ctx {
-	struct exec_options o;
-	char *env[EXEC_ENV_MAX];
-	char *file_text[16];	/* --env-file contents, which env points into */
-	size_t nfiles;
-};
-
-static int add_env(struct exec_ctx *x, char *kv)
-{
-	const char *eq = strchr(kv, '=');
-	if (!eq || eq == kv)
-		return cli_usage_error("exec", "invalid --env '%s': expected KEY=VALUE", kv);
-	if (x->o.nenv >= EXEC_ENV_MAX)
-		return cli_usage_error("exec", "at most %d environment variables", EXEC_ENV_MAX);
-	x->env[x->o.nenv++] = kv;
-	return 0;
-}
-
-/* --env-file: a host file of KEY=VALUE lines ('#' comments and blank
- * lines skipped), as docker's. */
-static int add_env_file(struct exec_ctx *x, const char *path)
-{
-	struct corral_error err = { 0 };
-	char *text;
-	size_t len;
-	if (x->nfiles >= sizeof(x->file_text) / sizeof(x->file_text[0]))
-		return cli_usage_error("exec", "at most %zu --env-file options", sizeof(x->file_text) / sizeof(x->file_text[0]));
-	if (file_read_all(path, &text, &len, &err) < 0)
-		return cli_fail(&err);
-	x->file_text[x->nfiles++] = text;
-	if (len > EXEC_ENV_FILE_MAX || strlen(text) != len)
-		return cli_usage_error("exec", "--env-file %s: not a text file of at most %u bytes", path,
-				       EXEC_ENV_FILE_MAX);
-	for (char *line = text, *next; line && *line; line = next) {
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		size_t l = strlen(line);
-		if (l && line[l - 1] == '\r')
-			line[--l] = '\0';
-		if (!l || line[0] == '#')
-			continue;
-		int r = add_env(x, line);
-		if (r)
-			return r;
-	}
-	return 0;
-}
-
-/* -i is accepted as docker's: stdin is always the command's. */
-static int exec_opt(int opt, const char *arg, void *ctx)
-{
-	struct exec_ctx *x = ctx;
-	switch (opt) {
-	case 't':
-		x->o.tty = true;
-		break;
-	case 'u':
-		x->o.user = arg;
-		break;
-	case 'e':
-		return add_env(x, (char *)arg);
-	case 'E':
-		return add_env_file(x, arg);
-	case 'w':
-		if (arg[0] != '/')
-			return cli_usage_error("exec", "--workdir '%s' is not an absolute path", arg);
-		x->o.workdir = arg;
-		break;
-	}
-	return 0;
 }
 
 int cmd_exec(int argc, char **argv)

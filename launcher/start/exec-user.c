@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -155,4 +157,67 @@ int exec_user_resolve(int root_fd, const char *spec, uid_t *uid, gid_t *gid, cha
 	*uid = u;
 	*gid = g;
 	return 0;
+}
+
+int exec_user_become(const char *spec, char *home, size_t home_len, struct corral_error *err)
+{
+	uid_t uid;
+	gid_t gid;
+	cleanup_close int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return err_set(err, errno, "open the container's root");
+	int r = exec_user_resolve(root, spec, &uid, &gid, home, home_len, err);
+	if (r < 0)
+		return r;
+	if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+		return err_set(err, errno, "become user %s (uid %u, gid %u)", spec, (unsigned)uid, (unsigned)gid);
+	return 0;
+}
+
+/* The array and the extra strings are never freed: the caller execs. */
+char **command_env(const char *hostname, bool tty, const char *home, char *const *extra, size_t nextra,
+		   struct corral_error *err)
+{
+	static char term[128], homevar[PATH_MAX + 8], host[300];
+	size_t n = 0;
+	char **env = calloc(6 + nextra, sizeof(*env));
+	if (!env) {
+		err_set(err, ENOMEM, "build the environment");
+		return NULL;
+	}
+	env[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	snprintf(homevar, sizeof(homevar), "HOME=%s", home);
+	env[n++] = homevar;
+	env[n++] = "container=corral";
+	if (hostname) {
+		snprintf(host, sizeof(host), "HOSTNAME=%s", hostname);
+		env[n++] = host;
+	}
+	if (tty) {
+		const char *t = getenv("TERM");
+		snprintf(term, sizeof(term), "TERM=%s", t && *t && strlen(t) < 100 ? t : "xterm");
+		env[n++] = term;
+	}
+	for (size_t i = 0; i < nextra; i++) {
+		const char *kv = extra[i], *eq = strchr(kv, '=');
+		if (!eq || eq == kv) {
+			err_plain(err, EINVAL, "invalid environment entry '%.200s': expected KEY=VALUE", kv);
+			free(env);
+			return NULL;
+		}
+		size_t k = 0;
+		while (k < n && strncmp(env[k], kv, (size_t)(eq - kv) + 1))
+			k++;
+		/* A copy: the caller's strings may be wiped before the exec
+		 * (run's command line, see hide_cmdline in start.c). */
+		if (!(env[k] = strdup(kv))) {
+			err_set(err, ENOMEM, "build the environment");
+			free(env);
+			return NULL;
+		}
+		if (k == n)
+			n++;
+	}
+	env[n] = NULL;
+	return env;
 }

@@ -1,10 +1,13 @@
-/* `corral exec --user`: who the command runs as, resolved in the
- * container's own /etc/passwd and /etc/group -- never the host's.
+/* How a container's command runs (exec, and run's command): who as --
+ * --user, resolved in the container's own /etc/passwd and /etc/group,
+ * never the host's -- and with what environment.
  *
- * Module start. */
+ * Module start.
+ * May call: container, template, net, security, cgroup, store, common. */
 #ifndef CORRAL_EXEC_USER_H
 #define CORRAL_EXEC_USER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -23,5 +26,19 @@
  * that is not name:x:id:... is skipped).  -errno with err filled. */
 int exec_user_resolve(int root_fd, const char *spec, uid_t *uid, gid_t *gid, char *home, size_t home_len,
 		      struct corral_error *err);
+
+/* In the container ("/" its root: after pivot_root or the setns of its
+ * mount namespace), with CAP_SETUID/CAP_SETGID: resolves spec as above
+ * and becomes that user, with no supplementary groups; *home as above. */
+int exec_user_become(const char *spec, char *home, size_t home_len, struct corral_error *err);
+
+/* The command's environment (NULL-terminated; static strings and the
+ * extra ones, the array malloc'ed): PATH, HOME=home, container=corral,
+ * HOSTNAME (when hostname), TERM with a terminal (the caller's, else
+ * xterm), then extra K=V, a key given again replacing the earlier one.
+ * NULL with err filled on an entry without '=' or no memory.  The extra
+ * strings are copied; nothing is freed (the caller execs). */
+char **command_env(const char *hostname, bool tty, const char *home, char *const *extra, size_t nextra,
+		   struct corral_error *err);
 
 #endif

@@ -23,7 +23,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -78,48 +77,6 @@ static int open_namespaces(pid_t pid, int fds[NS_COUNT], struct corral_error *er
 /* The command's process, after fork: stdio, privileges, exec.  Returns
  * only on a failure before the exec, with cerr filled; a failed exec is
  * sent on `verdict_fd` by child_exec. */
-/* The command's environment: the defaults, TERM with a terminal (the
- * caller's, as run does), HOME of --user, then --env, a key given again
- * replacing the earlier one.  NULL on a bad --env (err filled). */
-static char **exec_env(const struct exec_options *o, bool tty, const char *home, struct corral_error *err)
-{
-	static char term[128], homevar[PATH_MAX + 8];
-	size_t max = 5 + o->nenv, n = 0;
-	char **env = calloc(max + 1, sizeof(*env));
-	if (!env) {
-		err_set(err, ENOMEM, "build the environment");
-		return NULL;
-	}
-	env[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	snprintf(homevar, sizeof(homevar), "HOME=%s", home);
-	env[n++] = homevar;
-	env[n++] = "container=corral";
-	if (tty) {
-		const char *t = getenv("TERM");
-		snprintf(term, sizeof(term), "TERM=%s", t && *t && strlen(t) < 100 ? t : "xterm");
-		env[n++] = term;
-	}
-	for (size_t i = 0; i < o->nenv; i++) {
-		const char *kv = o->env[i], *eq = strchr(kv, '=');
-		if (!eq || eq == kv) {
-			err_plain(err, EINVAL, "invalid environment entry '%.200s': expected KEY=VALUE", kv);
-			free(env);
-			return NULL;
-		}
-		size_t k = 0;
-		while (k < n && (strncmp(env[k], kv, (size_t)(eq - kv) + 1)))
-			k++;
-		env[k] = (char *)kv;
-		if (k == n)
-			n++;
-	}
-	env[n] = NULL;
-	return env;
-}
-
-/* The command's process, after fork: stdio, privileges, exec.  Returns
- * only on a failure before the exec, with cerr filled; a failed exec is
- * sent on `verdict_fd` by child_exec. */
 static void exec_child(int verdict_fd, const struct container_config *c, char **argv, int slave,
 		       const struct pty_relay *relay, const struct seccomp_program *prog,
 		       const struct exec_options *o, struct corral_error *cerr)
@@ -142,7 +99,7 @@ static void exec_child(int verdict_fd, const struct container_config *c, char **
 		if (exec_user_resolve(root, o->user, &uid, &gid, home, sizeof(home), cerr) < 0)
 			return;
 	}
-	char **env = exec_env(o, slave >= 0, home, cerr);
+	char **env = command_env(NULL, slave >= 0, home, o->env, o->nenv, cerr);
 	if (!env)
 		return;
 	/* Host groups of the caller stay out, as for the init (start.c). */
