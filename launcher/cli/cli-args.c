@@ -1,6 +1,7 @@
 /* The one argument parser of every corral command (see cli.h, cli_parse). */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,4 +169,48 @@ int cli_opt_value(int opt, const char *arg, void *ctx)
 	(void)opt;
 	*(const char **)ctx = arg;
 	return 0;
+}
+
+/* Whether argv[i], an option, takes the next word as its value. */
+static bool takes_value(const struct cli_spec *spec, const char *a)
+{
+	if (a[1] == '-') {
+		const char *eq = strchr(a + 2, '=');
+		size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+		if (eq)
+			return false;
+		for (const struct option *p = spec->longopts; p && p->name; p++)
+			if (strlen(p->name) == len && !strncmp(p->name, a + 2, len))
+				return p->has_arg == required_argument;
+		for (size_t k = 0; k < sizeof(global_opts) / sizeof(global_opts[0]); k++)
+			if (strlen(global_opts[k].name) == len && !strncmp(global_opts[k].name, a + 2, len))
+				return global_opts[k].has_arg == required_argument;
+		return false;
+	}
+	for (const char *c = a + 1; *c; c++) {
+		const char *p = spec->shortopts && *c != ':' ? strchr(spec->shortopts, *c) : NULL;
+		if (p && p[1] == ':')
+			return c[1] == '\0'; /* else the value is attached */
+	}
+	return false;
+}
+
+bool cli_spec_wants_help(const struct cli_spec *spec, int argc, char **argv)
+{
+	int n = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--"))
+			return false;
+		if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+			return true;
+		if (a[0] != '-' || !a[1]) {
+			if (spec->command_after && ++n >= spec->command_after)
+				return false;
+			continue;
+		}
+		if (takes_value(spec, a))
+			i++;
+	}
+	return false;
 }

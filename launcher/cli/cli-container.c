@@ -497,7 +497,8 @@ static int parse_create(const char *cmd, int argc, char **argv, struct container
 
 int cmd_create(int argc, char **argv)
 {
-	if (cli_wants_help(argc, argv)) {
+	static const struct cli_spec help = { .shortopts = "p:", .longopts = create_longopts, .command_after = 1 };
+	if (cli_spec_wants_help(&help, argc, argv)) {
 		printf("usage: corral create [OPTIONS] NAME [--] [COMMAND [ARG...]]\n\n"
 		       "Creates a container from a template (nothing runs yet; see corral start).\n"
 		       "Without a command the container boots: the template's /sbin/init runs as its\n"
@@ -612,7 +613,9 @@ static int remove_container(const char *name, const struct rm_options *o, struct
 
 int cmd_run(int argc, char **argv)
 {
-	if (cli_wants_help(argc, argv)) {
+	static const struct cli_spec help = { .shortopts = "p:u:e:w:", .longopts = create_longopts,
+					      .command_after = 1 };
+	if (cli_spec_wants_help(&help, argc, argv)) {
 		printf("usage: corral run [OPTIONS] [--name NAME] [--] COMMAND [ARG...]\n\n"
 		       "Creates a container, runs COMMAND in it attached to this terminal, waits\n"
 		       "for it, and removes the container.  Exits with the command's status.\n\n"
@@ -808,7 +811,16 @@ int cmd_kill(int argc, char **argv)
 
 int cmd_exec(int argc, char **argv)
 {
-	if (cli_wants_help(argc, argv)) {
+	static const struct option opts[] = {
+		{ "tty", no_argument, NULL, 't' },	     { "interactive", no_argument, NULL, 'i' },
+		{ "user", required_argument, NULL, 'u' },    { "env", required_argument, NULL, 'e' },
+		{ "env-file", required_argument, NULL, 'E' }, { "workdir", required_argument, NULL, 'w' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct cli_spec spec = { .cmd = "exec", .shortopts = "itu:e:w:", .longopts = opts,
+					      .min_args = 1, .max_args = -1, .missing = "no container name given",
+					      .command_after = 1 };
+	if (cli_spec_wants_help(&spec, argc, argv)) {
 		printf("usage: corral exec [OPTIONS] NAME [--] COMMAND [ARG...]\n\nRuns COMMAND inside a running "
 		       "container: every namespace, its cgroup,\nits capabilities and seccomp filter.\n\n"
 		       "  -t, --tty                attach this terminal (for a shell); TERM is the caller's\n"
@@ -821,15 +833,6 @@ int cmd_exec(int argc, char **argv)
 		       "  -w, --workdir DIR        working directory inside (default /)\n");
 		return 0;
 	}
-	static const struct option opts[] = {
-		{ "tty", no_argument, NULL, 't' },	     { "interactive", no_argument, NULL, 'i' },
-		{ "user", required_argument, NULL, 'u' },    { "env", required_argument, NULL, 'e' },
-		{ "env-file", required_argument, NULL, 'E' }, { "workdir", required_argument, NULL, 'w' },
-		{ NULL, 0, NULL, 0 },
-	};
-	static const struct cli_spec spec = { .cmd = "exec", .shortopts = "itu:e:w:", .longopts = opts,
-					      .min_args = 1, .max_args = -1, .missing = "no container name given",
-					      .command_after = 1 };
 	static struct exec_ctx x;
 	struct cli_args a;
 	x.o.env = x.env;

@@ -76,6 +76,10 @@ struct cli_args {
 int cli_parse(const struct cli_spec *spec, int argc, char **argv, int (*on_opt)(int opt, const char *arg, void *ctx),
 	      void *ctx, struct cli_args *out);
 void cli_args_release(struct cli_args *a);
+/* cli_wants_help for a command with a spec: -h or --help among its own
+ * options only -- not an option's value, not after --, not in a
+ * container's command (corral exec web ls --help runs ls --help). */
+bool cli_spec_wants_help(const struct cli_spec *spec, int argc, char **argv);
 /* An on_opt for a command whose one option is a flag: sets *(bool *)ctx. */
 int cli_opt_flag(int opt, const char *arg, void *ctx);
 /* An on_opt for a command whose one option takes a value: *(const char **)ctx. */
