@@ -72,6 +72,7 @@ void child_exec(int fd, const char *path, char *const argv[], char *const envp[]
 	int e = errno;
 	struct corral_error cerr = { 0 };
 	err_set(&cerr, e, "%s", what);
+	cerr.exit_status = e == ENOENT ? 127 : 126;
 	child_send(fd, &cerr);
 	_exit(e == ENOENT ? 127 : 126);
 }
@@ -107,7 +108,10 @@ int child_wait_verdict(struct child *ch, enum child_verdict *ret, struct corral_
 	}
 	/* The text is the child's: terminated here, never trusted to be. */
 	v.msg[sizeof(v.msg) - 1] = '\0';
-	return err_plain(err, v.code > 0 ? v.code : EIO, "%s", v.msg);
+	int r = err_plain(err, v.code > 0 ? v.code : EIO, "%s", v.msg);
+	if (err && (v.exit_status == 126 || v.exit_status == 127))
+		err->exit_status = v.exit_status;
+	return r;
 }
 
 int child_reap(struct child *ch, int *ret_status, struct corral_error *err)

@@ -15,6 +15,7 @@ static int err_vset(struct corral_error *err, int code, bool with_strerror, cons
 	if (!err)
 		return -code;
 	err->code = code;
+	err->exit_status = 0;
 	int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	if (with_strerror && n >= 0 && (size_t)n < sizeof(err->msg))
 		snprintf(err->msg + n, sizeof(err->msg) - n, ": %s", strerror(code));

@@ -12,6 +12,10 @@
 struct corral_error {
 	int code;	/* positive errno, 0 = no error */
 	char msg[1024];
+	/* 127 (not found) or 126 (found, not executable) when the failure is
+	 * a command that could not be run, as a shell exits; else 0.  The
+	 * CLI exits with it (podman's and docker's convention). */
+	int exit_status;
 };
 
 /* Sets err and returns -code.  fmt describes what failed; when code comes

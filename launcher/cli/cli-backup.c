@@ -164,9 +164,7 @@ static json_object *result_json(const char *name, const struct backup_result *re
 /* To stdout, or to stderr when stdout carries the stream (-o -). */
 static void print_json(json_object *o, const char *out)
 {
-	fprintf(out && !strcmp(out, "-") ? stderr : stdout, "%s\n",
-		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-	json_object_put(o);
+	cli_print_json(out && !strcmp(out, "-") ? stderr : stdout, o);
 }
 
 static void print_result(const char *name, const struct backup_result *res, const char *output)
@@ -230,13 +228,13 @@ static int backup_all(struct backup_options *o, const char *dir)
 	struct stat st;
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "corral: backup --all: %s is not a directory\n", dir);
-		return 1;
+		return CLI_EXIT_ERROR;
 	}
 	char **names;
 	size_t n;
 	if (cli_container_names(&names, &n) < 0) {
 		fprintf(stderr, "corral: cannot list the containers in %s\n", state_root());
-		return 1;
+		return CLI_EXIT_ERROR;
 	}
 	json_object *arr = cli_globals.json ? json_object_new_array() : NULL;
 	int failed = 0;
@@ -266,7 +264,7 @@ static int backup_all(struct backup_options *o, const char *dir)
 		print_json(arr, NULL);
 	if (failed)
 		fprintf(stderr, "corral: backup --all: %d of %zu containers failed\n", failed, n);
-	return failed ? 1 : 0;
+	return failed ? CLI_EXIT_ERROR : 0;
 }
 
 static int backup_oci(const char *name, const char *tag_arg, const char *out)
@@ -326,6 +324,42 @@ static int backup_oci(const char *name, const char *tag_arg, const char *out)
 	return 0;
 }
 
+struct backup_ctx {
+	struct backup_options *o;
+	const char *out, *format;
+	bool all;
+};
+
+static int backup_opt(int opt, const char *arg, void *ctx)
+{
+	struct backup_ctx *x = ctx;
+	char *end;
+	long l;
+	switch (opt) {
+	case 's':
+		x->o->snapshot = arg;
+		break;
+	case 'S':
+		x->o->since = arg;
+		break;
+	case 'f':
+		x->format = arg;
+		break;
+	case 'l':
+		l = strtol(arg, &end, 10);
+		if (end == arg || *end || l < 1 || l > 19)
+			return cli_usage_error("backup", "--level takes 1 to 19");
+		x->o->level = (int)l;
+		break;
+	case 'o':
+		x->out = arg;
+		break;
+	default:
+		x->all = true;
+	}
+	return 0;
+}
+
 int cmd_backup(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
@@ -333,34 +367,24 @@ int cmd_backup(int argc, char **argv)
 		return 0;
 	}
 	struct backup_options o = { .level = 3, .out_fd = -1 };
-	const char *out = NULL, *format = "corral", *name = NULL;
-	bool all = false;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		bool has = i + 1 < argc;
-		if (!strcmp(a, "--snapshot") && has)
-			o.snapshot = argv[++i];
-		else if (!strcmp(a, "--since") && has)
-			o.since = argv[++i];
-		else if (!strcmp(a, "--format") && has)
-			format = argv[++i];
-		else if (!strcmp(a, "--level") && has) {
-			char *end;
-			long l = strtol(argv[++i], &end, 10);
-			if (*end || l < 1 || l > 19)
-				return cli_usage_error("backup", "--level takes 1 to 19");
-			o.level = (int)l;
-		} else if (!strcmp(a, "-o") && has)
-			out = argv[++i];
-		else if (!strcmp(a, "--all"))
-			all = true;
-		else if (!strcmp(a, "-") || a[0] != '-') {
-			if (name)
-				return cli_usage_error("backup", "takes one NAME");
-			name = a;
-		} else
-			return cli_usage_error("backup", "unknown or incomplete option '%s'", a);
-	}
+	struct backup_ctx x = { .o = &o, .format = "corral" };
+	static const struct option opts[] = {
+		{ "snapshot", required_argument, NULL, 's' },
+		{ "since", required_argument, NULL, 'S' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "level", required_argument, NULL, 'l' },
+		{ "all", no_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct cli_spec spec = { .cmd = "backup", .shortopts = "o:", .longopts = opts,
+					      .max_args = 1 };
+	struct cli_args a;
+	int pr = cli_parse(&spec, argc, argv, backup_opt, &x, &a);
+	if (pr)
+		return pr;
+	/* The process ends with the command: a needs no release. */
+	const char *out = x.out, *format = x.format, *name = a.argc ? a.argv[0] : NULL;
+	bool all = x.all;
 	if (!out)
 		return cli_usage_error("backup", "needs -o FILE, -o - or (with --all) -o DIR");
 	if (strcmp(format, "corral") && strcmp(format, "oci-layer"))
@@ -371,7 +395,7 @@ int cmd_backup(int argc, char **argv)
 		return cli_usage_error("backup", "--all takes only -o DIR, --since last and --level");
 	if (!strcmp(out, "-") && isatty(STDOUT_FILENO)) {
 		fprintf(stderr, "corral: backup: refusing to write a backup stream to a terminal (use -o FILE, or a pipe)\n");
-		return 1;
+		return CLI_EXIT_ERROR;
 	}
 	if (all) {
 		/* A container backed up for the first time gets a full stream. */
@@ -453,8 +477,14 @@ int cmd_verify(int argc, char **argv)
 		      stdout);
 		return 0;
 	}
-	if (argc != 2)
-		return cli_usage_error("verify", "takes FILE or -");
+	static const struct cli_spec spec = { .cmd = "verify", .min_args = 1, .max_args = 1,
+					      .missing = "takes FILE or -" };
+	struct cli_args a;
+	int pr = cli_parse(&spec, argc, argv, NULL, NULL, &a);
+	if (pr)
+		return pr;
+	/* The process ends with the command: a needs no release. */
+	argv = a.argv - 1;
 	struct corral_error err = { 0 };
 	int fd;
 	if (open_input(argv[1], &fd, &err) < 0)
@@ -510,6 +540,18 @@ static void restore_remove(void *ctx, const char *name)
 		close(null);
 }
 
+static int restore_opt(int opt, const char *arg, void *ctx)
+{
+	struct backup_restore_options *o = ctx;
+	if (opt == 'a')
+		o->as = arg;
+	else if (opt == 'm')
+		o->allow_mounts = true;
+	else
+		o->allow_privileges = true;
+	return 0;
+}
+
 int cmd_restore(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
@@ -528,23 +570,20 @@ int cmd_restore(int argc, char **argv)
 		return 0;
 	}
 	struct backup_restore_options o = { .create = restore_create, .remove = restore_remove };
-	const char *in = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--as") && i + 1 < argc)
-			o.as = argv[++i];
-		else if (!strcmp(argv[i], "--allow-mounts"))
-			o.allow_mounts = true;
-		else if (!strcmp(argv[i], "--allow-privileges"))
-			o.allow_privileges = true;
-		else if (!strcmp(argv[i], "-") || argv[i][0] != '-') {
-			if (in)
-				return cli_usage_error("restore", "takes one FILE or -");
-			in = argv[i];
-		} else
-			return cli_usage_error("restore", "unknown or incomplete option '%s'", argv[i]);
-	}
-	if (!in)
-		return cli_usage_error("restore", "takes FILE or -");
+	static const struct option opts[] = {
+		{ "as", required_argument, NULL, 'a' },
+		{ "allow-mounts", no_argument, NULL, 'm' },
+		{ "allow-privileges", no_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct cli_spec spec = { .cmd = "restore", .longopts = opts, .min_args = 1, .max_args = 1,
+					      .missing = "takes FILE or -" };
+	struct cli_args a;
+	int pr = cli_parse(&spec, argc, argv, restore_opt, &o, &a);
+	if (pr)
+		return pr;
+	/* The process ends with the command: a needs no release. */
+	const char *in = a.argv[0];
 	struct corral_error err = { 0 };
 	if (open_input(in, &o.fd, &err) < 0)
 		return cli_fail(&err);

@@ -105,6 +105,10 @@ static const struct option create_longopts[] = {
 	{ "no-store", no_argument, NULL, OPT_NO_STORE },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "rm", no_argument, NULL, OPT_RM },
+	{ "user", required_argument, NULL, 'u' },
+	{ "env", required_argument, NULL, 'e' },
+	{ "env-file", required_argument, NULL, 'E' },
+	{ "workdir", required_argument, NULL, 'w' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -360,42 +364,141 @@ int cli_create_container(struct container_config *c, size_t own_snapshots, struc
 	return r;
 }
 
-static int parse_create(const char *cmd, int argc, char **argv, struct container_config *c, char *name,
-			bool *rm, bool name_positional)
+#define EXEC_ENV_MAX 1024
+#define EXEC_ENV_FILE_MAX (1u << 20)
+
+struct exec_ctx {
+	struct exec_options o;
+	char *env[EXEC_ENV_MAX];
+	char *file_text[16];	/* --env-file contents, which env points into */
+	size_t nfiles;
+};
+
+static int add_env(struct exec_ctx *x, char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv)
+		return cli_usage_error("exec", "invalid --env '%s': expected KEY=VALUE", kv);
+	if (x->o.nenv >= EXEC_ENV_MAX)
+		return cli_usage_error("exec", "at most %d environment variables", EXEC_ENV_MAX);
+	x->env[x->o.nenv++] = kv;
+	return 0;
+}
+
+/* --env-file: a host file of KEY=VALUE lines ('#' comments and blank
+ * lines skipped), as docker's. */
+static int add_env_file(struct exec_ctx *x, const char *path)
 {
 	struct corral_error err = { 0 };
-	int opt;
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+hp:", create_longopts, NULL)) != -1) {
-		if (opt == '?' || opt == ':')
-			return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
-		if (apply_option(opt, optarg, c, name, CORRAL_NAME_MAX + 1, rm, &err) < 0)
-			return cli_fail(&err);
+	char *text;
+	size_t len;
+	if (x->nfiles >= sizeof(x->file_text) / sizeof(x->file_text[0]))
+		return cli_usage_error("exec", "at most %zu --env-file options", sizeof(x->file_text) / sizeof(x->file_text[0]));
+	if (file_read_all(path, &text, &len, &err) < 0)
+		return cli_fail(&err);
+	x->file_text[x->nfiles++] = text;
+	if (len > EXEC_ENV_FILE_MAX || strlen(text) != len)
+		return cli_usage_error("exec", "--env-file %s: not a text file of at most %u bytes", path,
+				       EXEC_ENV_FILE_MAX);
+	for (char *line = text, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		size_t l = strlen(line);
+		if (l && line[l - 1] == '\r')
+			line[--l] = '\0';
+		if (!l || line[0] == '#')
+			continue;
+		int r = add_env(x, line);
+		if (r)
+			return r;
 	}
+	return 0;
+}
+
+/* -i is accepted as docker's: stdin is always the command's. */
+static int exec_opt(int opt, const char *arg, void *ctx)
+{
+	struct exec_ctx *x = ctx;
+	switch (opt) {
+	case 't':
+		x->o.tty = true;
+		break;
+	case 'u':
+		x->o.user = arg;
+		break;
+	case 'e':
+		return add_env(x, (char *)arg);
+	case 'E':
+		return add_env_file(x, arg);
+	case 'w':
+		if (arg[0] != '/')
+			return cli_usage_error("exec", "--workdir '%s' is not an absolute path", arg);
+		x->o.workdir = arg;
+		break;
+	}
+	return 0;
+}
+
+struct create_ctx {
+	struct container_config *c;
+	char *name;
+	bool *rm;
+	struct exec_ctx *cmd;	/* run: its command's --user, --env, --workdir */
+};
+
+static int create_opt(int opt, const char *arg, void *ctx)
+{
+	struct create_ctx *x = ctx;
+	struct corral_error err = { 0 };
+	if (opt == 'u' || opt == 'e' || opt == 'E' || opt == 'w') {
+		if (!x->cmd)
+			return cli_usage_error("create", "--user, --env, --env-file and --workdir are options of run "
+					       "and exec");
+		return exec_opt(opt, arg, x->cmd);
+	}
+	if (apply_option(opt, arg, x->c, x->name, CORRAL_NAME_MAX + 1, x->rm, &err) < 0)
+		return cli_fail(&err);
+	return 0;
+}
+
+/* create NAME [COMMAND...] / run [COMMAND...]: the options come before
+ * the command, which is the container's from its first word on. */
+static int parse_create(const char *cmd, int argc, char **argv, struct container_config *c, char *name,
+			bool *rm, bool name_positional, struct exec_ctx *run_cmd)
+{
+	struct corral_error err = { 0 };
+	struct cli_spec spec = { .cmd = cmd, .shortopts = name_positional ? "p:" : "p:u:e:w:", .longopts = create_longopts,
+				 .min_args = name_positional, .max_args = -1,
+				 .missing = "no container name given", .command_after = 1 };
+	struct create_ctx x = { c, name, rm, run_cmd };
+	struct cli_args a;
+	int r = cli_parse(&spec, argc, argv, create_opt, &x, &a);
+	if (r)
+		return r;
+	int i = 0;
 	if (name_positional) {
-		if (optind >= argc)
-			return cli_usage_error(cmd, "no container name given");
-		if (name_validate("container", argv[optind], &err) < 0)
-			return cli_fail(&err);
-		snprintf(name, CORRAL_NAME_MAX + 1, "%s", argv[optind++]);
+		if (name_validate("container", a.argv[0], &err) < 0)
+			r = cli_fail(&err);
+		else
+			snprintf(name, CORRAL_NAME_MAX + 1, "%s", a.argv[i++]);
 	}
-	if (optind < argc && !strcmp(argv[optind], "--"))
-		optind++;
 	/* create without a command boots (cli_create_container); run's
 	 * command defaults to a shell. */
 	char *dflt[] = { "/bin/sh", NULL };
-	int r = optind < argc ? config_set_argv(c, argc - optind, argv + optind, &err)
-	      : name_positional ? 0 : config_set_argv(c, 1, dflt, &err);
-	if (r < 0)
-		return cli_fail(&err);
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	return 0;
+	if (r == 0 && (i < a.argc ? config_set_argv(c, a.argc - i, a.argv + i, &err)
+		       : name_positional ? 0 : config_set_argv(c, 1, dflt, &err)) < 0)
+		r = cli_fail(&err);
+	cli_args_release(&a);
+	if (r == 0)
+		snprintf(c->name, sizeof(c->name), "%s", name);
+	return r;
 }
 
 int cmd_create(int argc, char **argv)
 {
-	if (cli_wants_help(argc, argv)) {
+	static const struct cli_spec help = { .shortopts = "p:", .longopts = create_longopts, .command_after = 1 };
+	if (cli_spec_wants_help(&help, argc, argv)) {
 		printf("usage: corral create [OPTIONS] NAME [--] [COMMAND [ARG...]]\n\n"
 		       "Creates a container from a template (nothing runs yet; see corral start).\n"
 		       "Without a command the container boots: the template's /sbin/init runs as its\n"
@@ -409,7 +512,7 @@ int cmd_create(int argc, char **argv)
 	char name[CORRAL_NAME_MAX + 1] = "";
 	bool rm = false;
 	config_init(&c);
-	int r = parse_create("create", argc, argv, &c, name, &rm, true);
+	int r = parse_create("create", argc, argv, &c, name, &rm, true, NULL);
 	if (r == 0 && cli_create_container(&c, 0, &err) < 0)
 		r = cli_fail(&err);
 	if (r == 0)
@@ -510,11 +613,16 @@ static int remove_container(const char *name, const struct rm_options *o, struct
 
 int cmd_run(int argc, char **argv)
 {
-	if (cli_wants_help(argc, argv)) {
+	static const struct cli_spec help = { .shortopts = "p:u:e:w:", .longopts = create_longopts,
+					      .command_after = 1 };
+	if (cli_spec_wants_help(&help, argc, argv)) {
 		printf("usage: corral run [OPTIONS] [--name NAME] [--] COMMAND [ARG...]\n\n"
 		       "Creates a container, runs COMMAND in it attached to this terminal, waits\n"
 		       "for it, and removes the container.  Exits with the command's status.\n\n"
-		       "Options:\n  --name NAME              container name (default: run-PID)\n%s",
+		       "Options:\n  --name NAME              container name (default: run-PID)\n"
+		       "  -u, --user, -e, --env, --env-file, -w, --workdir\n"
+		       "                           the command's user, environment and directory, as\n"
+		       "                           exec's (see corral exec --help)\n%s",
 		       create_options_help);
 		return 0;
 	}
@@ -526,7 +634,9 @@ int cmd_run(int argc, char **argv)
 	/* Removed when it exits: its state need not survive a crash. */
 	fileio_set_durable(false);
 	config_init(&c);
-	int r = parse_create("run", argc, argv, &c, name, &rm, false);
+	static struct exec_ctx x;
+	x.o.env = x.env;
+	int r = parse_create("run", argc, argv, &c, name, &rm, false, &x);
 	if (r == 0 && cli_create_container(&c, 0, &err) < 0)
 		r = cli_fail(&err);
 	if (r == 0) {
@@ -534,7 +644,7 @@ int cmd_run(int argc, char **argv)
 		 * file or pipe is data, which a pty would alter (\n -> \r\n,
 		 * the echo of what is typed). */
 		struct start_options so = { .foreground = true, .tty = isatty(0) && isatty(1),
-					    .cowfs = cli_cowfs() };
+					    .cowfs = cli_cowfs(), .cmd = &x.o };
 		int code = 0;
 		if (container_start(name, &so, &code, &err) < 0)
 			r = cli_fail(&err);
@@ -549,19 +659,28 @@ int cmd_run(int argc, char **argv)
 	return r;
 }
 
-static int each_name(const char *cmd, int argc, char **argv, int first,
+/* Parses the command line of a command on NAME... (options through
+ * on_opt), then applies fn to each name. */
+static int each_name(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
+		     int (*on_opt)(int, const char *, void *), void *optctx,
 		     int (*fn)(const char *name, void *arg, struct corral_error *err), void *arg)
 {
-	if (first >= argc)
-		return cli_usage_error(cmd, "no container name given");
-	int rc = 0;
-	for (int i = first; i < argc; i++) {
+	struct cli_spec spec = { .cmd = cmd, .shortopts = shortopts, .longopts = longopts, .min_args = 1,
+				 .max_args = -1, .missing = "no container name given" };
+	struct cli_args a;
+	int rc = cli_parse(&spec, argc, argv, on_opt, optctx, &a);
+	if (rc)
+		return rc;
+	argc = a.argc;
+	argv = a.argv;
+	for (int i = 0; i < argc; i++) {
 		struct corral_error err = { 0 };
 		if (fn(argv[i], arg, &err) < 0)
 			rc = cli_fail(&err);
 		else
 			printf("%s\n", argv[i]);
 	}
+	cli_args_release(&a);
 	return rc;
 }
 
@@ -583,24 +702,22 @@ int cmd_start(int argc, char **argv)
 		       "with create --console-size (default 1M).\n");
 		return 0;
 	}
-	return each_name("start", argc, argv, 1, do_start, NULL);
+	return each_name("start", argc, argv, NULL, NULL, NULL, NULL, do_start, NULL);
 }
 
-static int parse_timeout(const char *cmd, int *argc_i, int argc, char **argv, int *timeout)
+static const struct option timeout_opts[] = {
+	{ "time", required_argument, NULL, 't' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int timeout_opt(int opt, const char *arg, void *ctx)
 {
-	int i = 1;
-	*timeout = 10;
-	if (i < argc && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--time"))) {
-		if (i + 1 >= argc)
-			return cli_usage_error(cmd, "-t needs a number of seconds");
-		char *end;
-		long t = strtol(argv[i + 1], &end, 10);
-		if (*end || t < 0 || t > 86400)
-			return cli_usage_error(cmd, "invalid timeout '%s'", argv[i + 1]);
-		*timeout = (int)t;
-		i += 2;
-	}
-	*argc_i = i;
+	(void)opt;
+	char *end;
+	long t = strtol(arg, &end, 10);
+	if (end == arg || *end || t < 0 || t > 86400)
+		return cli_usage_error("stop", "invalid timeout '%s'", arg);
+	*(int *)ctx = (int)t;
 	return 0;
 }
 
@@ -623,11 +740,8 @@ int cmd_stop(int argc, char **argv)
 		       "then kills\neverything left; unmounts its root and frees its cgroup and network.\n");
 		return 0;
 	}
-	int first, timeout;
-	int r = parse_timeout("stop", &first, argc, argv, &timeout);
-	if (r)
-		return r;
-	return each_name("stop", argc, argv, first, do_stop, &timeout);
+	int timeout = 10;
+	return each_name("stop", argc, argv, "t:", timeout_opts, timeout_opt, &timeout, do_stop, &timeout);
 }
 
 static int do_restart(const char *name, void *arg, struct corral_error *err)
@@ -642,11 +756,8 @@ int cmd_restart(int argc, char **argv)
 		printf("usage: corral restart [-t SECONDS] NAME...\n\nStops (see corral stop), then starts.\n");
 		return 0;
 	}
-	int first, timeout;
-	int r = parse_timeout("restart", &first, argc, argv, &timeout);
-	if (r)
-		return r;
-	return each_name("restart", argc, argv, first, do_restart, &timeout);
+	int timeout = 10;
+	return each_name("restart", argc, argv, "t:", timeout_opts, timeout_opt, &timeout, do_restart, &timeout);
 }
 
 static int do_kill(const char *name, void *arg, struct corral_error *err)
@@ -673,6 +784,16 @@ static int parse_signal(const char *s)
 	return (*end || n < 1 || n > 64) ? -1 : (int)n;
 }
 
+static int signal_opt(int opt, const char *arg, void *ctx)
+{
+	(void)opt;
+	int sig = parse_signal(arg);
+	if (sig < 0)
+		return cli_usage_error("kill", "unknown signal '%s'", arg);
+	*(int *)ctx = sig;
+	return 0;
+}
+
 int cmd_kill(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
@@ -680,41 +801,54 @@ int cmd_kill(int argc, char **argv)
 		       "container's command.\n");
 		return 0;
 	}
-	int sig = SIGKILL, first = 1;
-	if (argc > 2 && (!strcmp(argv[1], "-s") || !strcmp(argv[1], "--signal"))) {
-		sig = parse_signal(argv[2]);
-		if (sig < 0)
-			return cli_usage_error("kill", "unknown signal '%s'", argv[2]);
-		first = 3;
-	}
-	return each_name("kill", argc, argv, first, do_kill, &sig);
+	static const struct option opts[] = {
+		{ "signal", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int sig = SIGKILL;
+	return each_name("kill", argc, argv, "s:", opts, signal_opt, &sig, do_kill, &sig);
 }
 
 int cmd_exec(int argc, char **argv)
 {
-	if (cli_wants_help(argc, argv)) {
-		printf("usage: corral exec [-t] NAME COMMAND [ARG...]\n\nRuns COMMAND inside a running "
-		       "container: every namespace, its cgroup,\nits capabilities and seccomp filter.  -t: "
-		       "attach this terminal (for a shell).\n");
+	static const struct option opts[] = {
+		{ "tty", no_argument, NULL, 't' },	     { "interactive", no_argument, NULL, 'i' },
+		{ "user", required_argument, NULL, 'u' },    { "env", required_argument, NULL, 'e' },
+		{ "env-file", required_argument, NULL, 'E' }, { "workdir", required_argument, NULL, 'w' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct cli_spec spec = { .cmd = "exec", .shortopts = "itu:e:w:", .longopts = opts,
+					      .min_args = 1, .max_args = -1, .missing = "no container name given",
+					      .command_after = 1 };
+	if (cli_spec_wants_help(&spec, argc, argv)) {
+		printf("usage: corral exec [OPTIONS] NAME [--] COMMAND [ARG...]\n\nRuns COMMAND inside a running "
+		       "container: every namespace, its cgroup,\nits capabilities and seccomp filter.\n\n"
+		       "  -t, --tty                attach this terminal (for a shell); TERM is the caller's\n"
+		       "  -i, --interactive        accepted (stdin is always the command's)\n"
+		       "  -u, --user UID[:GID]|NAME[:GROUP]\n"
+		       "                           run as this user, names from the container's own\n"
+		       "                           /etc/passwd and /etc/group (default root)\n"
+		       "  -e, --env KEY=VALUE      set a variable (repeatable)\n"
+		       "  --env-file FILE          KEY=VALUE lines from a host file\n"
+		       "  -w, --workdir DIR        working directory inside (default /)\n");
 		return 0;
 	}
-	int i = 1;
-	bool tty = false;
-	if (i < argc && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "-it") || !strcmp(argv[i], "--tty"))) {
-		tty = true;
-		i++;
-	}
-	if (i >= argc)
-		return cli_usage_error("exec", "no container name given");
-	const char *name = argv[i++];
-	if (i < argc && !strcmp(argv[i], "--"))
-		i++;
+	static struct exec_ctx x;
+	struct cli_args a;
+	x.o.env = x.env;
+	int r = cli_parse(&spec, argc, argv, exec_opt, &x, &a);
+	if (r)
+		return r;
+	const char *name = a.argv[0];
 	char *shell[] = { "/bin/sh", NULL };
-	char **cmd = i < argc ? argv + i : shell;
+	char **cmd = a.argc > 1 ? a.argv + 1 : shell;
 	struct corral_error err = { 0 };
 	int code = 0;
-	if (name_validate("container", name, &err) < 0 || container_exec(name, cmd, tty, &code, &err) < 0)
-		return cli_fail(&err);
+	if (name_validate("container", name, &err) < 0 || container_exec(name, cmd, &x.o, &code, &err) < 0)
+		code = cli_fail(&err);
+	cli_args_release(&a);
+	for (size_t i = 0; i < x.nfiles; i++)
+		free(x.file_text[i]);
 	return code;
 }
 
@@ -725,6 +859,17 @@ static int do_rm(const char *name, void *arg, struct corral_error *err)
 	return remove_container(name, arg, err);
 }
 
+static int rm_opt(int opt, const char *arg, void *ctx)
+{
+	struct rm_options *o = ctx;
+	(void)arg;
+	if (opt == 'f')
+		o->force = true;
+	else
+		o->snapshots = true;
+	return 0;
+}
+
 int cmd_rm(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
@@ -733,18 +878,11 @@ int cmd_rm(int argc, char **argv)
 		       "which removes them\ntoo (their blocks go at the next `corral store gc`).\n");
 		return 0;
 	}
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "snapshots", no_argument, NULL, 'S' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct rm_options o = { 0 };
-	int first = 1;
-	for (; first < argc && argv[first][0] == '-'; first++) {
-		if (!strcmp(argv[first], "-f") || !strcmp(argv[first], "--force"))
-			o.force = true;
-		else if (!strcmp(argv[first], "--snapshots"))
-			o.snapshots = true;
-		else if (!strcmp(argv[first], "--")) {
-			first++;
-			break;
-		} else
-			return cli_usage_error("rm", "unknown option '%s'", argv[first]);
-	}
-	return each_name("rm", argc, argv, first, do_rm, &o);
+	return each_name("rm", argc, argv, "f", opts, rm_opt, &o, do_rm, &o);
 }

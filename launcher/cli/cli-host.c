@@ -53,7 +53,7 @@ static int io_uring_error(int e, const char *what)
 			"Linux 6.14 or later with CONFIG_FUSE_IO_URING)\n", what, ENABLE_URING_PARAM);
 	else
 		fprintf(stderr, "corral: %s: %s: %s\n", what, ENABLE_URING_PARAM, strerror(-e));
-	return 1;
+	return CLI_EXIT_ERROR;
 }
 
 static int host_show(void)
@@ -64,8 +64,7 @@ static int host_show(void)
 		json_object_object_add(o, "fuse_io_uring",
 				       v < 0 ? json_object_new_null() : json_object_new_boolean(v > 0));
 		json_object_object_add(o, "fuse_io_uring_parameter", json_object_new_string(ENABLE_URING_PARAM));
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
+		cli_print_json(stdout, o);
 		return 0;
 	}
 	if (v < 0)
@@ -75,24 +74,31 @@ static int host_show(void)
 	return 0;
 }
 
+static int io_uring_opt(int opt, const char *v, void *ctx)
+{
+	(void)opt;
+	if (!strcmp(v, "on"))
+		*(int *)ctx = 1;
+	else if (!strcmp(v, "off"))
+		*(int *)ctx = 0;
+	else
+		return cli_usage_error("host setup", "--io-uring takes on or off, not '%s'", v);
+	return 0;
+}
+
 static int host_setup(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "io-uring", required_argument, NULL, 'u' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct cli_spec spec = { .cmd = "host setup", .longopts = opts };
 	int want = -1;
-	for (int i = 1; i < argc; i++) {
-		const char *v = NULL;
-		if (!strcmp(argv[i], "--io-uring") && i + 1 < argc)
-			v = argv[++i];
-		else if (!strncmp(argv[i], "--io-uring=", 11))
-			v = argv[i] + 11;
-		else
-			return cli_usage_error("host setup", "unknown argument '%s'", argv[i]);
-		if (!strcmp(v, "on"))
-			want = 1;
-		else if (!strcmp(v, "off"))
-			want = 0;
-		else
-			return cli_usage_error("host setup", "--io-uring takes on or off, not '%s'", v);
-	}
+	struct cli_args a;
+	int pr = cli_parse(&spec, argc, argv, io_uring_opt, &want, &a);
+	if (pr)
+		return pr;
+	cli_args_release(&a);
 	if (want < 0)
 		return cli_usage_error("host setup", "nothing to set up: give --io-uring on|off");
 	int was = io_uring_get();
@@ -125,8 +131,21 @@ int cmd_host(int argc, char **argv)
 		       "                          it; prints what it changed.  Until reboot.\n");
 		return argc < 2 ? 125 : 0;
 	}
-	if (!strcmp(argv[1], "show") && argc == 2)
-		return host_show();
+	static const struct cli_spec gspec = { .cmd = "host", .min_args = 1, .max_args = -1,
+					       .missing = "expected a subcommand", .command_after = 1, .group = true };
+	struct cli_args ga;
+	int gr = cli_parse(&gspec, argc, argv, NULL, NULL, &ga);
+	if (gr)
+		return gr;
+	/* The process ends with the command: ga needs no release. */
+	argc = ga.argc + 1;
+	argv = ga.argv - 1;
+	if (!strcmp(argv[1], "show")) {
+		static const struct cli_spec spec = { .cmd = "host show" };
+		struct cli_args a;
+		int r = cli_parse(&spec, argc - 1, argv + 1, NULL, NULL, &a);
+		return r ? r : host_show();
+	}
 	if (!strcmp(argv[1], "setup"))
 		return host_setup(argc - 1, argv + 1);
 	return cli_usage_error("host", "unknown subcommand '%s'", argv[1]);

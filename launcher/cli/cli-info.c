@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,25 +68,88 @@ static void format_time(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Why the last run ended, for an exited container ("" otherwise):
+ * "exited 3", "killed by SIGTERM", "OOM killed" (the kernel's OOM killer
+ * killed the init), or either with ", N OOM kills" (it killed others). */
+static void exit_reason(const char *status, const struct container_state *st, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (strcmp(status, "exited") || !st->finished_at)
+		return;
+	int code = st->exit_code;
+	if (st->oom_kills > 0 && code == 128 + SIGKILL) {
+		snprintf(buf, len, "OOM killed");
+		return;
+	}
+	const char *sig = code > 128 && code < 128 + NSIG ? sigabbrev_np(code - 128) : NULL;
+	int n = sig ? snprintf(buf, len, "killed by SIG%s", sig) : snprintf(buf, len, "exited %d", code);
+	if (st->oom_kills > 0 && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ", %lld OOM kill%s", (long long)st->oom_kills,
+			 st->oom_kills == 1 ? "" : "s");
+}
+
+/* "45s", "12m", "3h05m", "2d04h": how long a running container has run. */
+static void format_uptime(time_t since, char *buf, size_t len)
+{
+	long long s = (long long)(time(NULL) - since);
+	if (s < 0)
+		s = 0;
+	if (s < 60)
+		snprintf(buf, len, "%llds", s);
+	else if (s < 3600)
+		snprintf(buf, len, "%lldm", s / 60);
+	else if (s < 86400)
+		snprintf(buf, len, "%lldh%02lldm", s / 3600, s / 60 % 60);
+	else
+		snprintf(buf, len, "%lldd%02lldh", s / 86400, s / 3600 % 24);
+}
+
+/* Whether the OOM killer killed in the last run: null while it runs,
+ * before any, or when the count could not be read. */
+static json_object *oom_json(const char *status, const struct container_state *st)
+{
+	if (strcmp(status, "exited") || st->oom_kills < 0)
+		return NULL;
+	return json_object_new_boolean(st->oom_kills > 0);
+}
+
 int cmd_list(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
-		printf("usage: corral [--json] list\n\nLists containers: name, status (from the kernel), "
-		       "template, init pid, start time.\nStatus is created, running, exited, or broken (the init "
-		       "runs but the root filesystem\ndoes not: its cowfs daemon is gone), with the reason; "
-		       "stop or restart recovers.\n");
+		printf("usage: corral [--json] list [-q]\n\nLists containers: name, status (from the kernel), "
+		       "template, init pid, address\n(bridge), uptime, start time, and why the last run ended "
+		       "(exited N, killed by\nSIGNAL, OOM killed).  Status is created, running, exited, or broken "
+		       "(the init\nruns but the root filesystem does not: its cowfs daemon is gone), with the\n"
+		       "reason; stop or restart recovers.  -q, --quiet: names only.\n");
 		return 0;
 	}
+	static const struct option opts[] = {
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct cli_spec spec = { .cmd = "list", .shortopts = "q", .longopts = opts };
+	bool quiet = false;
+	struct cli_args a;
+	int r = cli_parse(&spec, argc, argv, cli_opt_flag, &quiet, &a);
+	if (r)
+		return r;
+	cli_args_release(&a);
 	char **names;
 	size_t count;
 	if (cli_container_names(&names, &count) < 0) {
 		fprintf(stderr, "corral: cannot read %s/containers: %s\n", state_root(), strerror(errno));
-		return 1;
+		return CLI_EXIT_ERROR;
 	}
 	json_object *arr = cli_globals.json ? json_object_new_array() : NULL;
-	if (!arr)
-		printf("%-24s %-8s %-16s %-8s %s\n", "NAME", "STATUS", "TEMPLATE", "PID", "STARTED");
+	if (!arr && !quiet)
+		printf("%-24s %-8s %-16s %-8s %-15s %-7s %-20s %s\n", "NAME", "STATUS", "TEMPLATE", "PID", "IP",
+		       "UPTIME", "STARTED", "EXIT");
 	for (size_t i = 0; i < count; i++) {
+		if (quiet && !arr) {
+			printf("%s\n", names[i]);
+			free(names[i]);
+			continue;
+		}
 		struct container_config c;
 		struct container_state st;
 		char path[PATH_MAX], started[32];
@@ -96,6 +160,13 @@ int cmd_list(int argc, char **argv)
 		const char *status = state_check(names[i], &st, reason, sizeof(reason));
 		format_time(st.started_at, started, sizeof(started));
 		pid_t pid = state_init_alive(&st) ? st.init_pid : 0;
+		char why[96], up[32] = "", ip[48];
+		exit_reason(status, &st, why, sizeof(why));
+		if (pid)
+			format_uptime(st.started_at, up, sizeof(up));
+		/* The address without its prefix length. */
+		snprintf(ip, sizeof(ip), "%s", pid ? st.address : "");
+		ip[strcspn(ip, "/")] = '\0';
 		if (arr) {
 			json_object *o = json_object_new_object();
 			json_object_object_add(o, "name", json_object_new_string(names[i]));
@@ -108,12 +179,17 @@ int cmd_list(int argc, char **argv)
 				json_object_object_add(o, "exit_code", json_object_new_int(st.exit_code));
 			if (reason[0])
 				json_object_object_add(o, "reason", json_object_new_string(reason));
+			json_object_object_add(o, "ip", cli_json_string(ip));
+			json_object_object_add(o, "uptime_s", pid ? json_object_new_int64((int64_t)(time(NULL) - st.started_at)) : NULL);
+			json_object_object_add(o, "exit_reason", cli_json_string(why));
+			json_object_object_add(o, "oom_killed", oom_json(status, &st));
 			json_object_array_add(arr, o);
 		} else {
 			char pidbuf[16];
 			snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
-			printf("%-24s %-8s %-16s %-8s %s%s%s\n", names[i], status, have_cfg ? c.template_name : "?",
-			       pid ? pidbuf : "-", started, reason[0] ? "  " : "", reason);
+			printf("%-24s %-8s %-16s %-8s %-15s %-7s %-20s %s%s%s\n", names[i], status,
+			       have_cfg ? c.template_name : "?", pid ? pidbuf : "-", ip[0] ? ip : "-", up[0] ? up : "-",
+			       started, why[0] ? why : "-", reason[0] ? "  " : "", reason);
 		}
 		if (have_cfg)
 			config_release(&c);
@@ -121,8 +197,7 @@ int cmd_list(int argc, char **argv)
 	}
 	free(names);
 	if (arr) {
-		printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
-		json_object_put(arr);
+		cli_print_json(stdout, arr);
 	}
 	return 0;
 }
@@ -134,25 +209,33 @@ static json_object *limit_json(int64_t v)
 
 int cmd_inspect(int argc, char **argv)
 {
-	if (cli_wants_help(argc, argv) || argc < 2) {
-		printf("usage: corral inspect NAME\n\nPrints the configuration and runtime state as JSON, with the FUSE\n"
+	if (cli_wants_help(argc, argv)) {
+		printf("usage: corral [--json] inspect NAME\n\nPrints the configuration and runtime state (as JSON with --json; unset is\nnull, shown as -), with the FUSE\n"
 		       "features the kernel granted the root's cowfs mount (state.cowfs_features:\n"
 		       "passthrough, io_uring, splice, writeback, share_base; null while not running).\n");
-		return argc < 2 ? 125 : 0;
+		return 0;
 	}
+	static const struct cli_spec spec = { .cmd = "inspect", .min_args = 1, .max_args = 1,
+					      .missing = "no container name given" };
+	struct cli_args a;
+	int r = cli_parse(&spec, argc, argv, NULL, NULL, &a);
+	if (r)
+		return r;
+	/* The process ends with the command: a.argv needs no release. */
+	const char *name = a.argv[0];
 	struct corral_error err = { 0 };
 	struct container_config c;
 	struct container_state st;
 	char path[PATH_MAX], started[32], finished[32], caps[1024];
-	if (state_path(path, sizeof(path), argv[1], "config", &err) < 0)
+	if (state_path(path, sizeof(path), name, "config", &err) < 0)
 		return cli_fail(&err);
 	if (access(path, F_OK) < 0) {
-		fprintf(stderr, "corral: no such container: %s\n", argv[1]);
-		return 1;
+		fprintf(stderr, "corral: no such container: %s\n", name);
+		return CLI_EXIT_ERROR;
 	}
 	if (config_load(path, &c, &err) < 0)
 		return cli_fail(&err);
-	state_load(argv[1], &st, NULL);
+	state_load(name, &st, NULL);
 	format_time(st.started_at, started, sizeof(started));
 	format_time(st.finished_at, finished, sizeof(finished));
 	caps_format(c.caps, caps, sizeof(caps));
@@ -175,46 +258,50 @@ int cmd_inspect(int argc, char **argv)
 	json_object_object_add(lim, "cpu_quota_us", limit_json(c.limits.cpu_quota_us));
 	json_object_object_add(lim, "cpu_period_us", limit_json(c.limits.cpu_period_us));
 	json_object_object_add(lim, "cpu_weight", limit_json(c.limits.cpu_weight));
-	json_object_object_add(lim, "cpuset_cpus", json_object_new_string(c.limits.cpuset_cpus));
+	json_object_object_add(lim, "cpuset_cpus", cli_json_string(c.limits.cpuset_cpus));
+	json_object_object_add(lim, "cpuset_mems", cli_json_string(c.limits.cpuset_mems));
 	json_object_object_add(lim, "pids", limit_json(c.limits.pids_max));
-	json_object_object_add(lim, "disk_bytes", json_object_new_int64((int64_t)c.disk_bytes));
-	json_object_object_add(lim, "disk_inodes", json_object_new_int64((int64_t)c.disk_inodes));
+	json_object_object_add(lim, "disk_bytes", c.disk_bytes ? json_object_new_int64((int64_t)c.disk_bytes) : NULL);
+	json_object_object_add(lim, "disk_inodes", c.disk_inodes ? json_object_new_int64((int64_t)c.disk_inodes) : NULL);
 	json_object_object_add(o, "limits", lim);
 	json_object_object_add(o, "network", json_object_new_string(net_mode_name(c.net.mode)));
 	json_object_object_add(o, "capabilities", json_object_new_string(caps));
 	json_object_object_add(o, "seccomp",
 			       json_object_new_string(c.seccomp == SECCOMP_DEFAULT ? "default" : "unconfined"));
 	json_object_object_add(o, "userns", json_object_new_boolean(c.userns));
-	if (c.userns) {
-		char range[32];
+	char range[32] = "";
+	if (c.userns)
 		snprintf(range, sizeof(range), "%u:%u", c.userns_base, c.userns_size);
-		json_object_object_add(o, "userns_range", json_object_new_string(range));
-	}
+	json_object_object_add(o, "userns_range", cli_json_string(range));
 	json_object_object_add(o, "console_size", json_object_new_int64((int64_t)c.console_size));
 	/* Store-backed: written files move into the host's block store,
 	 * under this root (README, "store"). */
 	json_object_object_add(o, "store", json_object_new_boolean(c.store));
-	if (c.store) {
-		char root[CORRAL_NAME_MAX + 32];
-		if (state_store_root(root, sizeof(root), c.name, NULL) == 0)
-			json_object_object_add(o, "store_root", json_object_new_string(root));
-	}
+	char root[CORRAL_NAME_MAX + 32] = "";
+	if (c.store && state_store_root(root, sizeof(root), c.name, NULL) < 0)
+		root[0] = '\0';
+	json_object_object_add(o, "store_root", cli_json_string(root));
 	json_object *s = json_object_new_object();
 	char reason[512];
-	json_object_object_add(s, "status", json_object_new_string(state_check(argv[1], &st, reason, sizeof(reason))));
-	if (reason[0])
-		json_object_object_add(s, "reason", json_object_new_string(reason));
-	json_object_object_add(s, "pid", json_object_new_int(state_init_alive(&st) ? st.init_pid : 0));
-	json_object_object_add(s, "cowfs_pid", json_object_new_int(state_cowfs_alive(&st) ? st.cowfs_pid : 0));
-	json_object_object_add(s, "started", json_object_new_string(started));
-	json_object_object_add(s, "finished", json_object_new_string(finished));
-	json_object_object_add(s, "exit_code", json_object_new_int(st.exit_code));
-	if (st.address[0])
-		json_object_object_add(s, "address", json_object_new_string(st.address));
+	const char *reason_status = state_check(name, &st, reason, sizeof(reason));
+	json_object_object_add(s, "status", json_object_new_string(reason_status));
+	json_object_object_add(s, "reason", cli_json_string(reason));
+	json_object_object_add(s, "pid", state_init_alive(&st) ? json_object_new_int(st.init_pid) : NULL);
+	json_object_object_add(s, "cowfs_pid", state_cowfs_alive(&st) ? json_object_new_int(st.cowfs_pid) : NULL);
+	json_object_object_add(s, "started", st.started_at ? json_object_new_string(started) : NULL);
+	json_object_object_add(s, "finished", st.finished_at ? json_object_new_string(finished) : NULL);
+	/* The last run's: null until one ended. */
+	json_object_object_add(s, "exit_code", st.finished_at ? json_object_new_int(st.exit_code) : NULL);
+	json_object_object_add(s, "address", cli_json_string(st.address));
+	char why[96];
+	exit_reason(reason_status, &st, why, sizeof(why));
+	json_object_object_add(s, "exit_reason", cli_json_string(why));
+	json_object_object_add(s, "oom_killed", oom_json(reason_status, &st));
+	json_object_object_add(s, "oom_kills", st.oom_kills >= 0 && st.finished_at ? json_object_new_int64(st.oom_kills) : NULL);
 	/* What the kernel granted the root's cowfs mount; null while no
 	 * daemon of this run has reported (stopped, or not yet past INIT). */
 	struct cowfs_features f;
-	if (state_cowfs_features(argv[1], &st, &f, NULL) == 0) {
+	if (state_cowfs_features(name, &st, &f, NULL) == 0) {
 		json_object *fo = json_object_new_object();
 		json_object_object_add(fo, "libfuse", json_object_new_string(f.libfuse));
 		json_object_object_add(fo, "passthrough", json_object_new_boolean(f.passthrough));
@@ -227,8 +314,10 @@ int cmd_inspect(int argc, char **argv)
 		json_object_object_add(s, "cowfs_features", json_object_new_null());
 	}
 	json_object_object_add(o, "state", s);
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-	json_object_put(o);
+	if (cli_globals.json)
+		cli_print_json(stdout, o);
+	else
+		cli_print_fields(stdout, o);
 	config_release(&c);
 	return 0;
 }
@@ -240,14 +329,19 @@ int cmd_stats(int argc, char **argv)
 		       "container's own layer) and I/O of\nrunning containers (all of them without NAME).\n");
 		return 0;
 	}
+	static const struct cli_spec spec = { .cmd = "stats", .max_args = -1 };
+	struct cli_args a;
+	int r = cli_parse(&spec, argc, argv, NULL, NULL, &a);
+	if (r)
+		return r;
 	char **names = NULL;
 	size_t count = 0;
-	bool all = argc < 2;
+	bool all = a.argc == 0;
 	if (all)
 		cli_container_names(&names, &count);
 	else {
-		names = argv + 1;
-		count = (size_t)argc - 1;
+		names = a.argv;
+		count = (size_t)a.argc;
 	}
 	json_object *arr = cli_globals.json ? json_object_new_array() : NULL;
 	if (!arr)
@@ -263,8 +357,24 @@ int cmd_stats(int argc, char **argv)
 		state_load(names[i], &st, NULL);
 		if (!state_init_alive(&st)) {
 			if (!all) {
-				fprintf(stderr, "corral: container %s is not running\n", names[i]);
-				rc = 1;
+				/* Plainly, and why: the figures are the kernel's,
+				 * and a stopped container's cgroup is gone. */
+				char why[96], sreason[512], dir[PATH_MAX];
+				if (state_path(dir, sizeof(dir), names[i], NULL, NULL) < 0 || access(dir, F_OK) < 0) {
+					fprintf(stderr, "corral: no such container: %s\n", names[i]);
+					rc = CLI_EXIT_ERROR;
+					continue;
+				}
+				const char *status = state_check(names[i], &st, sreason, sizeof(sreason));
+				exit_reason(status, &st, why, sizeof(why));
+				if (!strcmp(status, "created"))
+					fprintf(stderr, "corral: container %s is stopped (created, never started): "
+						"no figures\n", names[i]);
+				else
+					fprintf(stderr, "corral: container %s is stopped (%s%s%s): no figures; its "
+						"last run: corral inspect %s\n", names[i], status, why[0] ? ": " : "",
+						why, names[i]);
+				rc = CLI_EXIT_ERROR;
 			}
 			continue;
 		}
@@ -314,13 +424,13 @@ int cmd_stats(int argc, char **argv)
 		}
 	}
 	if (arr) {
-		printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
-		json_object_put(arr);
+		cli_print_json(stdout, arr);
 	}
 	if (all) {
 		for (size_t i = 0; i < count; i++)
 			free(names[i]);
 		free(names);
 	}
+	cli_args_release(&a);
 	return rc;
 }

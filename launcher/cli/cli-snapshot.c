@@ -60,8 +60,7 @@ static int snapshot_take(const char *name, const char *tag_arg)
 			json_object_object_add(o, "freeze_ms", json_object_new_double(res.freeze_ms));
 			json_object_object_add(o, "bytes_put_frozen", json_object_new_int64(res.bytes_put_frozen));
 		}
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
+		cli_print_json(stdout, o);
 		return 0;
 	}
 	printf("snapshot %s of %s: %llu entries, %llu files (%llu reused from the store), %llu bytes read\n", tag_arg,
@@ -93,8 +92,7 @@ static int snapshot_list_cmd(const char *name)
 	}
 	free(tags);
 	if (arr) {
-		printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
-		json_object_put(arr);
+		cli_print_json(stdout, arr);
 	}
 	return 0;
 }
@@ -105,22 +103,39 @@ int cmd_snapshot(int argc, char **argv)
 		snapshot_usage(stdout);
 		return 0;
 	}
-	if (argc >= 2 && !strcmp(argv[1], "list")) {
-		if (argc != 3)
-			return cli_usage_error("snapshot", "list takes NAME");
-		return snapshot_list_cmd(argv[2]);
-	}
-	if (argc >= 2 && !strcmp(argv[1], "rm")) {
-		if (argc != 4)
+	if (argc < 2)
+		return cli_usage_error("snapshot", "takes NAME [TAG]");
+	if (!strcmp(argv[1], "list") || !strcmp(argv[1], "rm")) {
+		static const struct cli_spec gspec = { .cmd = "snapshot", .max_args = -1, .command_after = 1,
+						       .group = true };
+		struct cli_args ga;
+		int gr = cli_parse(&gspec, argc, argv, NULL, NULL, &ga);
+		if (gr)
+			return gr;
+		struct cli_spec spec = { .cmd = "snapshot", .max_args = -1 };
+		struct cli_args a;
+		/* The process ends with the command: ga and a need no release. */
+		if ((gr = cli_parse(&spec, ga.argc, ga.argv, NULL, NULL, &a)))
+			return gr;
+		if (!strcmp(ga.argv[0], "list")) {
+			if (a.argc != 1)
+				return cli_usage_error("snapshot", "list takes NAME");
+			return snapshot_list_cmd(a.argv[0]);
+		}
+		if (a.argc != 2)
 			return cli_usage_error("snapshot", "rm takes NAME TAG");
 		struct corral_error err = { 0 };
-		if (snapshot_remove(argv[2], argv[3], &err) < 0)
+		if (snapshot_remove(a.argv[0], a.argv[1], &err) < 0)
 			return cli_fail(&err);
 		return 0;
 	}
-	if (argc < 2 || argc > 3 || argv[1][0] == '-')
-		return cli_usage_error("snapshot", "takes NAME [TAG]");
-	return snapshot_take(argv[1], argc == 3 ? argv[2] : NULL);
+	static const struct cli_spec spec = { .cmd = "snapshot", .min_args = 1, .max_args = 2,
+					      .missing = "takes NAME [TAG]" };
+	struct cli_args a;
+	int r = cli_parse(&spec, argc, argv, NULL, NULL, &a);
+	if (r)
+		return r;
+	return snapshot_take(a.argv[0], a.argc == 2 ? a.argv[1] : NULL);
 }
 
 static void rollback_usage(FILE *out)
@@ -140,22 +155,19 @@ int cmd_rollback(int argc, char **argv)
 		rollback_usage(stdout);
 		return 0;
 	}
+	static const struct option opts[] = {
+		{ "restart", no_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct cli_spec spec = { .cmd = "rollback", .longopts = opts, .min_args = 2, .max_args = 2,
+					      .missing = "takes NAME TAG" };
 	bool restart = false;
-	const char *pos[2];
-	int npos = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--restart"))
-			restart = true;
-		else if (argv[i][0] == '-')
-			return cli_usage_error("rollback", "unknown option '%s'", argv[i]);
-		else if (npos < 2)
-			pos[npos++] = argv[i];
-		else
-			return cli_usage_error("rollback", "takes NAME TAG");
-	}
-	if (npos != 2)
-		return cli_usage_error("rollback", "takes NAME TAG");
-	const char *name = pos[0], *tag = pos[1];
+	struct cli_args a;
+	int pr = cli_parse(&spec, argc, argv, cli_opt_flag, &restart, &a);
+	if (pr)
+		return pr;
+	/* The process ends with the command: a needs no release. */
+	const char *name = a.argv[0], *tag = a.argv[1];
 	struct corral_error err = { 0 };
 	struct container_state st;
 	char root_name[256];
@@ -195,8 +207,7 @@ int cmd_rollback(int argc, char **argv)
 		json_object_object_add(o, "tag", json_object_new_string(tag));
 		json_object_object_add(o, "entries", json_object_new_int64(res.entries));
 		json_object_object_add(o, "restarted", json_object_new_boolean(running));
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
+		cli_print_json(stdout, o);
 	} else
 		printf("rolled %s back to %s (%llu entries)%s\n", name, tag, (unsigned long long)res.entries,
 		       running ? ", restarted" : "");
@@ -233,21 +244,19 @@ int cmd_clone(int argc, char **argv)
 		clone_usage(stdout);
 		return 0;
 	}
-	const char *pos[2], *tag = NULL;
-	int npos = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--snapshot") && i + 1 < argc)
-			tag = argv[++i];
-		else if (argv[i][0] == '-')
-			return cli_usage_error("clone", "unknown option '%s'", argv[i]);
-		else if (npos < 2)
-			pos[npos++] = argv[i];
-		else
-			return cli_usage_error("clone", "takes SRC NEW");
-	}
-	if (npos != 2)
-		return cli_usage_error("clone", "takes SRC NEW");
-	const char *src = pos[0], *name = pos[1];
+	static const struct option opts[] = {
+		{ "snapshot", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct cli_spec spec = { .cmd = "clone", .longopts = opts, .min_args = 2, .max_args = 2,
+					      .missing = "takes SRC NEW" };
+	const char *tag = NULL;
+	struct cli_args a;
+	int pr = cli_parse(&spec, argc, argv, cli_opt_value, &tag, &a);
+	if (pr)
+		return pr;
+	/* The process ends with the command: a needs no release. */
+	const char *src = a.argv[0], *name = a.argv[1];
 	struct corral_error err = { 0 };
 	char cfg[PATH_MAX], root_name[256], tmp_tag[SNAPSHOT_TAG_MAX + 1];
 	if (name_validate("container", name, &err) < 0 || state_path(cfg, sizeof(cfg), src, "config", &err) < 0)
@@ -299,8 +308,7 @@ int cmd_clone(int argc, char **argv)
 		json_object_object_add(o, "container", json_object_new_string(name));
 		json_object_object_add(o, "source", json_object_new_string(src));
 		json_object_object_add(o, "entries", json_object_new_int64(res.entries));
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
+		cli_print_json(stdout, o);
 	} else
 		printf("cloned %s to %s (%llu entries)\n", src, name, (unsigned long long)res.entries);
 	return 0;

@@ -67,8 +67,7 @@ static int store_stats_cmd(void)
 		json_object_object_add(o, "packs", json_object_new_int64(st.packs));
 		json_object_object_add(o, "roots", json_object_new_int64(st.roots));
 		json_object_object_add(o, "index_bytes", json_object_new_int64(st.index_bytes));
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
+		cli_print_json(stdout, o);
 		return 0;
 	}
 	printf("logical bytes  %llu\n", (unsigned long long)st.logical_bytes);
@@ -102,8 +101,7 @@ static int store_gc_cmd(void)
 		json_object_object_add(o, "bytes_after", json_object_new_int64(res.bytes_after));
 		json_object_object_add(o, "records_dropped", json_object_new_int64(res.records_dropped));
 		json_object_object_add(o, "packs_busy", json_object_new_int64(res.packs_busy));
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
+		cli_print_json(stdout, o);
 		return 0;
 	}
 	printf("packs %llu -> %llu, bytes %llu -> %llu, %llu records dropped", (unsigned long long)res.packs_before,
@@ -135,13 +133,18 @@ static void print_finding(void *ctx, enum store_finding kind, const char *line)
 
 static int store_fsck_cmd(int argc, char **argv)
 {
-	unsigned flags = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--repair"))
-			flags |= STORE_FSCK_REPAIR;
-		else
-			return cli_usage_error("store fsck", "unknown option '%s'", argv[i]);
-	}
+	static const struct option opts[] = {
+		{ "repair", no_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct cli_spec spec = { .cmd = "store fsck", .longopts = opts };
+	bool repair = false;
+	struct cli_args a;
+	int pr = cli_parse(&spec, argc, argv, cli_opt_flag, &repair, &a);
+	if (pr)
+		return pr;
+	cli_args_release(&a);
+	unsigned flags = repair ? STORE_FSCK_REPAIR : 0;
 	struct corral_error err = { 0 };
 	struct store *s;
 	struct store_fsck_result res;
@@ -172,8 +175,7 @@ static int store_fsck_cmd(int argc, char **argv)
 		json_object_object_add(o, "bad_roots", json_object_new_int64(res.bad_roots));
 		json_object_object_add(o, "lost_files", json_object_new_int64(res.lost_files));
 		json_object_object_add(o, "findings", f.arr);
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
+		cli_print_json(stdout, o);
 	} else {
 		printf("%llu records, %llu damaged; %llu index errors; %llu roots, %llu damaged, %llu files lost%s\n",
 		       (unsigned long long)res.records, (unsigned long long)res.bad_records,
@@ -190,13 +192,25 @@ int cmd_store(int argc, char **argv)
 		store_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 125 : 0;
 	}
-	if (!strcmp(argv[1], "stats") && argc == 2)
-		return store_stats_cmd();
-	if (!strcmp(argv[1], "gc") && argc == 2)
-		return store_gc_cmd();
+	static const struct cli_spec gspec = { .cmd = "store", .min_args = 1, .max_args = -1,
+					       .missing = "expected a subcommand", .command_after = 1, .group = true };
+	struct cli_args ga;
+	int gr = cli_parse(&gspec, argc, argv, NULL, NULL, &ga);
+	if (gr)
+		return gr;
+	/* The process ends with the command: ga needs no release. */
+	argc = ga.argc + 1;
+	argv = ga.argv - 1;
 	if (!strcmp(argv[1], "fsck"))
 		return store_fsck_cmd(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "stats") || !strcmp(argv[1], "gc"))
-		return cli_usage_error("store", "'%s' takes no argument", argv[1]);
+	if (!strcmp(argv[1], "stats") || !strcmp(argv[1], "gc")) {
+		struct cli_spec spec = { .cmd = !strcmp(argv[1], "gc") ? "store gc" : "store stats" };
+		struct cli_args a;
+		int r = cli_parse(&spec, argc - 1, argv + 1, NULL, NULL, &a);
+		if (r)
+			return r;
+		cli_args_release(&a);
+		return !strcmp(argv[1], "gc") ? store_gc_cmd() : store_stats_cmd();
+	}
 	return cli_usage_error("store", "unknown subcommand '%s'", argv[1]);
 }

@@ -53,7 +53,7 @@ static int run_import_helper(const char *name, const char *kind, const char *src
 	pid_t pid = fork();
 	if (pid < 0) {
 		fprintf(stderr, "corral: fork: %s\n", strerror(errno));
-		return 1;
+		return CLI_EXIT_ERROR;
 	}
 	if (pid == 0) {
 		signal(SIGPIPE, SIG_DFL); /* corral ignores it; the helper must not */
@@ -64,40 +64,66 @@ static int run_import_helper(const char *name, const char *kind, const char *src
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
-			return 1;
+			return CLI_EXIT_ERROR;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		printf("%s\n", name);
 		return 0;
 	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	return CLI_EXIT_ERROR; /* corral-import said why */
+}
+
+struct import_ctx {
+	const char *kind, *src;
+	struct template_debootstrap d;
+};
+
+static int import_opt(int opt, const char *arg, void *ctx)
+{
+	struct import_ctx *x = ctx;
+	static const char *const kinds[] = { "--dir", "--tar", "--oci", "--debootstrap" };
+	static const char *const extra[] = { "--mirror", "--variant", "--include" };
+	if (opt < 4) {
+		if (x->kind)
+			return cli_usage_error("template import", "takes one source option");
+		x->kind = kinds[opt];
+		x->src = arg;
+		return 0;
+	}
+	const char **slot = opt == 4 ? &x->d.mirror : opt == 5 ? &x->d.variant : &x->d.include;
+	if (*slot)
+		return cli_usage_error("template import", "%s given twice", extra[opt - 4]);
+	*slot = arg;
+	return 0;
 }
 
 static int template_import(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 0 },	   { "tar", required_argument, NULL, 1 },
+		{ "oci", required_argument, NULL, 2 },	   { "debootstrap", required_argument, NULL, 3 },
+		{ "mirror", required_argument, NULL, 4 },  { "variant", required_argument, NULL, 5 },
+		{ "include", required_argument, NULL, 6 }, { NULL, 0, NULL, 0 },
+	};
+	static const struct cli_spec spec = { .cmd = "template import", .longopts = opts, .min_args = 1,
+					      .max_args = 1, .missing = "expected NAME and one source option" };
 	struct corral_error err = { 0 };
-	if (argc < 4)
+	struct import_ctx x = { 0 };
+	struct cli_args a;
+	int r = cli_parse(&spec, argc, argv, import_opt, &x, &a);
+	if (r)
+		return r;
+	/* The process ends with the command: a.argv needs no release. */
+	const char *name = a.argv[0], *kind = x.kind, *src = x.src;
+	if (!kind)
 		return cli_usage_error("template import", "expected NAME and one source option");
-	const char *name = argv[1], *kind = argv[2], *src = argv[3];
 	/* debootstrap's options, each once, in any order. */
-	struct template_debootstrap d = { .suite = src };
-	for (int i = 4; i < argc; i += 2) {
-		const char **slot = !strcmp(argv[i], "--mirror")  ? &d.mirror
-				  : !strcmp(argv[i], "--variant") ? &d.variant
-				  : !strcmp(argv[i], "--include") ? &d.include
-								  : NULL;
-		if (!slot)
-			return cli_usage_error("template import", "unexpected argument '%s'", argv[i]);
-		if (strcmp(kind, "--debootstrap"))
-			return cli_usage_error("template import", "%s goes with --debootstrap only", argv[i]);
-		if (i + 1 >= argc)
-			return cli_usage_error("template import", "%s needs a value", argv[i]);
-		if (*slot)
-			return cli_usage_error("template import", "%s given twice", argv[i]);
-		*slot = argv[i + 1];
-	}
+	struct template_debootstrap d = x.d;
+	d.suite = src;
+	if (strcmp(kind, "--debootstrap") && (d.mirror || d.variant || d.include))
+		return cli_usage_error("template import", "%s goes with --debootstrap only",
+				       d.mirror ? "--mirror" : d.variant ? "--variant" : "--include");
 	if (name_validate("template", name, &err) < 0)
 		return cli_fail(&err);
-	int r;
 	if (!strcmp(kind, "--dir"))
 		r = template_import_dir(state_root(), name, src, &err);
 	else if (!strcmp(kind, "--debootstrap"))
@@ -112,8 +138,14 @@ static int template_import(int argc, char **argv)
 	return 0;
 }
 
-static int template_list_cmd(void)
+static int template_list_cmd(int argc, char **argv)
 {
+	static const struct cli_spec spec = { .cmd = "template list" };
+	struct cli_args a;
+	int r = cli_parse(&spec, argc, argv, NULL, NULL, &a);
+	if (r)
+		return r;
+	cli_args_release(&a);
 	struct corral_error err = { 0 };
 	struct template_info *t;
 	size_t n;
@@ -129,8 +161,7 @@ static int template_list_cmd(void)
 			json_object_object_add(o, "created", json_object_new_string(t[i].created));
 			json_object_array_add(arr, o);
 		}
-		printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
-		json_object_put(arr);
+		cli_print_json(stdout, arr);
 	} else {
 		printf("%-20s %-12s %-22s %s\n", "NAME", "KIND", "CREATED", "SOURCE");
 		for (size_t i = 0; i < n; i++)
@@ -143,8 +174,13 @@ static int template_list_cmd(void)
 static int template_ingest_cmd(int argc, char **argv)
 {
 	struct corral_error err = { 0 };
-	if (argc != 2)
-		return cli_usage_error("template ingest", "expected one template name");
+	static const struct cli_spec spec = { .cmd = "template ingest", .min_args = 1, .max_args = 1,
+					      .missing = "expected one template name" };
+	struct cli_args a;
+	int r = cli_parse(&spec, argc, argv, NULL, NULL, &a);
+	if (r)
+		return r;
+	argv = a.argv - 1; /* argv[1]: the name; the process ends with the command */
 	struct template_ingest_result res;
 	if (template_ingest(state_root(), argv[1], &res, &err) < 0)
 		return cli_fail(&err);
@@ -162,8 +198,7 @@ static int template_ingest_cmd(int argc, char **argv)
 		json_object_object_add(o, "other_fs", json_object_new_int64(res.other_fs));
 		json_object_object_add(o, "seconds", json_object_new_double(res.seconds));
 		json_object_object_add(o, "mb_per_s", json_object_new_double(mbs));
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
+		cli_print_json(stdout, o);
 		return 0;
 	}
 	printf("template %s: %llu files, %llu bytes, %llu new bytes stored%s, %.2f s, %.1f MB/s\n", argv[1],
@@ -183,16 +218,29 @@ int cmd_template(int argc, char **argv)
 		template_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 125 : 0;
 	}
+	static const struct cli_spec spec = { .cmd = "template", .min_args = 1, .max_args = -1,
+					      .missing = "expected a subcommand", .command_after = 1, .group = true };
+	struct cli_args ga;
+	int gr = cli_parse(&spec, argc, argv, NULL, NULL, &ga);
+	if (gr)
+		return gr;
+	argc = ga.argc + 1;
+	argv = ga.argv - 1; /* argv[1] is the subcommand, as below expects */
 	if (!strcmp(argv[1], "import"))
 		return template_import(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "list") || !strcmp(argv[1], "ls"))
-		return template_list_cmd();
+		return template_list_cmd(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ingest"))
 		return template_ingest_cmd(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "rm") || !strcmp(argv[1], "remove")) {
 		struct corral_error err = { 0 };
-		if (argc != 3)
-			return cli_usage_error("template rm", "expected one template name");
+		static const struct cli_spec rspec = { .cmd = "template rm", .min_args = 1, .max_args = 1,
+						       .missing = "expected one template name" };
+		struct cli_args a;
+		int r = cli_parse(&rspec, argc - 1, argv + 1, NULL, NULL, &a);
+		if (r)
+			return r;
+		argv = a.argv - 2; /* argv[2]: the name */
 		if (template_remove(state_root(), argv[2], &err) < 0)
 			return cli_fail(&err);
 		/* The template is gone; its blocks go at the next store gc. */

@@ -65,16 +65,18 @@ static void usage(FILE *out)
 int cli_fail(const struct corral_error *err)
 {
 	fprintf(stderr, "corral: %s\n", err->msg[0] ? err->msg : "unknown error");
-	return 1;
+	/* As podman and docker: 126/127 for a command that could not be
+	 * run, 125 for corral's own failures. */
+	return err->exit_status == 126 || err->exit_status == 127 ? err->exit_status : CLI_EXIT_ERROR;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "corral %s: ", cmd);
+	fprintf(stderr, "corral%s%s: ", *cmd ? " " : "", cmd);
 	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, " (see corral %s --help)\n", cmd);
+	fprintf(stderr, " (see corral%s%s --help)\n", *cmd ? " " : "", cmd);
 	va_end(ap);
 	return 125;
 }
@@ -131,6 +133,14 @@ static void locate_companions(void)
 		memcpy(cli_globals.cowfs, path, len + 1);
 }
 
+static int main_opt(int opt, const char *arg, void *ctx)
+{
+	(void)arg;
+	if (!*(int *)ctx)
+		*(int *)ctx = opt;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	/* A child that failed early closes its end of our pipes: see that as
@@ -139,37 +149,41 @@ int main(int argc, char **argv)
 	locate_companions();
 	start_set_cmdline_area(argc, argv);
 
-	int i = 1;
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "--root") && i + 1 < argc)
-			state_set_root(argv[++i]);
-		else if (!strncmp(argv[i], "--root=", 7))
-			state_set_root(argv[i] + 7);
-		else if (!strcmp(argv[i], "--json"))
-			cli_globals.json = true;
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	/* The global options before the command; the command's own parse
+	 * takes them anywhere after it too. */
+	static const struct cli_spec spec = { .cmd = "", .shortopts = "h", .longopts = opts,
+					      .max_args = -1, .command_after = 1, .group = true };
+	int which = 0;
+	struct cli_args args;
+	int r = cli_parse(&spec, argc, argv, main_opt, &which, &args);
+	if (r)
+		return r;
+	if (which == 'h' || which == 'V') {
+		if (which == 'h')
 			usage(stdout);
-			return 0;
-		} else if (!strcmp(argv[i], "--version")) {
+		else
 			printf("corral %s\n", PACKAGE_VERSION);
-			return 0;
-		} else {
-			fprintf(stderr, "corral: unknown option '%s' (see corral --help)\n", argv[i]);
-			return 125;
-		}
+		cli_args_release(&args);
+		return 0;
 	}
-	if (i >= argc) {
+	if (args.argc == 0) {
 		usage(stderr);
+		cli_args_release(&args);
 		return 125;
 	}
-	/* Host users must never reach a container's tree (set-uid files its
-	 * root made): the state root is 0700, and tightened if found looser. */
-	struct corral_error err = { 0 };
-	if (state_secure_root(&err) < 0)
-		return cli_fail(&err);
-	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
-		if (!strcmp(argv[i], commands[k].name))
-			return commands[k].fn(argc - i, argv + i);
-	fprintf(stderr, "corral: unknown command '%s' (see corral --help)\n", argv[i]);
-	return 125;
+	r = -1;
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]) && r < 0; k++)
+		if (!strcmp(args.argv[0], commands[k].name))
+			r = commands[k].fn(args.argc, args.argv);
+	if (r < 0) {
+		fprintf(stderr, "corral: unknown command '%s' (see corral --help)\n", args.argv[0]);
+		r = 125;
+	}
+	cli_args_release(&args);
+	return r;
 }

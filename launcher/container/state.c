@@ -167,6 +167,7 @@ void state_init(struct container_state *st)
 {
 	memset(st, 0, sizeof(*st));
 	snprintf(st->status, sizeof(st->status), "created");
+	st->oom_kills = -1;
 }
 
 static int start_time(const struct kv_line *kv, unsigned long long *ret, struct corral_error *err)
@@ -210,6 +211,8 @@ static int state_apply_line(const struct kv_line *kv, void *arg, struct corral_e
 	}
 	if (!strcmp(key, "address"))
 		return kv_str(kv, st->address, sizeof(st->address), err);
+	if (!strcmp(key, "oom_kills"))
+		return kv_i64(kv, &st->oom_kills, err);
 	return 0;	/* a key a newer corral wrote: the state is a hint */
 }
 
@@ -244,10 +247,11 @@ int state_save(const char *name, const struct container_state *st, struct corral
 	int n = snprintf(buf, sizeof(buf),
 			 "# corral runtime state (the kernel is the truth: see corral list)\n"
 			 "status = %s\ninit_pid = %d\ninit_start = %llu\nmonitor_pid = %d\nmonitor_start = %llu\n"
-			 "cowfs_pid = %d\ncowfs_start = %llu\nexit_code = %d\nstarted_at = %lld\nfinished_at = %lld\n%s%s%s",
+			 "cowfs_pid = %d\ncowfs_start = %llu\nexit_code = %d\nstarted_at = %lld\nfinished_at = %lld\n"
+			 "oom_kills = %lld\n%s%s%s",
 			 st->status, (int)st->init_pid, st->init_start, (int)st->monitor_pid, st->monitor_start,
 			 (int)st->cowfs_pid, st->cowfs_start, st->exit_code, (long long)st->started_at,
-			 (long long)st->finished_at, st->address[0] ? "address = " : "", st->address,
+			 (long long)st->finished_at, (long long)st->oom_kills, st->address[0] ? "address = " : "", st->address,
 			 st->address[0] ? "\n" : "");
 	return file_write_atomic(path, buf, (size_t)n, 0644, err);
 }

@@ -15,6 +15,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -34,6 +35,10 @@ struct container_state {
 	int exit_code;			/* valid when exited; 128+N for signal N */
 	time_t started_at, finished_at;
 	char address[48];		/* bridge mode */
+	/* Processes the kernel's OOM killer killed in its cgroup during the
+	 * last run, read at its exit (v1 memory.oom_control oom_kill, v2
+	 * memory.events oom_kill); -1 = not known. */
+	int64_t oom_kills;
 };
 
 /* The state root: --root, else $CORRAL_ROOT, else /var/lib/corral. */

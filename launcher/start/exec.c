@@ -34,6 +34,7 @@
 #include "cgroup/cgroup.h"
 #include "child.h"
 #include "cleanup.h"
+#include "exec-user.h"
 #include "container/container-config.h"
 #include "pty.h"
 #include "security/security.h"
@@ -77,22 +78,38 @@ static int open_namespaces(pid_t pid, int fds[NS_COUNT], struct corral_error *er
  * only on a failure before the exec, with cerr filled; a failed exec is
  * sent on `verdict_fd` by child_exec. */
 static void exec_child(int verdict_fd, const struct container_config *c, char **argv, int slave,
-		       const struct pty_relay *relay, const struct seccomp_program *prog, struct corral_error *cerr)
+		       const struct pty_relay *relay, const struct seccomp_program *prog,
+		       const struct exec_options *o, struct corral_error *cerr)
 {
-	char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			"HOME=/root", "container=corral", slave >= 0 ? "TERM=xterm" : NULL, NULL };
-
 	if (c->userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
 		err_set(cerr, errno, "become root in the user namespace");
 		return;
 	}
+	/* --user from the container's own files: after the setns, "/" is
+	 * the container's root (see exec-user.h). */
+	uid_t uid = 0;
+	gid_t gid = 0;
+	char home[PATH_MAX] = "/root";
+	if (o->user) {
+		cleanup_close int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (root < 0) {
+			err_set(cerr, errno, "open the container's root");
+			return;
+		}
+		if (exec_user_resolve(root, o->user, &uid, &gid, home, sizeof(home), cerr) < 0)
+			return;
+	}
+	char **env = command_env(NULL, slave >= 0, home, o->env, o->nenv, cerr);
+	if (!env)
+		return;
 	/* Host groups of the caller stay out, as for the init (start.c). */
 	if (setgroups(0, NULL) < 0) {
 		err_set(cerr, errno, "drop the caller's supplementary groups");
 		return;
 	}
-	if (chdir("/") < 0) {
-		err_set(cerr, errno, "chdir /");
+	const char *dir = o->workdir ? o->workdir : "/";
+	if (chdir(dir) < 0) {
+		err_set(cerr, errno, "change to the working directory %s in %s", dir, c->name);
 		return;
 	}
 	/* A session of its own, always: left in the caller's session, the
@@ -120,7 +137,15 @@ static void exec_child(int verdict_fd, const struct container_config *c, char **
 		err_set(cerr, errno, "close inherited descriptors");
 		return;
 	}
-	if (caps_apply(c->caps, cerr) < 0 || seccomp_program_install(prog, cerr) < 0)
+	if (caps_apply(c->caps, cerr) < 0)
+		return;
+	/* After caps_apply (which keeps the permitted set across this, and
+	 * leaves the command none: see security.h), before the filter. */
+	if (o->user && (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)) {
+		err_set(cerr, errno, "become user %s (uid %u, gid %u)", o->user, (unsigned)uid, (unsigned)gid);
+		return;
+	}
+	if (seccomp_program_install(prog, cerr) < 0)
 		return;
 	/* corral ignores SIGPIPE and forwards the terminal's signals; the
 	 * command gets the defaults. */
@@ -134,8 +159,10 @@ static void exec_child(int verdict_fd, const struct container_config *c, char **
 	child_exec(verdict_fd, NULL, argv, env, what);
 }
 
-int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struct corral_error *err)
+int container_exec(const char *name, char **argv, const struct exec_options *o, int *ret_exit,
+		   struct corral_error *err)
 {
+	bool tty = o->tty;
 	struct container_state st;
 	struct container_config c;
 	char path[PATH_MAX];
@@ -217,7 +244,7 @@ int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struc
 		r = child_start(&ch, 0, what, err);
 		if (r == 0) {
 			struct corral_error cerr = { 0 };
-			exec_child(ch.fd, &c, argv, slave, &relay, &prog, &cerr);
+			exec_child(ch.fd, &c, argv, slave, &relay, &prog, o, &cerr);
 			child_fail(ch.fd, &cerr);
 		}
 		if (r > 0)

@@ -11,12 +11,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "child.h"
+#include "exec-user.h"
 #include "start.h"
 
 static volatile sig_atomic_t child_pid;
@@ -59,7 +61,7 @@ void container_boot(char **argv, char **envp, int ready_fd)
 	child_exec(ready_fd, argv[0], argv, envp, what);
 }
 
-int container_init(char **argv, char **envp, int ready_fd)
+int container_init(char **argv, char **envp, int ready_fd, const struct exec_options *cmd)
 {
 	static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT };
 	struct corral_error err = { 0 };
@@ -85,6 +87,25 @@ int container_init(char **argv, char **envp, int ready_fd)
 		setsid();
 		if (isatty(0))
 			ioctl(0, TIOCSCTTY, 0);
+		/* run --workdir, --user: here, in the container, with the
+		 * capabilities the init kept across a setuid (caps_apply). */
+		struct corral_error cerr = { 0 };
+		if (cmd && cmd->workdir && chdir(cmd->workdir) < 0) {
+			err_set(&cerr, errno, "change to the working directory %s", cmd->workdir);
+			child_fail(ch.fd, &cerr);
+		}
+		if (cmd && cmd->user) {
+			static char home[PATH_MAX], homevar[PATH_MAX + 8];
+			if (exec_user_become(cmd->user, home, sizeof(home), &cerr) < 0)
+				child_fail(ch.fd, &cerr);
+			/* Its HOME, unless --env gave one (which comes later). */
+			snprintf(homevar, sizeof(homevar), "HOME=%s", home);
+			for (char **e = envp; *e; e++)
+				if (!strncmp(*e, "HOME=/root", 11)) {
+					*e = homevar;
+					break;
+				}
+		}
 		char what[256];
 		snprintf(what, sizeof(what), "cannot run %s in the container", argv[0]);
 		child_exec(ch.fd, NULL, argv, envp, what);

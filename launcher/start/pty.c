@@ -116,6 +116,18 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* The end of our input is the end of the command's: the terminal's EOF
+ * character (^D), as typed at the start of a line -- twice after a
+ * partial line, whose first one only hands the line over.  Else a
+ * command reading a piped stdin through -t would wait for ever. */
+static void send_eof(int master, char last)
+{
+	struct termios t;
+	char eof = tcgetattr(master, &t) == 0 && t.c_cc[VEOF] ? (char)t.c_cc[VEOF] : 4;
+	char two[2] = { eof, eof };
+	write_all(master, two, last == '\n' ? 1 : 2);
+}
+
 void pty_proxy(int master, int pidfd)
 {
 	struct termios saved, raw;
@@ -140,6 +152,7 @@ void pty_proxy(int master, int pidfd)
 	 * the kernel's flip buffer a moment after it is gone -- and at the
 	 * latest a second later, however much the leftover keeps writing. */
 	int timeout = -1, quiet = 0;
+	char last = '\n'; /* the last byte of input passed on */
 	struct timespec exited = { 0 }, now;
 	for (;;) {
 		if (winch_pending && is_tty) {
@@ -178,8 +191,10 @@ void pty_proxy(int master, int pidfd)
 			ssize_t n = read(0, buf, sizeof(buf));
 			if (n <= 0) {
 				fds[0].fd = -1; /* stdin closed: keep draining output */
+				send_eof(master, last);
 				continue;
 			}
+			last = buf[n - 1];
 			if (write_all(master, buf, (size_t)n) < 0)
 				break;
 		}

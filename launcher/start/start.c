@@ -23,6 +23,7 @@
 #include "cgroup/cgroup.h"
 #include "child.h"
 #include "cleanup.h"
+#include "exec-user.h"
 #include "console-log.h"
 #include "fileio.h"
 #include "net/net.h"
@@ -48,6 +49,7 @@ struct start_ctx {
 	char inst[CORRAL_INSTANCE_NAME_MAX]; /* state_instance_name() of c->name */
 	const char *cowfs;	/* the cowfs binary */
 	struct cgroup *cg;	/* bring_up: from creation to the running init */
+	const struct exec_options *cmd; /* start_options' */
 };
 
 /* CORRAL_DEBUG_TIMING=1: phase timestamps on stderr, to see where a start
@@ -101,25 +103,16 @@ struct child_args {
 	const struct pty_relay *relay; /* foreground without tty: relayed stdio */
 	const struct seccomp_program *seccomp;
 	bool tty;
+	const struct exec_options *cmd; /* run: --user, --env, --workdir */
 };
 
-static char **container_env(const struct container_config *c, bool tty)
+/* The environment of the container's command or init; NULL on failure
+ * (err filled). */
+static char **container_env(const struct container_config *c, bool tty, const struct exec_options *cmd,
+			    struct corral_error *err)
 {
-	static char *env[8];
-	static char host[HOSTNAME_MAX_LEN + 16], term[64];
-	int n = 0;
-	env[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	env[n++] = "HOME=/root";
-	env[n++] = "container=corral";
-	snprintf(host, sizeof(host), "HOSTNAME=%s", c->hostname[0] ? c->hostname : c->name);
-	env[n++] = host;
-	if (tty) {
-		const char *t = getenv("TERM");
-		snprintf(term, sizeof(term), "TERM=%s", t && *t ? t : "xterm");
-		env[n++] = term;
-	}
-	env[n] = NULL;
-	return env;
+	return command_env(c->hostname[0] ? c->hostname : c->name, tty, "/root", cmd ? cmd->env : NULL,
+			   cmd ? cmd->nenv : 0, err);
 }
 
 /* A booting container's /dev/console, as a machine has one: a pty of
@@ -264,12 +257,23 @@ static void child_setup(struct child_args *a)
 		err_set(&err, errno, "prctl");
 		child_fail(a->err_fd, &err);
 	}
+	/* run's --user, --env, --workdir point into corral's command line,
+	 * which hide_cmdline wipes: copied first (command_env copies). */
+	char **env = container_env(c, a->tty, a->cmd, &err);
+	if (!env)
+		child_fail(a->err_fd, &err);
+	struct exec_options cmd = { 0 };
+	if (a->cmd && ((a->cmd->user && !(cmd.user = strdup(a->cmd->user))) ||
+		       (a->cmd->workdir && !(cmd.workdir = strdup(a->cmd->workdir))))) {
+		err_set(&err, ENOMEM, "copy the command's options");
+		child_fail(a->err_fd, &err);
+	}
 	hide_cmdline();
 	/* The error pipe closes with the fork of the command (see init.c),
 	 * which the parent reads as success. */
 	if (config_boots_init(c))
-		container_boot((char **)c->argv, container_env(c, a->tty), a->err_fd);
-	_exit(container_init((char **)c->argv, container_env(c, a->tty), a->err_fd));
+		container_boot((char **)c->argv, env, a->err_fd);
+	_exit(container_init((char **)c->argv, env, a->err_fd, &cmd));
 }
 
 static int write_id_map(pid_t pid, const char *file, uint32_t base, uint32_t size, struct corral_error *err)
@@ -399,7 +403,7 @@ static int spawn_container(const struct start_ctx *ctx, const char *rootfs, int 
 			close(console_parent);
 		struct child_args a = { .c = with_resolv_conf(ctx, &bridged), .cg = ctx->cg, .view = view, .go_fd = go_rd, .err_fd = ch.fd,
 					.log_fd = log_fd, .null_fd = null_fd, .console_sock = console_child,
-					.relay = relay, .seccomp = &prog, .tty = tty };
+					.relay = relay, .seccomp = &prog, .tty = tty, .cmd = ctx->cmd };
 		child_setup(&a);
 		_exit(1);
 	}
@@ -530,11 +534,20 @@ static int wait_for_exit(pid_t pid, int *ret_code)
 	return 0;
 }
 
-static void record_exit(const char *name, int code)
+/* Before the teardown: the cgroup still holds its OOM kill count. */
+static void record_exit(const char *name, const char *inst, int code)
 {
 	struct container_state st;
 	if (state_load(name, &st, NULL) < 0)
 		return;
+	struct cgroup *cg;
+	struct cgroup_stats cs = { 0 };
+	st.oom_kills = -1;
+	if (cgroup_open(inst, &cg, NULL) == 0) {
+		if (cgroup_stats(cg, &cs, NULL) == 0)
+			st.oom_kills = (int64_t)cs.oom_kills;
+		cgroup_free(cg);
+	}
 	snprintf(st.status, sizeof(st.status), "exited");
 	st.exit_code = code;
 	st.finished_at = time(NULL);
@@ -776,7 +789,7 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 	int r = load_for_start(name, &c, err);
 	if (r < 0)
 		return r;
-	struct start_ctx ctx = { .c = &c, .cowfs = opts->cowfs ? opts->cowfs : CORRAL_COWFS_PATH };
+	struct start_ctx ctx = { .c = &c, .cowfs = opts->cowfs ? opts->cowfs : CORRAL_COWFS_PATH, .cmd = opts->cmd };
 	state_instance_name(name, ctx.inst, sizeof(ctx.inst));
 
 	if (opts->foreground) {
@@ -809,7 +822,7 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 			pty_relay_release(&relay);
 			wait_for_exit(sp.pid, &code);
 			phase("container exited");
-			record_exit(name, code);
+			record_exit(name, ctx.inst, code);
 			teardown(name, ctx.inst, NULL);
 			phase("torn down");
 			*ret_exit = code;
@@ -870,7 +883,7 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 		if (sp.console_slave >= 0)
 			close(sp.console_slave);
 		wait_for_exit(sp.pid, &code);
-		record_exit(name, code);
+		record_exit(name, ctx.inst, code);
 		teardown(name, ctx.inst, NULL);
 		_exit(0);
 	}

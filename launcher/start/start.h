@@ -36,10 +36,20 @@
 #include "container/container-config.h"
 #include "error.h"
 
+struct exec_options {
+	bool tty;		/* a pty of the container's (TERM: the caller's) */
+	const char *user;	/* UID[:GID] or NAME[:GROUP] (exec-user.h); NULL = root */
+	char *const *env;	/* K=V each, added to the defaults (a key given again wins) */
+	size_t nenv;
+	const char *workdir;	/* inside the container; NULL = / */
+};
 struct start_options {
 	bool foreground;	/* run: the caller is the monitor, stdio attached */
 	bool tty;		/* allocate a pty for the command (with foreground) */
 	const char *cowfs;	/* the cowfs program; NULL = the installed one */
+	/* run: the command's user, environment and directory, as exec's
+	 * (its tty field is not used); NULL = root, the defaults, / */
+	const struct exec_options *cmd;
 };
 
 /* Starts a created container.  With foreground, waits for it and returns
@@ -55,7 +65,10 @@ int container_kill(const char *name, int sig, struct corral_error *err);
 int container_teardown(const char *name, struct corral_error *err);
 /* Runs argv inside a running container: every namespace, the cgroup, the
  * same capabilities and seccomp filter.  Returns the command's exit code. */
-int container_exec(const char *name, char **argv, bool tty, int *ret_exit, struct corral_error *err);
+/* A command that could not be run fails with err->exit_status 126 or 127
+ * (error.h). */
+int container_exec(const char *name, char **argv, const struct exec_options *o, int *ret_exit,
+		   struct corral_error *err);
 
 /* Gives start the memory of corral's own command line, which the
  * container's init overwrites so that /proc/1/cmdline inside does not show
@@ -66,8 +79,9 @@ void start_set_cmdline_area(int argc, char **argv);
  * and execs argv with envp, closes `ready_fd` (the child's verdict pipe,
  * common/child.h: EOF is the parent's success signal) once the command
  * runs or sends the failure on it, reaps orphans, and returns the
- * command's exit code. */
-int container_init(char **argv, char **envp, int ready_fd);
+ * command's exit code.  cmd (or NULL): the command's user and working
+ * directory, taken in the command's process before its exec. */
+int container_init(char **argv, char **envp, int ready_fd, const struct exec_options *cmd);
 /* A booting container (boot = init, systemd, busybox): the template's init
  * replaces corral's as PID 1, exec'ed with default signal dispositions;
  * the exec closes `ready_fd` (success) or its failure is sent on it.
