@@ -52,6 +52,11 @@ int cmd_clone(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_update(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 
 struct container_config;
 /* Makes a container's directories and saves its config (create, clone,

@@ -33,6 +33,10 @@ static void usage(FILE *out)
 	      "  inspect NAME                configuration and state\n"
 	      "  stats [NAME...]             memory, CPU, pids, disk and I/O use\n"
 	      "  rm [-f] NAME...             remove containers (-f: stop them first)\n"
+	      "  logs [-f] [--tail N] NAME   the console log (-f: follow until it stops)\n"
+	      "  pause|resume NAME...        freeze or thaw a running container\n"
+	      "  update NAME --memory|--cpus|--pids ...  new limits, live and saved\n"
+	      "  top NAME                    the container's processes\n"
 	      "\n"
 	      "Templates:\n"
 	      "  template import|list|rm     manage templates (see corral template --help)\n"
@@ -101,6 +105,11 @@ static const struct {
 	{ "snapshot", cmd_snapshot }, { "rollback", cmd_rollback },
 	{ "clone", cmd_clone }, { "backup", cmd_backup }, { "restore", cmd_restore },
 	{ "verify", cmd_verify },
+	{ "logs", cmd_logs },
+	{ "pause", cmd_pause },
+	{ "resume", cmd_resume },
+	{ "update", cmd_update },
+	{ "top", cmd_top },
 };
 
 /* In a build tree, corral finds cowfs and the default-template script

@@ -911,6 +911,8 @@ int container_stop(const char *name, int timeout_s, struct corral_error *err)
 	if (r < 0)
 		return r;
 	if (state_init_alive(&st)) {
+		/* A paused container takes no signal until thawed. */
+		container_thaw_quietly(name);
 		/* The container's own init may want another signal to shut
 		 * down (systemd: SIGRTMIN+3). */
 		int sig = SIGTERM;
