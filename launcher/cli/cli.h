@@ -57,6 +57,8 @@ int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_update(int argc, char **argv);
 int cmd_top(int argc, char **argv);
+/* start --all-autostart (cli-autostart.c). */
+int cli_start_autostart(void);
 
 struct container_config;
 /* Makes a container's directories and saves its config (create, clone,
