@@ -37,6 +37,7 @@ static void usage(FILE *out)
 	      "  pause|resume NAME...        freeze or thaw a running container\n"
 	      "  update NAME --memory|--cpus|--pids ...  new limits, live and saved\n"
 	      "  top NAME                    the container's processes\n"
+	      "  rename OLD NEW              rename a stopped container\n"
 	      "\n"
 	      "Templates:\n"
 	      "  template import|list|rm     manage templates (see corral template --help)\n"
@@ -110,6 +111,7 @@ static const struct {
 	{ "resume", cmd_resume },
 	{ "update", cmd_update },
 	{ "top", cmd_top },
+	{ "rename", cmd_rename },
 };
 
 /* In a build tree, corral finds cowfs and the default-template script

@@ -64,6 +64,9 @@ void container_thaw_quietly(const char *name);
  * save fails).  *ret_applied: the running cgroup took them. */
 int container_update(const char *name, const struct container_config *c, const struct cgroup_limits *old,
 		     bool *ret_applied, struct corral_error *err);
+/* Renames a stopped container (rename.c says what moves and in which
+ * order); refused while it runs or has snapshots.  All or nothing. */
+int container_rename(const char *from, const char *to, struct corral_error *err);
 /* Unmounts the root, removes network and cgroup; keeps the upper layer. */
 int container_teardown(const char *name, struct corral_error *err);
 /* Runs argv inside a running container: every namespace, the cgroup, the
