@@ -38,6 +38,7 @@ static void usage(FILE *out)
 	      "  update NAME --memory|--cpus|--pids ...  new limits, live and saved\n"
 	      "  top NAME                    the container's processes\n"
 	      "  rename OLD NEW              rename a stopped container\n"
+	      "  cp NAME:PATH HOSTPATH | HOSTPATH NAME:PATH  copy files in or out\n"
 	      "\n"
 	      "Templates:\n"
 	      "  template import|list|rm     manage templates (see corral template --help)\n"
@@ -112,6 +113,7 @@ static const struct {
 	{ "update", cmd_update },
 	{ "top", cmd_top },
 	{ "rename", cmd_rename },
+	{ "cp", cmd_cp },
 };
 
 /* In a build tree, corral finds cowfs and the default-template script

@@ -67,6 +67,14 @@ int container_update(const char *name, const struct container_config *c, const s
 /* Renames a stopped container (rename.c says what moves and in which
  * order); refused while it runs or has snapshots.  All or nothing. */
 int container_rename(const char *from, const char *to, struct corral_error *err);
+/* corral cp (cp.c): copies `cpath` of a running container's root
+ * filesystem to `hostpath` (into = false) or `hostpath` into it at `cpath`
+ * (into = true), files and directories recursively, modes kept (set-id
+ * bits dropped coming out).  Container paths are resolved inside its root,
+ * symlinks never followed out of it.  *ret_skipped: devices, fifos and
+ * sockets left out. */
+int container_cp(const char *name, const char *cpath, const char *hostpath, bool into, size_t *ret_skipped,
+		 struct corral_error *err);
 /* Unmounts the root, removes network and cgroup; keeps the upper layer. */
 int container_teardown(const char *name, struct corral_error *err);
 /* Runs argv inside a running container: every namespace, the cgroup, the
