@@ -59,6 +59,7 @@ int cmd_update(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_rename(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
 /* start --all-autostart (cli-autostart.c). */
 int cli_start_autostart(void);
 

@@ -39,6 +39,7 @@ static void usage(FILE *out)
 	      "  top NAME                    the container's processes\n"
 	      "  rename OLD NEW              rename a stopped container\n"
 	      "  cp NAME:PATH HOSTPATH | HOSTPATH NAME:PATH  copy files in or out\n"
+	      "  attach NAME                 the live console (Ctrl-P Ctrl-Q detaches)\n"
 	      "\n"
 	      "Templates:\n"
 	      "  template import|list|rm     manage templates (see corral template --help)\n"
@@ -114,6 +115,7 @@ static const struct {
 	{ "top", cmd_top },
 	{ "rename", cmd_rename },
 	{ "cp", cmd_cp },
+	{ "attach", cmd_attach },
 };
 
 /* In a build tree, corral finds cowfs and the default-template script

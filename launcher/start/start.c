@@ -856,7 +856,8 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 		signal(SIGTERM, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
 		int code = 0;
-		char log[PATH_MAX];
+		char log[PATH_MAX], sock[PATH_MAX];
+		const char *sockp = state_path(sock, sizeof(sock), name, CONSOLE_SOCK, NULL) == 0 ? sock : NULL;
 		if (state_path(log, sizeof(log), name, "console.log", NULL) == 0) {
 			if (sp.console >= 0) {
 				cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, sp.pid, 0);
@@ -864,9 +865,9 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 				 * at the first moment no one holds the console. */
 				if (pidfd < 0 && sp.console_slave >= 0)
 					close(take_fd(sp.console_slave));
-				console_log_relay_pty(sp.console, pidfd, log, c.console_size);
+				console_log_relay_pty(sp.console, pidfd, log, c.console_size, sockp);
 			} else {
-				console_log_relay(sp.log_pipe, log, c.console_size);
+				console_log_relay(sp.log_pipe, log, c.console_size, sockp);
 			}
 		}
 		if (sp.log_pipe >= 0)
