@@ -105,6 +105,8 @@ struct cg_backend {
 	int (*stats)(struct cg_hier *h, struct cgroup_stats *st, struct corral_error *err);
 	/* Freezes (and waits, bounded) or thaws the leaf; needs CG_FREEZER. */
 	int (*freeze)(struct cg_hier *h, bool frozen, struct corral_error *err);
+	/* Whether the leaf is frozen or freezing (needs CG_FREEZER). */
+	int (*frozen)(struct cg_hier *h, bool *ret, struct corral_error *err);
 	/* Kills everything in the leaf at once; -EOPNOTSUPP if it cannot. */
 	int (*kill)(struct cg_hier *h, struct corral_error *err);
 };

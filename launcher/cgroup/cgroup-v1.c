@@ -289,6 +289,18 @@ static int v1_freeze(struct cg_hier *h, bool frozen, struct corral_error *err)
 	return r < 0 ? err_set(err, -r, "wait for %s/freezer.state to read FROZEN", h->leaf) : 0;
 }
 
+static int v1_frozen(struct cg_hier *h, bool *ret, struct corral_error *err)
+{
+	cleanup_free char *text = NULL;
+	int r = cg_read(h->leaf, "freezer.state", &text, err);
+
+	if (r < 0)
+		return r;
+	/* FREEZING counts: a pause in progress (or stuck) is not running. */
+	*ret = strncmp(text, "THAWED", 6) != 0;
+	return 0;
+}
+
 static int v1_kill(struct cg_hier *h, struct corral_error *err)
 {
 	return -EOPNOTSUPP;
@@ -302,5 +314,6 @@ const struct cg_backend cg_backend_v1 = {
 	.apply = v1_apply,
 	.stats = v1_stats,
 	.freeze = v1_freeze,
+	.frozen = v1_frozen,
 	.kill = v1_kill,
 };

@@ -339,6 +339,17 @@ static int v2_freeze(struct cg_hier *h, bool frozen, struct corral_error *err)
 	return r < 0 ? err_set(err, -r, "wait for \"frozen 1\" in %s/cgroup.events", dir) : 0;
 }
 
+static int v2_frozen(struct cg_hier *h, bool *ret, struct corral_error *err)
+{
+	cleanup_free char *text = NULL;
+	int r = cg_read(cg_tasks_dir(h), "cgroup.freeze", &text, err);
+
+	if (r < 0)
+		return r;
+	*ret = text[0] == '1';
+	return 0;
+}
+
 static int v2_kill(struct cg_hier *h, struct corral_error *err)
 {
 	if (!cg_exists(h->leaf, "cgroup.kill"))
@@ -366,5 +377,6 @@ const struct cg_backend cg_backend_v2 = {
 	.apply = v2_apply,
 	.stats = v2_stats,
 	.freeze = v2_freeze,
+	.frozen = v2_frozen,
 	.kill = v2_kill,
 };

@@ -282,6 +282,38 @@ static int signal_all(struct cgroup *cg, pid_t *first, struct corral_error *err)
 	return (int)n;
 }
 
+int cgroup_frozen(struct cgroup *cg, bool *ret, struct corral_error *err)
+{
+	*ret = false;
+	for (int i = 0; i < cg->nhier; i++) {
+		if (!(cg->hier[i].ctrls & CG_BIT(CG_FREEZER)))
+			continue;
+		bool f = false;
+		int r = cg->hier[i].be->frozen(&cg->hier[i], &f, err);
+		if (r < 0)
+			return r;
+		*ret = *ret || f;
+	}
+	return 0;
+}
+
+int cgroup_set_limits(struct cgroup *cg, const struct cgroup_limits *lim, struct corral_error *err)
+{
+	int r = cgroup_limits_validate(lim, err);
+	if (r < 0)
+		return r;
+	unsigned missing = needed_ctrls(lim) & ~all_ctrls(cg);
+	for (int c = 0; c < CG_NCTRL; c++)
+		if (missing & CG_BIT(c))
+			return err_plain(err, ENOTSUP, "a limit needs the cgroup controller \"%s\", "
+					 "which this container's cgroup does not have", cg_v1_names[c]);
+	/* Every hierarchy gets the whole set: apply resets what is unset on a
+	 * leaf it did not create, so a limit dropped from the config goes. */
+	for (int i = 0; i < cg->nhier && r >= 0; i++)
+		r = cg->hier[i].be->apply(&cg->hier[i], lim, err);
+	return r;
+}
+
 int cgroup_freeze(struct cgroup *cg, bool frozen, struct corral_error *err)
 {
 	int r = -EOPNOTSUPP;

@@ -78,6 +78,14 @@ int cgroup_pids(struct cgroup *cg, pid_t **ret, size_t *ret_count, struct corral
  * the cut of a snapshot.  -EOPNOTSUPP where no
  * hierarchy has a freezer. */
 int cgroup_freeze(struct cgroup *cg, bool frozen, struct corral_error *err);
+/* Whether the container is frozen (or freezing): `corral pause`. */
+int cgroup_frozen(struct cgroup *cg, bool *ret, struct corral_error *err);
+/* Applies a whole new set of limits to a running container's cgroup
+ * (`corral update`): validated as at create; limits unset in `lim` are
+ * reset to none.  A controller the cgroup was made without (a limit that
+ * was unset at start, on a host that adds controllers only as needed)
+ * is an error naming it. */
+int cgroup_set_limits(struct cgroup *cg, const struct cgroup_limits *lim, struct corral_error *err);
 /* Freezes, SIGKILLs every process, thaws, waits until empty (bounded). */
 int cgroup_kill_all(struct cgroup *cg, struct corral_error *err);
 /* Removes the cgroup directories; -EBUSY while processes remain. */

@@ -59,6 +59,9 @@ static const char create_options_help[] =
 	"  --share-base             read-only opens of template files share the template's\n"
 	"                           page cache (cowfs share_base=1); a write to a template\n"
 	"                           file fails with ETXTBSY while one is open\n"
+	"  --autostart              start it with `corral start --all-autostart` (the\n"
+	"                           corral-autostart.service unit runs that at boot)\n"
+	"  --autostart-order N      lower N starts first (default 0; ties by name)\n"
 	"  --no-store               keep the container's files in its upper layer only\n"
 	"                           (default: written files move into the host's block\n"
 	"                           store, <root>/store, where identical content is kept\n"
@@ -69,7 +72,7 @@ enum {
 	OPT_CPUSET_CPUS, OPT_CPUSET_MEMS, OPT_PIDS, OPT_RBPS, OPT_WBPS, OPT_RIOPS, OPT_WIOPS,
 	OPT_DISK, OPT_INODES, OPT_NETWORK, OPT_SUBNET, OPT_NAT, OPT_CAP_ADD, OPT_CAP_DROP,
 	OPT_SECCOMP, OPT_USERNS, OPT_USERNS_RANGE, OPT_MOUNT, OPT_NAME, OPT_RM, OPT_DETACH,
-	OPT_CONSOLE_SIZE, OPT_SHARE_BASE, OPT_NO_STORE, OPT_BRIDGE, OPT_IP, OPT_PUBLISH = 'p',
+	OPT_CONSOLE_SIZE, OPT_SHARE_BASE, OPT_NO_STORE, OPT_AUTOSTART, OPT_AUTOSTART_ORDER, OPT_BRIDGE, OPT_IP, OPT_PUBLISH = 'p',
 };
 
 static const struct option create_longopts[] = {
@@ -102,6 +105,8 @@ static const struct option create_longopts[] = {
 	{ "mount", required_argument, NULL, OPT_MOUNT },
 	{ "console-size", required_argument, NULL, OPT_CONSOLE_SIZE },
 	{ "share-base", no_argument, NULL, OPT_SHARE_BASE },
+	{ "autostart", no_argument, NULL, OPT_AUTOSTART },
+	{ "autostart-order", required_argument, NULL, OPT_AUTOSTART_ORDER },
 	{ "no-store", no_argument, NULL, OPT_NO_STORE },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "rm", no_argument, NULL, OPT_RM },
@@ -238,6 +243,13 @@ static int apply_option(int opt, const char *arg, struct container_config *c, ch
 		break;
 	case OPT_NO_STORE:
 		c->store = false;
+		break;
+	case OPT_AUTOSTART:
+		c->autostart = true;
+		break;
+	case OPT_AUTOSTART_ORDER:
+		if ((r = parse_count("autostart order", arg, -AUTOSTART_ORDER_MAX, AUTOSTART_ORDER_MAX, &n, err)) == 0)
+			c->autostart_order = (int)n;
 		break;
 	case OPT_USERNS_RANGE:
 		if (sscanf(arg, "%u:%u", &c->userns_base, &c->userns_size) != 2)
@@ -697,10 +709,31 @@ static int do_start(const char *name, void *arg, struct corral_error *err)
 int cmd_start(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
-		printf("usage: corral start NAME...\n\nStarts containers in the background; their output goes to\n"
+		printf("usage: corral start NAME...\n       corral start --all-autostart\n\n"
+		       "Starts containers in the background; their output goes to\n"
 		       "<root>/containers/NAME/console.log, which rotates to console.log.1 at the size set\n"
-		       "with create --console-size (default 1M).\n");
+		       "with create --console-size (default 1M).\n"
+		       "--all-autostart starts every container created with --autostart that is not\n"
+		       "running, lowest --autostart-order first, then by name (corral-autostart.service).\n");
 		return 0;
+	}
+	bool autostart = false;
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--all-autostart"))
+			autostart = true;
+	if (autostart) {
+		static const struct option opts[] = { { "all-autostart", no_argument, NULL, 'A' }, { 0 } };
+		struct cli_spec spec = { .cmd = "start", .longopts = opts, .min_args = 0, .max_args = -1 };
+		struct cli_args a;
+		bool flag = false;
+		int rc = cli_parse(&spec, argc, argv, cli_opt_flag, &flag, &a);
+		if (rc)
+			return rc;
+		int names = a.argc;
+		cli_args_release(&a);
+		if (names)
+			return cli_usage_error("start", "--all-autostart takes no container names");
+		return cli_start_autostart();
 	}
 	return each_name("start", argc, argv, NULL, NULL, NULL, NULL, do_start, NULL);
 }

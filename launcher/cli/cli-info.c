@@ -274,6 +274,8 @@ int cmd_inspect(int argc, char **argv)
 		snprintf(range, sizeof(range), "%u:%u", c.userns_base, c.userns_size);
 	json_object_object_add(o, "userns_range", cli_json_string(range));
 	json_object_object_add(o, "console_size", json_object_new_int64((int64_t)c.console_size));
+	json_object_object_add(o, "autostart", json_object_new_boolean(c.autostart));
+	json_object_object_add(o, "autostart_order", json_object_new_int64(c.autostart_order));
 	/* Store-backed: written files move into the host's block store,
 	 * under this root (README, "store"). */
 	json_object_object_add(o, "store", json_object_new_boolean(c.store));

@@ -76,6 +76,23 @@ struct cli_args {
 int cli_parse(const struct cli_spec *spec, int argc, char **argv, int (*on_opt)(int opt, const char *arg, void *ctx),
 	      void *ctx, struct cli_args *out);
 void cli_args_release(struct cli_args *a);
+static inline void cli_args_cleanup(struct cli_args *a)
+{
+	cli_args_release(a);
+}
+#define cleanup_cli_args __attribute__((cleanup(cli_args_cleanup)))
+/* cli_parse for a command without options of its own: argc/argv become
+ * its positional arguments as a main's (argv[0] the command). */
+#define CLI_PARSE_POSITIONAL(cmdname, lo, hi, missing_msg, args)                                             \
+	do {                                                                                                  \
+		struct cli_spec spec_ = { .cmd = (cmdname), .min_args = (lo), .max_args = (hi),               \
+					  .missing = (missing_msg) };                                          \
+		int rc_ = cli_parse(&spec_, argc, argv, NULL, NULL, &(args));                                 \
+		if (rc_)                                                                                      \
+			return rc_;                                                                           \
+		argc = (args).argc + 1;                                                                       \
+		argv = (args).argv - 1;                                                                       \
+	} while (0)
 /* cli_wants_help for a command with a spec: -h or --help among its own
  * options only -- not an option's value, not after --, not in a
  * container's command (corral exec web ls --help runs ls --help). */
@@ -105,6 +122,16 @@ int cmd_clone(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_update(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+int cmd_rename(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+/* start --all-autostart (cli-autostart.c). */
+int cli_start_autostart(void);
 
 struct json_object;
 /* Prints o as the CLI's JSON -- pretty, "/" never escaped -- with a

@@ -33,6 +33,13 @@ static void usage(FILE *out)
 	      "  inspect NAME                configuration and state\n"
 	      "  stats [NAME...]             memory, CPU, pids, disk and I/O use\n"
 	      "  rm [-f] NAME...             remove containers (-f: stop them first)\n"
+	      "  logs [-f] [--tail N] NAME   the console log (-f: follow until it stops)\n"
+	      "  pause|resume NAME...        freeze or thaw a running container\n"
+	      "  update NAME --memory|--cpus|--pids ...  new limits, live and saved\n"
+	      "  top NAME                    the container's processes\n"
+	      "  rename OLD NEW              rename a stopped container\n"
+	      "  cp NAME:PATH HOSTPATH | HOSTPATH NAME:PATH  copy files in or out\n"
+	      "  attach NAME                 the live console (Ctrl-P Ctrl-Q detaches)\n"
 	      "\n"
 	      "Templates:\n"
 	      "  template import|list|rm     manage templates (see corral template --help)\n"
@@ -103,6 +110,14 @@ static const struct {
 	{ "snapshot", cmd_snapshot }, { "rollback", cmd_rollback },
 	{ "clone", cmd_clone }, { "backup", cmd_backup }, { "restore", cmd_restore },
 	{ "verify", cmd_verify },
+	{ "logs", cmd_logs },
+	{ "pause", cmd_pause },
+	{ "resume", cmd_resume },
+	{ "update", cmd_update },
+	{ "top", cmd_top },
+	{ "rename", cmd_rename },
+	{ "cp", cmd_cp },
+	{ "attach", cmd_attach },
 };
 
 /* In a build tree, corral finds cowfs and the default-template script

@@ -265,6 +265,9 @@ int config_validate(const struct container_config *c, struct corral_error *err)
 			if (c->net.ports[i].host == c->net.ports[j].host && c->net.ports[i].udp == c->net.ports[j].udp)
 				return err_plain(err, EINVAL, "host port %u/%s is published twice", c->net.ports[i].host,
 						 c->net.ports[i].udp ? "udp" : "tcp");
+	if (c->autostart_order < -AUTOSTART_ORDER_MAX || c->autostart_order > AUTOSTART_ORDER_MAX)
+		return err_plain(err, EINVAL, "autostart_order %d is out of range (-%d to %d)", c->autostart_order,
+				 AUTOSTART_ORDER_MAX, AUTOSTART_ORDER_MAX);
 	if (c->store_delay > STORE_DELAY_MAX)
 		return err_plain(err, EINVAL, "store_delay %u is out of range (0 to %u seconds)", c->store_delay,
 				 STORE_DELAY_MAX);
@@ -392,6 +395,10 @@ int config_save(const struct container_config *c, const char *path, struct corra
 	sb_printf(&b, "store = %s\n", c->store ? "yes" : "no");
 	if (c->store_delay != STORE_DELAY_DEFAULT)
 		sb_printf(&b, "store_delay = %u\n", c->store_delay);
+	if (c->autostart)
+		sb_printf(&b, "autostart = yes\n");
+	if (c->autostart_order)
+		sb_printf(&b, "autostart_order = %d\n", c->autostart_order);
 	for (int i = 0; i < c->nmounts; i++)
 		sb_printf(&b, "mount = %s:%s:%s\n", c->mounts[i].source, c->mounts[i].target,
 			  c->mounts[i].readonly ? "ro" : "rw");
@@ -566,6 +573,10 @@ static int config_apply_line(const struct kv_line *kv, void *arg, struct corral_
 		return kv_bool(kv, &c->store, err);
 	else if (!strcmp(key, "store_delay"))
 		return kv_u32(kv, &c->store_delay, err);
+	else if (!strcmp(key, "autostart"))
+		return kv_bool(kv, &c->autostart, err);
+	else if (!strcmp(key, "autostart_order"))
+		return kv_int(kv, &c->autostart_order, err);
 	else if (!strcmp(key, "userns_range")) {
 		char *colon = strchr(v, ':');
 		uint64_t base, size;

@@ -69,7 +69,10 @@ struct container_config {
 				 * (<root>/store, root "container.NAME"); default */
 	uint32_t store_delay;	/* seconds idle after a file's last writer before it
 				 * moves (cowfs store_delay); config key only */
+	bool autostart;		/* started by `corral start --all-autostart` (at boot) */
+	int autostart_order;	/* lower first, then by name; config key autostart_order */
 };
+#define AUTOSTART_ORDER_MAX 100000
 
 #define STORE_DELAY_DEFAULT 30
 #define STORE_DELAY_MAX 86400

@@ -19,6 +19,7 @@
 #include "fileio.h"
 #include "kv.h"
 #include "state.h"
+#include "cgroup/cgroup.h"
 
 /* Parsed option: set once by the CLI before any command runs. */
 static const char *root_override;
@@ -427,7 +428,14 @@ const char *state_check(const char *name, const struct container_state *st, char
 		return "broken";
 	}
 	/* A slow answer is not a dead daemon: trust the pid check. */
-	return "running";
+	struct cgroup *cg;
+	char inst[CORRAL_INSTANCE_NAME_MAX];
+	bool frozen = false;
+	if (cgroup_open(state_instance_name(name, inst, sizeof(inst)), &cg, NULL) == 0) {
+		cgroup_frozen(cg, &frozen, NULL);
+		cgroup_free(cg);
+	}
+	return frozen ? "paused" : "running";
 }
 
 struct features_parse {

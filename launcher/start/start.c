@@ -863,7 +863,8 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 		signal(SIGTERM, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
 		int code = 0;
-		char log[PATH_MAX];
+		char log[PATH_MAX], sock[PATH_MAX];
+		const char *sockp = state_path(sock, sizeof(sock), name, CONSOLE_SOCK, NULL) == 0 ? sock : NULL;
 		if (state_path(log, sizeof(log), name, "console.log", NULL) == 0) {
 			if (sp.console >= 0) {
 				cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, sp.pid, 0);
@@ -871,9 +872,9 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 				 * at the first moment no one holds the console. */
 				if (pidfd < 0 && sp.console_slave >= 0)
 					close(take_fd(sp.console_slave));
-				console_log_relay_pty(sp.console, pidfd, log, c.console_size);
+				console_log_relay_pty(sp.console, pidfd, log, c.console_size, sockp);
 			} else {
-				console_log_relay(sp.log_pipe, log, c.console_size);
+				console_log_relay(sp.log_pipe, log, c.console_size, sockp);
 			}
 		}
 		if (sp.log_pipe >= 0)
@@ -918,6 +919,8 @@ int container_stop(const char *name, int timeout_s, struct corral_error *err)
 	if (r < 0)
 		return r;
 	if (state_init_alive(&st)) {
+		/* A paused container takes no signal until thawed. */
+		container_thaw_quietly(name);
 		/* The container's own init may want another signal to shut
 		 * down (systemd: SIGRTMIN+3). */
 		int sig = SIGTERM;

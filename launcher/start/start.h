@@ -61,6 +61,30 @@ int container_start(const char *name, const struct start_options *opts, int *ret
 int container_stop(const char *name, int timeout_s, struct corral_error *err);
 /* Sends a signal to the container's init (forwarded to the command). */
 int container_kill(const char *name, int sig, struct corral_error *err);
+/* Freezes (paused) or thaws every process of a running container but its
+ * cowfs daemon; the container's own clocks go on.  -ESRCH when it is not
+ * running, -EALREADY when already paused, -EINVAL resuming one that is not. */
+int container_pause(const char *name, bool paused, struct corral_error *err);
+/* Thaws a container if its cgroup is there (stop of a paused one: a
+ * frozen task takes no signal); errors are ignored. */
+void container_thaw_quietly(const char *name);
+/* Saves `c` (the container's loaded config with new limits, validated
+ * here) to its config file atomically; on a running container first
+ * applies c->limits to its cgroup (and puts `old` back if that or the
+ * save fails).  *ret_applied: the running cgroup took them. */
+int container_update(const char *name, const struct container_config *c, const struct cgroup_limits *old,
+		     bool *ret_applied, struct corral_error *err);
+/* Renames a stopped container (rename.c says what moves and in which
+ * order); refused while it runs or has snapshots.  All or nothing. */
+int container_rename(const char *from, const char *to, struct corral_error *err);
+/* corral cp (cp.c): copies `cpath` of a running container's root
+ * filesystem to `hostpath` (into = false) or `hostpath` into it at `cpath`
+ * (into = true), files and directories recursively, modes kept (set-id
+ * bits dropped coming out).  Container paths are resolved inside its root,
+ * symlinks never followed out of it.  *ret_skipped: devices, fifos and
+ * sockets left out. */
+int container_cp(const char *name, const char *cpath, const char *hostpath, bool into, size_t *ret_skipped,
+		 struct corral_error *err);
 /* Unmounts the root, removes network and cgroup; keeps the upper layer. */
 int container_teardown(const char *name, struct corral_error *err);
 /* Runs argv inside a running container: every namespace, the cgroup, the
