@@ -99,19 +99,11 @@ int cmd_attach(int argc, char **argv)
 	CLI_PARSE_POSITIONAL("attach", 1, 1, "no container name given", args);
 	const char *name = argv[1];
 	struct corral_error err = { 0 };
-	char dir[PATH_MAX], path[PATH_MAX];
+	char path[PATH_MAX];
 	struct container_state st;
-	if (name_validate("container", name, &err) < 0 || state_path(dir, sizeof(dir), name, NULL, &err) < 0 ||
+	if (name_validate("container", name, &err) < 0 || state_load_running(name, &st, &err) < 0 ||
 	    state_path(path, sizeof(path), name, CONSOLE_SOCK, &err) < 0)
 		return cli_fail(&err);
-	if (access(dir, F_OK) < 0) {
-		err_plain(&err, ENOENT, "no such container: %s", name);
-		return cli_fail(&err);
-	}
-	if (state_load(name, &st, NULL) < 0 || !state_init_alive(&st)) {
-		err_plain(&err, ESRCH, "container %s is not running", name);
-		return cli_fail(&err);
-	}
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(a.sun_path)) {
 		err_plain(&err, ENAMETOOLONG, "the console socket path %s is too long to connect to", path);

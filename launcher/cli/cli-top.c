@@ -102,17 +102,8 @@ int cmd_top(int argc, char **argv)
 	const char *name = argv[1];
 	struct corral_error err = { 0 };
 	struct container_state st;
-	char dir[PATH_MAX];
-	if (name_validate("container", name, &err) < 0 || state_path(dir, sizeof(dir), name, NULL, &err) < 0)
+	if (name_validate("container", name, &err) < 0 || state_load_running(name, &st, &err) < 0)
 		return cli_fail(&err);
-	if (access(dir, F_OK) < 0) {
-		err_plain(&err, ENOENT, "no such container: %s", name);
-		return cli_fail(&err);
-	}
-	if (state_load(name, &st, NULL) < 0 || !state_init_alive(&st)) {
-		err_plain(&err, ESRCH, "container %s is not running", name);
-		return cli_fail(&err);
-	}
 	struct cgroup *cg;
 	cleanup_free pid_t *pids = NULL;
 	size_t n = 0;

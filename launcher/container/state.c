@@ -526,3 +526,16 @@ int state_clean_leftovers(const char *name, struct corral_error *err)
 		return err_set(err, errno, "making %s/work", path);
 	return 0;
 }
+
+int state_load_running(const char *name, struct container_state *st, struct corral_error *err)
+{
+	char dir[PATH_MAX];
+	int r = state_path(dir, sizeof(dir), name, NULL, err);
+	if (r < 0)
+		return r;
+	if (access(dir, F_OK) < 0)
+		return err_plain(err, ENOENT, "no such container: %s", name);
+	if (state_load(name, st, err) < 0 || !state_init_alive(st))
+		return err_plain(err, ESRCH, "container %s is not running", name);
+	return 0;
+}

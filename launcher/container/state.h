@@ -65,6 +65,9 @@ int state_secure_container(const char *name, struct corral_error *err);
 
 void state_init(struct container_state *st);
 int state_load(const char *name, struct container_state *ret, struct corral_error *err);
+/* state_load of a container that must exist and be running: "no such
+ * container: NAME" (-ENOENT) or "container NAME is not running" (-ESRCH). */
+int state_load_running(const char *name, struct container_state *ret, struct corral_error *err);
 int state_save(const char *name, const struct container_state *st, struct corral_error *err);
 
 /* Host-wide resources (cgroups, veths, address leases) are shared by every

@@ -14,14 +14,9 @@
 static int open_running(const char *name, struct cgroup **ret, struct corral_error *err)
 {
 	struct container_state st;
-	char dir[PATH_MAX];
-	int r = state_path(dir, sizeof(dir), name, NULL, err);
+	int r = state_load_running(name, &st, err);
 	if (r < 0)
 		return r;
-	if (access(dir, F_OK) < 0)
-		return err_plain(err, ENOENT, "no such container: %s", name);
-	if (state_load(name, &st, err) < 0 || !state_init_alive(&st))
-		return err_plain(err, ESRCH, "container %s is not running", name);
 	char inst[CORRAL_INSTANCE_NAME_MAX];
 	return cgroup_open(state_instance_name(name, inst, sizeof(inst)), ret, err);
 }
